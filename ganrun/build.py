@@ -1,0 +1,65 @@
+"""The one place a composed config becomes objects: data, G and D, loss, optimizers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from ganrun.config import ConfigError, instantiate, optimizer_kwargs, resolve_target
+from ganrun.losses import Loss
+
+
+def pick_device(name: str) -> torch.device:
+    """auto -> cuda when available, else cpu; cuda without a GPU is a ConfigError."""
+    name = getattr(name, "value", name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but torch sees no CUDA GPU; use train.device=auto or cpu")
+    return torch.device(name)
+
+
+def build_models(model_cfg: DictConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """(G, D) from the `model` node for data of `data_shape`."""
+    G, D = instantiate(model_cfg, "model", data_shape=tuple(data_shape))
+    return G, D
+
+
+def build_optimizer(opt_cfg: DictConfig, params: Any, lr: float) -> torch.optim.Optimizer:
+    """An optimizer from the `optimizer` node with learning rate `lr`."""
+    target = resolve_target(opt_cfg._target_, "optimizer")
+    try:
+        return target(params, lr=lr, **optimizer_kwargs(opt_cfg, target))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"optimizer: {e}") from e
+
+
+@dataclass
+class Experiment:
+    """Everything a training run needs, built from one config."""
+
+    data: Any
+    G: nn.Module
+    D: nn.Module
+    loss: Loss
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    device: torch.device
+
+
+def build(cfg: DictConfig) -> Experiment:
+    """Build data, models (on the device), loss and optimizers from a validated config."""
+    device = pick_device(cfg.train.device)
+    data = instantiate(cfg.dataset, "dataset")
+    G, D = build_models(cfg.model, data.shape)
+    G, D = G.to(device), D.to(device)
+    loss = instantiate(cfg.loss, "loss")
+    if not isinstance(loss, Loss):
+        raise ConfigError(f"loss._target_={cfg.loss._target_} is not a ganrun.losses.Loss")
+    opt_G = build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g)
+    opt_D = build_optimizer(cfg.optimizer, D.parameters(), cfg.optimizer.lr_d)
+    return Experiment(data, G, D, loss, opt_G, opt_D, device)

@@ -1,0 +1,66 @@
+"""Checkpoints: tensors and plain containers only, so torch.load(weights_only=True) reads them.
+
+A checkpoint is a dict:
+    format   "ganrun/1"
+    step     completed G updates
+    G, D, opt_G, opt_D   state_dicts
+    rng      {"torch": ByteTensor, "cuda": [ByteTensor, ...]}
+    config   the resolved run config as plain dicts/lists
+    data     {"kind": "image" | "points", "shape": [...]} so sample.py can rebuild G alone
+It is written to a temporary file in the same folder, flushed to disk, then renamed over the
+target, so a reader (or a crash) only ever sees the old or the new complete file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "ganrun/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read (missing, corrupt, or not a ganrun checkpoint)."""
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch CPU and CUDA generator states."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def save(path: str | Path, ckpt: dict[str, Any]) -> None:
+    """Write `ckpt` to `path` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a ganrun checkpoint safely (no pickled code runs); CheckpointError says what is wrong."""
+    path = Path(path)
+    if path.is_dir():  # a run folder: take its last checkpoint
+        path = path / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(f"ckpt={path}: no such file; pass a .pt file or a run folder with checkpoints/last.pt")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, code-carrying pickle refused by weights_only
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"ckpt={path} cannot be read safely as a checkpoint ({first[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"ckpt={path} is not a ganrun checkpoint (no format={FORMAT!r} entry)")
+    return ckpt

@@ -1,0 +1,38 @@
+"""`ganrun SUBCOMMAND [key=value ...]`: peel off the subcommand, hand the rest to it."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: ganrun {train,sample} [key=value ...]
+
+  ganrun train [overrides]          train a GAN (Hydra: -m for sweeps, --cfg job to print the config)
+  ganrun sample ckpt=PATH [n=64] [out=grid.png|samples.npy] [seed=0]
+                                    render samples from a checkpoint
+
+Examples:
+  ganrun train model=dcgan loss=wgan-gp
+  ganrun train -m model=mlp,dcgan loss=gan,wgan-gp
+  ganrun sample ckpt=outputs/2026-11-23/10-00-00/checkpoints/last.pt n=64 out=grid.png
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Dispatch to a subcommand; unknown ones get a one-line error and exit code 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        sys.exit(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        from ganrun import train
+
+        sys.argv = ["ganrun train", *rest]  # Hydra reads sys.argv
+        train.main()
+    elif command == "sample":
+        from ganrun import sample
+
+        sys.exit(sample.main(rest))
+    else:
+        print(f"ganrun: error: unknown command {command!r}; use one of: train, sample", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,200 @@
+"""Typed configs and the one checked way a config node becomes an object.
+
+`train` and `optimizer` have fixed schemas (dataclasses below), so Hydra itself rejects an unknown
+key or a wrong type there while composing. `dataset`, `model` and `loss` nodes name a `_target_`;
+their schema is that target's signature: `check_node` refuses a key the target does not take or a
+value of the wrong type before any work starts, and `instantiate` only builds allow-listed targets.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import inspect
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Tuple
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+# Config-driven construction may only reach these modules (a config cannot name os.system).
+ALLOWED_TARGET_PREFIXES = ("ganrun.", "torch.optim.", "torch.nn.")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key and what would be valid."""
+
+
+class Device(enum.Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # G updates
+    batch_size: int = 64
+    n_critic: int = 1  # D updates per G update
+    seed: int = 0
+    device: Device = Device.auto
+    log_every: int = 50  # losses and stats to TensorBoard (the only host syncs)
+    sample_every: int = 500  # sample grid from a fixed z
+    ckpt_every: int = 1000  # checkpoints/step_NNNNNN.pt (last.pt is rewritten then too); 0: only at the end
+    n_samples: int = 64  # images in each sample grid (the toy sets plot 2,500 points)
+    ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
+    progress: bool = True  # progress bar on a terminal (never when output is not a TTY)
+
+
+@dataclass
+class OptimizerConfig:
+    """One schema for every optimizer; each class gets the keys its constructor takes, so a loss
+    recipe's Adam betas do not break `optimizer=rmsprop` (RMSprop has no betas and ignores them)."""
+
+    _target_: str = "torch.optim.Adam"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: Tuple[float, float] = (0.5, 0.999)  # Adam family
+    alpha: float = 0.99  # RMSprop smoothing
+    momentum: float = 0.0  # RMSprop, SGD
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+@dataclass
+class Config:
+    dataset: Any = MISSING
+    model: Any = MISSING
+    loss: Any = MISSING
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def register() -> None:
+    """Put the schema into Hydra's ConfigStore (train.yaml lists it first in its defaults)."""
+    ConfigStore.instance().store(name="ganrun_schema", node=Config)
+
+
+# ---------------------------------------------------------------- targets
+
+
+def resolve_target(path: str, where: str) -> Callable[..., Any]:
+    """Import an allow-listed `_target_`; anything else is a ConfigError."""
+    if not isinstance(path, str) or not path.startswith(ALLOWED_TARGET_PREFIXES):
+        raise ConfigError(f"{where}._target_={path!r} is not allowed: targets must live in "
+                          f"{', '.join(p.rstrip('.') for p in ALLOWED_TARGET_PREFIXES)}")
+    module_name, _, attr = path.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"{where}._target_={path!r}: no such class or function") from None
+    if not callable(obj):
+        raise ConfigError(f"{where}._target_={path!r} is not callable")
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin is typing.Union:
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, tuple) or getattr(origin, "__name__", "") == "Sequence":
+        return "a list"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    """Whether a config value fits a constructor's type hint (the handful of kinds configs use)."""
+    if tp is Any or tp is inspect.Parameter.empty:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value in typing.get_args(tp)
+    if origin is typing.Union or type(tp).__name__ == "UnionType":
+        return any(_matches(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin in (list, tuple) or getattr(origin, "__name__", "") == "Sequence":
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return isinstance(value, (list, tuple, ListConfig)) and all(_matches(v, args[0]) for v in value) if args \
+            else isinstance(value, (list, tuple, ListConfig))
+    return True  # anything fancier is left to the target itself
+
+
+def check_node(node: DictConfig, where: str, supplied: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """Check a `_target_` node's keys and value types against the target's signature; return the target.
+
+    `supplied` names the arguments the builder passes itself (e.g. the data shape), which a config may not set.
+    """
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(f"{where} needs a _target_ (pick an option of the `{where}` config group)")
+    target = resolve_target(node._target_, where)
+    params = {n: p for n, p in inspect.signature(target).parameters.items()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in supplied}
+    hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    for key in node:
+        if str(key).startswith("_"):
+            continue
+        if key not in params:
+            raise ConfigError(f"{where}.{key}: unknown key for {node._target_}; "
+                              f"allowed keys: {', '.join(params) or '(none)'}")
+        if OmegaConf.is_missing(node, key):  # `???` in the YAML: the user must give it
+            raise ConfigError(f"{where}.{key} is required: add {where}.{key}=... to the command line")
+        value = node[key]
+        if key in hints and not _matches(value, hints[key]):
+            raise ConfigError(f"{where}.{key}={value!r}: expected {_type_name(hints[key])}")
+    missing = [n for n, p in params.items() if p.default is inspect.Parameter.empty and n not in node]
+    if missing:
+        raise ConfigError(f"{where}: {node._target_} needs {', '.join(f'{where}.{m}' for m in missing)}")
+    return target
+
+
+def instantiate(node: DictConfig, where: str, **supplied: Any) -> Any:
+    """Check `node` (see check_node) and call its target with its keys plus `supplied`."""
+    target = check_node(node, where, tuple(supplied))
+    kwargs = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not str(k).startswith("_")}
+    try:
+        return target(**kwargs, **supplied)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(str(e)) from e
+
+
+def optimizer_kwargs(opt: OptimizerConfig | DictConfig, target: Callable[..., Any]) -> dict[str, Any]:
+    """The optimizer keys `target`'s constructor takes (lr is set per network by the caller)."""
+    accepted = inspect.signature(target).parameters
+    values = OmegaConf.to_container(opt, resolve=True) if isinstance(opt, DictConfig) else vars(opt)
+    kwargs = {k: v for k, v in values.items() if k in accepted and k not in ("lr", "params")}
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])  # torch wants a tuple of floats
+    return kwargs
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every part of a composed train config before any work starts."""
+    t = cfg.train
+    for key in ("steps", "batch_size", "n_critic", "log_every", "sample_every", "n_samples"):
+        if t[key] < 1:
+            raise ConfigError(f"train.{key}={t[key]}: must be >= 1")
+    if not 0.0 <= t.ema < 1.0:
+        raise ConfigError(f"train.ema={t.ema}: must be in [0, 1) (0 turns the EMA generator off; 0.999 is usual)")
+    if t.ckpt_every < 0:
+        raise ConfigError(f"train.ckpt_every={t.ckpt_every}: must be >= 0 (0 writes only the final checkpoint)")
+    if cfg.optimizer.lr_g <= 0 or cfg.optimizer.lr_d <= 0:
+        raise ConfigError(f"optimizer.lr_g={cfg.optimizer.lr_g}, optimizer.lr_d={cfg.optimizer.lr_d}: must be > 0")
+    resolve_target(cfg.optimizer._target_, "optimizer")
+    check_node(cfg.dataset, "dataset")
+    check_node(cfg.model, "model", ("data_shape",))
+    check_node(cfg.loss, "loss")
+

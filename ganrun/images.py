@@ -1,0 +1,62 @@
+"""Writing what G makes: image grids and 2-D scatter plots, as PNG files and TensorBoard images."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """G's [-1, 1] output -> float [0, 1]."""
+    return images.detach().float().add(1).div_(2).clamp_(0, 1)
+
+
+def grid(images: Tensor, nrow: int = 0) -> Tensor:
+    """A (C, H, W) grid in [0, 1] of G's [-1, 1] images, nrow per row (0: a near-square grid)."""
+    from torchvision.utils import make_grid
+
+    nrow = nrow or math.ceil(math.sqrt(images.shape[0]))
+    return make_grid(to_unit(images).cpu(), nrow=nrow, padding=2, pad_value=0.5)
+
+
+def save_png(image: Tensor, path: str | Path) -> None:
+    """Save a (C, H, W) [0, 1] tensor as an 8-bit PNG."""
+    from PIL import Image
+
+    arr = image.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(path)
+
+
+def scatter(points: Tensor, reference: Tensor | None = None, centers: Tensor | None = None,
+            title: str = "") -> Tensor:
+    """Render G's 2-D samples (green) over real samples (grey) and mode centres (black x) as (3, H, W) in [0, 1]."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen needed
+    import matplotlib.pyplot as plt
+
+    pts = points.detach().float().cpu().numpy()
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=80)
+    if reference is not None:
+        ref = reference.float().cpu().numpy()
+        ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.75", label="data")
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, c="tab:green", alpha=0.6, label="G(z)")
+    if centers is not None:
+        c = centers.float().cpu().numpy()
+        ax.scatter(c[:, 0], c[:, 1], s=30, c="k", marker="x", label="modes")
+        span = np.abs(c).max() * 1.5 + 0.5
+        ax.set_xlim(-span, span)
+        ax.set_ylim(-span, span)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255)

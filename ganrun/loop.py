@@ -1,0 +1,199 @@
+"""fit(): n_critic D steps, then one G step; intervals for logging, samples and checkpoints.
+
+The step returns tensors; only logging steps turn them into Python floats, because every
+.item() waits for the GPU to finish (a host-device sync point).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from ganrun import checkpoint, images
+from ganrun.build import Experiment
+from ganrun.losses import Loss
+
+log = logging.getLogger(__name__)
+
+TOY_POINTS = 2500  # points per scatter plot on the 2-D toy sets (the PacGAN/VEEGAN sample count)
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or weight became NaN/inf; the last good checkpoint is kept."""
+
+
+def grad_norm(module: nn.Module) -> Tensor:
+    """The total L2 norm of a module's current gradients."""
+    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
+    return torch.stack(norms).norm() if norms else torch.zeros(())
+
+
+def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimizer,
+               opt_D: torch.optim.Optimizer, batches: Iterator[Tensor], n_critic: int,
+               want_stats: bool) -> dict[str, Tensor]:
+    """n_critic D updates then one G update; returns scalar tensors (stats only when want_stats)."""
+    out: dict[str, Tensor] = {}
+    for i in range(n_critic):
+        real = next(batches)
+        z = torch.randn(real.shape[0], G.latent_dim, device=real.device)
+        if n_critic == 1:
+            fake = G(z)  # kept with its graph: the G step below reuses this batch
+        else:
+            with torch.no_grad():
+                fake = G(z)
+        real_logits, fake_logits = D(real), D(fake.detach())
+        loss_D = loss.d_loss(real_logits, fake_logits)
+        penalty = loss.penalty(D, real, fake.detach())
+        opt_D.zero_grad(set_to_none=True)
+        (loss_D + penalty).backward()
+        if want_stats and i == n_critic - 1:
+            out["grad_norm/D"] = grad_norm(D)
+        opt_D.step()
+        loss.constrain(D)
+
+    if n_critic > 1:
+        fake = G(torch.randn(real.shape[0], G.latent_dim, device=real.device))
+    D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+    loss_G = loss.g_loss(D(fake))
+    opt_G.zero_grad(set_to_none=True)
+    loss_G.backward()
+    D.requires_grad_(True)
+    if want_stats:
+        out["grad_norm/G"] = grad_norm(G)
+        out.update(loss.stats(real_logits.detach(), fake_logits.detach()))
+    opt_G.step()
+    out.update({"loss/D": loss_D.detach(), "loss/G": loss_G.detach(), "loss/penalty": penalty.detach()})
+    return out
+
+
+class EMA:
+    """G_ema: an exponential moving average of G's weights, updated after every G step.
+
+    Averaging damps the oscillation of adversarial training, so G_ema's samples are usually
+    cleaner than G's. Buffers (BatchNorm running statistics) are copied, not averaged.
+    """
+
+    def __init__(self, G: nn.Module, decay: float):
+        import copy
+
+        self.decay = decay
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, G: nn.Module) -> None:
+        ema_params = list(self.G_ema.parameters())
+        torch._foreach_lerp_(ema_params, list(G.parameters()), 1.0 - self.decay)  # one fused kernel
+        for b_ema, b in zip(self.G_ema.buffers(), G.buffers()):
+            b_ema.copy_(b)
+
+
+class Sampler:
+    """Renders G's output on a fixed z: PNG files in samples/ and images in TensorBoard."""
+
+    def __init__(self, exp: Experiment, G: nn.Module, n_images: int, seed: int, out_dir: Path):
+        self.exp = exp
+        self.G = G  # G itself, or G_ema when the run keeps one
+        self.points = exp.data.kind == "points"
+        n = TOY_POINTS if self.points else n_images
+        gen = torch.Generator().manual_seed(seed + 1)  # fixed z, the same on every device
+        self.z = torch.randn(n, exp.G.latent_dim, generator=gen).to(exp.device)
+        self.reference = exp.data.sample(TOY_POINTS, gen) if self.points else None
+        self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    @torch.no_grad()
+    def __call__(self, step: int, writer: Any) -> Path:
+        G = self.G
+        was_training = G.training
+        G.eval()  # BatchNorm uses running statistics, as `ganrun sample` will
+        x = G(self.z)
+        G.train(was_training)
+        path = self.out_dir / f"step_{step:06d}.png"
+        if self.points:
+            img = images.scatter(x, self.reference, self.exp.data.centers, f"step {step}")
+        else:
+            img = images.grid(x)
+        images.save_png(img, path)
+        writer.add_image("samples", img, step)
+        return path
+
+
+def _is_finite(module: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
+def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any) -> dict[str, Any]:
+    """Train for cfg.train.steps G updates; returns the run summary (also written to summary.json)."""
+    t = cfg.train
+    G, D = exp.G.train(), exp.D.train()
+    batches = exp.data.batches(t.batch_size, exp.device, seed=t.seed)
+    ema = EMA(G, t.ema) if t.ema > 0 else None
+    sampler = Sampler(exp, ema.G_ema if ema else G, t.n_samples, t.seed, run_dir / "samples")
+    ckpt_dir = run_dir / "checkpoints"
+    show_bar = t.progress and sys.stderr.isatty()
+    from tqdm import tqdm
+
+    bar = tqdm(total=t.steps, disable=not show_bar, unit="step", dynamic_ncols=True)
+    last: dict[str, float] = {}
+    start = time.perf_counter()
+    tick, tick_step = start, 0
+
+    def save(step: int, names: tuple[str, ...]) -> None:
+        if not (_is_finite(G) and _is_finite(D)):
+            raise NonFiniteError(f"step {step}: G or D weights are not finite; kept the last good checkpoint")
+        ckpt = {"format": checkpoint.FORMAT, "step": step, "G": G.state_dict(), "D": D.state_dict(),
+                "opt_G": exp.opt_G.state_dict(), "opt_D": exp.opt_D.state_dict(), "rng": checkpoint.rng_state(),
+                "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+                "data": {"kind": exp.data.kind, "shape": list(exp.data.shape)}}
+        if ema:
+            ckpt["G_ema"] = ema.G_ema.state_dict()
+        for name in names:
+            checkpoint.save(ckpt_dir / name, ckpt)
+
+    for step in range(1, t.steps + 1):
+        log_now = step % t.log_every == 0 or step == t.steps
+        out = train_step(G, D, exp.loss, exp.opt_G, exp.opt_D, batches, t.n_critic, want_stats=log_now)
+        if ema:
+            ema.update(G)
+        bar.update(1)
+        if log_now:
+            now = time.perf_counter()
+            last = {k: float(v) for k, v in out.items()}  # the host sync, once per log_every steps
+            last["steps_per_s"] = (step - tick_step) / max(now - tick, 1e-9)
+            tick, tick_step = now, step
+            bad = [k for k in ("loss/D", "loss/G") if not math.isfinite(last[k])]
+            if bad:
+                raise NonFiniteError(f"step {step}: {bad[0]} = {last[bad[0]]}; lower the learning rates "
+                                     f"(optimizer.lr_g / lr_d) or change the loss; kept the last good checkpoint")
+            for k, v in last.items():
+                writer.add_scalar(k, v, step)
+            bar.set_postfix({"D": f"{last['loss/D']:.3f}", "G": f"{last['loss/G']:.3f}"}, refresh=False)
+            if not show_bar:
+                log.info("step %d/%d  loss/D %.4f  loss/G %.4f  %.1f steps/s", step, t.steps,
+                         last["loss/D"], last["loss/G"], last["steps_per_s"])
+        if step % t.sample_every == 0 or step == t.steps:
+            sampler(step, writer)
+        if t.ckpt_every and step % t.ckpt_every == 0 and step != t.steps:
+            save(step, (f"step_{step:06d}.pt", "last.pt"))
+    bar.close()
+    save(t.steps, (f"step_{t.steps:06d}.pt", "last.pt"))
+    wall = time.perf_counter() - start
+    writer.flush()
+    return {"status": "completed", "step": t.steps, "steps": t.steps,
+            "losses": {k: v for k, v in last.items() if k.startswith("loss/")},
+            "stats": {k: v for k, v in last.items() if not k.startswith("loss/")},
+            "wall_time_s": round(wall, 2), "steps_per_s": round(t.steps / wall, 3), "device": str(exp.device)}
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    """summary.json: the run's final step, losses, stats and time, for scripts and sweep tables."""
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

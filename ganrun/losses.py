@@ -1,0 +1,178 @@
+"""GAN losses: each class owns its math, the training loop owns everything else.
+
+Sign convention, stated once: D returns *logits*, one real number per sample, and higher means
+"more real". For the probability losses (gan, minimax) D(x) = sigmoid(logit); for the others the
+logit is the critic's raw score. Every method returns a quantity to *minimise*.
+
+Interface (the loop calls nothing else):
+    d_loss(real_logits, fake_logits)  -> scalar tensor, D's loss
+    g_loss(fake_logits)               -> scalar tensor, G's loss
+    penalty(D, real, fake)            -> scalar tensor added to D's loss (zero unless it needs D)
+    constrain(D)                      -> called after every D step (WGAN's weight clipping)
+    stats(real_logits, fake_logits)   -> dict of scalar tensors for logging (no host sync here)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _check_label(real_label: float, flip_prob: float) -> None:
+    if not 0.0 < real_label <= 1.0:
+        raise ValueError(f"loss.real_label={real_label}: must be in (0, 1]; 0.9 is the usual one-sided smoothing")
+    if not 0.0 <= flip_prob < 0.5:
+        raise ValueError(f"loss.flip_prob={flip_prob}: must be in [0, 0.5); try 0.05")
+
+
+def _targets(logits: Tensor, value: float, flip_to: float, flip_prob: float) -> Tensor:
+    """D's target for each sample: `value`, or `flip_to` for a random `flip_prob` share (label noise)."""
+    target = torch.full_like(logits, value)
+    if flip_prob > 0:
+        flip = torch.rand_like(logits) < flip_prob
+        target = torch.where(flip, torch.full_like(logits, flip_to), target)
+    return target
+
+
+class Loss:
+    """Base class: no penalty, no constraint, raw critic means as stats."""
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        """Extra D loss that needs D itself; zero by default."""
+        return real.new_zeros(())
+
+    @torch.no_grad()
+    def constrain(self, D: nn.Module) -> None:
+        """Hook run after each D optimizer step; nothing by default."""
+
+    @torch.no_grad()
+    def stats(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        """Mean D outputs on real and fake data, for logging."""
+        return {"D/real": real_logits.mean(), "D/fake": fake_logits.mean()}
+
+
+class _ProbabilityLoss(Loss):
+    """Shared D side of the losses where D(x) = sigmoid(logit) is a probability of "real".
+
+    d_loss = BCE(real, real_label) + BCE(fake, 0); with real_label = 1 and no flips this is
+    -[E log D(x) + E log(1 - D(G(z)))] = -V(D, G), so minimising it is D maximising V.
+    real_label < 1 is one-sided label smoothing (fake targets stay 0); flip_prob swaps a random
+    share of real and fake targets (noisy labels).
+    """
+
+    def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0):
+        _check_label(real_label, flip_prob)
+        self.real_label = real_label
+        self.flip_prob = flip_prob
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        real_t = _targets(real_logits, self.real_label, 0.0, self.flip_prob)
+        fake_t = _targets(fake_logits, 0.0, self.real_label, self.flip_prob)
+        return (F.binary_cross_entropy_with_logits(real_logits, real_t)
+                + F.binary_cross_entropy_with_logits(fake_logits, fake_t))
+
+    @torch.no_grad()
+    def stats(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        return {"D(x)": torch.sigmoid(real_logits).mean(), "D(G(z))": torch.sigmoid(fake_logits).mean()}
+
+
+class NonSaturating(_ProbabilityLoss):
+    """The usual GAN: G maximises log D(G(z)), i.e. minimises -E log sigmoid(fake_logit)."""
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return F.softplus(-fake_logits).mean()  # -log sigmoid(l) = softplus(-l)
+
+
+class Minimax(_ProbabilityLoss):
+    """The original saturating game: G minimises E log(1 - D(G(z)))."""
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
+
+
+class Wasserstein(Loss):
+    """WGAN critic loss E[C(G(z))] - E[C(x)]; G minimises -E[C(G(z))].
+
+    clip > 0 clamps every critic parameter to [-clip, clip] after each critic step (the WGAN paper's
+    way to keep C Lipschitz); clip = 0 leaves that to another constraint (GP or spectral norm).
+    """
+
+    def __init__(self, clip: float = 0.01):
+        if clip < 0:
+            raise ValueError(f"loss.clip={clip}: must be >= 0 (0 turns weight clipping off)")
+        self.clip = clip
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return fake_logits.mean() - real_logits.mean()
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return -fake_logits.mean()
+
+    @torch.no_grad()
+    def constrain(self, D: nn.Module) -> None:
+        if self.clip > 0:
+            for p in D.parameters():
+                p.clamp_(-self.clip, self.clip)
+
+    @torch.no_grad()
+    def stats(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        real, fake = real_logits.mean(), fake_logits.mean()
+        # E[C(x)] - E[C(G(z))] estimates the Wasserstein-1 distance (up to C's Lipschitz constant)
+        return {"critic/real": real, "critic/fake": fake, "critic/wasserstein": real - fake}
+
+
+class WassersteinGP(Wasserstein):
+    """WGAN-GP: the WGAN loss plus gp_weight * E[(||grad_x C(x_hat)||_2 - 1)^2] on random
+    interpolates x_hat = eps * real + (1 - eps) * fake, eps ~ U[0, 1] per sample. No clipping."""
+
+    def __init__(self, gp_weight: float = 10.0):
+        super().__init__(clip=0.0)
+        if gp_weight < 0:
+            raise ValueError(f"loss.gp_weight={gp_weight}: must be >= 0 (the paper uses 10)")
+        self.gp_weight = gp_weight
+
+    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+        x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+        out = D(x_hat)
+        # create_graph: the penalty itself is differentiated w.r.t. D's weights (double backward)
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        norm = grad.flatten(1).norm(2, dim=1)
+        return self.gp_weight * (norm - 1).pow(2).mean()
+
+
+class Hinge(Loss):
+    """Hinge loss (Geometric GAN / SN-GAN): D minimises E[relu(1 - C(x))] + E[relu(1 + C(G(z)))];
+    G minimises -E[C(G(z))]."""
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return -fake_logits.mean()
+
+
+class LeastSquares(Loss):
+    """LSGAN with the 0-1 coding a=0 (fake), b=1 (real), c=1 (what G wants D to say):
+    D minimises 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2]; G minimises 1/2 E[(D(G(z)) - c)^2].
+    real_label sets b (one-sided smoothing); flip_prob swaps a random share of targets."""
+
+    def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0):
+        _check_label(real_label, flip_prob)
+        self.real_label = real_label
+        self.flip_prob = flip_prob
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        real_t = _targets(real_logits, self.real_label, 0.0, self.flip_prob)
+        fake_t = _targets(fake_logits, 0.0, self.real_label, self.flip_prob)
+        return 0.5 * ((real_logits - real_t).pow(2).mean() + (fake_logits - fake_t).pow(2).mean())
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return 0.5 * (fake_logits - 1).pow(2).mean()

@@ -1,0 +1,38 @@
+"""Pieces shared by the architectures: normalisation choice, spectral norm, DCGAN init."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import nn
+from torch.nn.utils import parametrize
+
+Norm = Literal["batch", "layer", "none"]
+
+
+def d_norm_layer(kind: Norm, channels: int, conv: bool) -> nn.Module:
+    """The normalisation after a hidden D layer: batch, layer (GroupNorm(1, C) for convs) or none."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if conv else nn.BatchNorm1d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels) if conv else nn.LayerNorm(channels)
+    return nn.Identity()
+
+
+def maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
+    """Wrap a conv/linear layer in spectral normalisation when `on`."""
+    return nn.utils.parametrizations.spectral_norm(layer) if on else layer
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN init: conv/linear weights ~ N(0, 0.02); norm scales ~ N(1, 0.02), shifts 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            # under spectral norm `weight` is computed; initialise the stored original instead
+            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
+            nn.init.normal_(weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,89 @@
+"""DCGAN (Radford et al. 2016) sized from the data: 28, 32 or 64 px, any channel count.
+
+G up-samples with stride-2 transposed convs (kernel 4: divisible by the stride, so no
+checkerboard), BatchNorm + ReLU, tanh output. D mirrors it with stride-2 convs (no pooling) and
+LeakyReLU(0.2), BatchNorm from its second layer on, and returns one logit per image.
+At 64 px, latent 100, width 64 and 3 channels, both match pytorch/examples' dcgan layer for layer.
+Toy point sets (data_shape (2,)) get the MLP pair with a linear output instead.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor, nn
+
+from ganrun.models import mlp
+from ganrun.models.common import Norm, d_norm_layer, dcgan_init, maybe_sn
+
+SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of G's first feature map
+
+
+def _channels(size: int, width: int) -> list[int]:
+    """Feature-map channels from G's first map down to its last hidden one, e.g. 64 px: [8w, 4w, 2w, w]."""
+    n_up = (size // SIZES[size]).bit_length() - 1  # number of stride-2 doublings
+    return [width * 2 ** i for i in reversed(range(n_up))]
+
+
+class DCGANGenerator(nn.Module):
+    """z (N, latent_dim) -> image (N, C, size, size) in [-1, 1]."""
+
+    def __init__(self, channels: int, size: int, latent_dim: int, width: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        ch = _channels(size, width)
+        # (N, latent, 1, 1) -> (N, ch[0], base, base): a transposed conv as big as the map
+        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, ch[0], SIZES[size], 1, 0, bias=False),
+                                   nn.BatchNorm2d(ch[0]), nn.ReLU(True)]
+        for c_in, c_out in zip(ch, ch[1:]):  # each doubles H and W, halves channels
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(ch[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]  # (N, C, size, size)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """image (N, C, size, size) -> logit (N,)."""
+
+    def __init__(self, channels: int, size: int, width: int, dropout: float = 0.0,
+                 spectral_norm: bool = False, norm: Norm = "batch"):
+        super().__init__()
+        ch = list(reversed(_channels(size, width)))  # e.g. 64 px: [w, 2w, 4w, 8w]
+
+        def act() -> list[nn.Module]:
+            return [nn.LeakyReLU(0.2, True)] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+
+        # (N, C, size, size) -> (N, w, size/2, size/2): no norm on the first layer
+        layers: list[nn.Module] = [maybe_sn(nn.Conv2d(channels, ch[0], 4, 2, 1, bias=False), spectral_norm), *act()]
+        for c_in, c_out in zip(ch, ch[1:]):  # each halves H and W, doubles channels
+            layers += [maybe_sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), spectral_norm),
+                       d_norm_layer(norm, c_out, conv=True), *act()]
+        # (N, ch[-1], base, base) -> (N, 1, 1, 1)
+        layers.append(maybe_sn(nn.Conv2d(ch[-1], 1, SIZES[size], 1, 0, bias=False), spectral_norm))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).view(-1)
+
+
+def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dropout: float = 0.0,
+         spectral_norm: bool = False, d_norm: Norm = "batch",
+         toy_hidden: Sequence[int] = (500, 500)) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) for images of `data_shape` (C, H, W); 2-D points get MLPs with `toy_hidden` units."""
+    if len(data_shape) == 1:
+        return mlp.make(data_shape, latent_dim, toy_hidden, d_dropout, spectral_norm, "none")
+    channels, height, width_px = data_shape
+    if height != width_px or height not in SIZES:
+        raise ValueError(f"model=dcgan needs square 28, 32 or 64 px images, got {height}x{width_px}; "
+                         f"set dataset.image_size to one of {sorted(SIZES)} or use model=mlp")
+    if latent_dim < 1 or width < 1:
+        raise ValueError(f"model: latent_dim={latent_dim} and width={width} must be >= 1")
+    if not 0.0 <= d_dropout < 1.0:
+        raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
+    G = DCGANGenerator(channels, height, latent_dim, width)
+    D = DCGANDiscriminator(channels, height, width, d_dropout, spectral_norm, d_norm)
+    dcgan_init(G)
+    dcgan_init(D)
+    return G, D

@@ -1,0 +1,70 @@
+"""Fully connected G and D: the classic MLP GAN, for images (tanh output) and 2-D toy sets (linear)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ganrun.models.common import Norm, d_norm_layer, dcgan_init, maybe_sn
+
+
+class MLPGenerator(nn.Module):
+    """z (N, latent_dim) -> hidden ReLU layers -> data of `data_shape`; tanh for images, linear for points."""
+
+    def __init__(self, data_shape: Sequence[int], latent_dim: int, hidden: Sequence[int]):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.data_shape = tuple(data_shape)
+        layers: list[nn.Module] = []
+        width = latent_dim
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
+            width = h
+        layers.append(nn.Linear(width, math.prod(data_shape)))
+        if len(data_shape) == 3:  # images live in [-1, 1]; toy points are unbounded
+            layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(z.shape[0], *self.data_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """data -> flatten -> hidden LeakyReLU(0.2) layers (optional norm, dropout, spectral norm) -> logit (N,)."""
+
+    def __init__(self, data_shape: Sequence[int], hidden: Sequence[int], dropout: float = 0.0,
+                 spectral_norm: bool = False, norm: Norm = "none"):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(data_shape)
+        for i, h in enumerate(hidden):
+            layers.append(maybe_sn(nn.Linear(width, h), spectral_norm))
+            if i > 0:  # as in DCGAN, the first layer sees the data unnormalised
+                layers.append(d_norm_layer(norm, h, conv=False))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(maybe_sn(nn.Linear(width, 1), spectral_norm))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).view(-1)
+
+
+def make(data_shape: Sequence[int], latent_dim: int = 100, hidden: Sequence[int] = (500, 500),
+         d_dropout: float = 0.0, spectral_norm: bool = False, d_norm: Norm = "none") -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) MLPs for data of `data_shape` (C, H, W) images or (2,) points."""
+    if latent_dim < 1 or not hidden or min(hidden) < 1:
+        raise ValueError(f"model: latent_dim={latent_dim} and hidden={list(hidden)} must be positive and non-empty")
+    if not 0.0 <= d_dropout < 1.0:
+        raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
+    G = MLPGenerator(data_shape, latent_dim, hidden)
+    D = MLPDiscriminator(data_shape, list(reversed(hidden)), d_dropout, spectral_norm, d_norm)
+    if len(data_shape) == 3:
+        dcgan_init(G)
+        dcgan_init(D)
+    return G, D

@@ -1,0 +1,91 @@
+"""`ganrun sample ckpt=PATH n=64 out=grid.png seed=0`: render G's samples from a checkpoint alone."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ganrun import checkpoint, images
+from ganrun.build import build_models, pick_device
+from ganrun.config import ConfigError, Device
+from ganrun.checkpoint import CheckpointError
+
+SUFFIXES = (".png", ".npy")
+
+
+@dataclass
+class SampleConfig:
+    ckpt: str = "???"  # a checkpoint file or a run folder (uses its checkpoints/last.pt)
+    n: int = 64  # how many samples
+    out: str = "samples.png"  # .png: an image grid (or scatter plot for 2-D points); .npy: the raw array
+    seed: int = 0  # fixes z
+    nrow: int = 0  # images per grid row; 0: near-square
+    device: Device = Device.auto
+
+
+def parse(args: list[str]) -> SampleConfig:
+    """key=value arguments -> a typed SampleConfig (unknown keys and wrong types are ConfigErrors)."""
+    bad = [a for a in args if "=" not in a]
+    if bad:
+        raise ConfigError(f"expected key=value, got {bad[0]!r}; keys: ckpt, n, out, seed, nrow, device")
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(SampleConfig), OmegaConf.from_dotlist(args))
+    except OmegaConfBaseException as e:
+        raise ConfigError(str(e).splitlines()[0] + "; keys: ckpt, n, out, seed, nrow, device") from None
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise ConfigError("ckpt=PATH is required: a checkpoint file or a run folder")
+    if cfg.n < 1:
+        raise ConfigError(f"n={cfg.n}: must be >= 1")
+    if Path(cfg.out).suffix.lower() not in SUFFIXES:
+        raise ConfigError(f"out={cfg.out}: unsupported suffix; use one of {', '.join(SUFFIXES)}")
+    return OmegaConf.to_object(cfg)
+
+
+@torch.no_grad()
+def generate(ckpt: dict, n: int, seed: int, device: torch.device) -> torch.Tensor:
+    """n samples from the checkpoint's G (its EMA copy when it has one; eval mode), z drawn with `seed` on the CPU."""
+    shape = tuple(ckpt["data"]["shape"])
+    G, _ = build_models(OmegaConf.create(ckpt["config"]["model"]), shape)
+    try:
+        G.load_state_dict(ckpt.get("G_ema", ckpt["G"]))
+    except RuntimeError as e:
+        raise CheckpointError(f"the checkpoint's G weights do not fit its model config: {str(e).splitlines()[0]}") from None
+    G.to(device).eval()
+    z = torch.randn(n, G.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return G(z.to(device)).float().cpu()
+
+
+def write(samples: torch.Tensor, kind: str, out: Path, nrow: int) -> None:
+    """Save samples: .npy raw (images in [0, 1], points as is), .png grid or scatter plot."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        arr = samples if kind == "points" else images.to_unit(samples)
+        np.save(out, arr.numpy().astype(np.float32))
+    elif kind == "points":
+        images.save_png(images.scatter(samples, title=f"{len(samples)} samples"), out)
+    else:
+        images.save_png(images.grid(samples, nrow), out)
+
+
+def main(args: list[str]) -> int:
+    """Entry point for `ganrun sample`; returns the exit code."""
+    try:
+        cfg = parse(args)
+        device = pick_device(cfg.device.value)
+        ckpt = checkpoint.load(cfg.ckpt)
+        samples = generate(ckpt, cfg.n, cfg.seed, device)
+        write(samples, ckpt["data"]["kind"], Path(cfg.out), cfg.nrow)
+    except (ConfigError, CheckpointError) as e:
+        print(f"ganrun sample: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"ganrun sample: error: cannot write {cfg.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {cfg.n} samples to {cfg.out}")
+    return 0

@@ -1,0 +1,47 @@
+"""The table printed at the end of a `ganrun train -m` sweep (a Hydra callback)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per run folder under sweep_dir: its overrides and its summary.json (or 'no summary')."""
+    rows = []
+    for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml"),
+                                 key=lambda p: (len(p.parent.parent.name), p.parent.parent.name)):
+        run_dir = overrides_file.parent.parent
+        summary_file = run_dir / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {"status": "no summary"}
+        rows.append({"run": run_dir.name, "overrides": " ".join(OmegaConf.load(overrides_file)), **summary})
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table: run, overrides, status, step, final losses, wall time."""
+    header = ["run", "overrides", "status", "step", "loss/D", "loss/G", "time_s"]
+    body = []
+    for r in rows:
+        losses = r.get("losses", {})
+        body.append([r["run"], r["overrides"] or "(defaults)", r.get("status", "?"), str(r.get("step", "-")),
+                     *(f"{losses[k]:.4f}" if k in losses else "-" for k in ("loss/D", "loss/G")),
+                     f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else "-"])
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+class SweepTable(Callback):
+    """After a multirun, print a table of its runs and their final losses."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = collect(sweep_dir)
+        if rows:
+            print(f"\nsweep {sweep_dir}: {len(rows)} runs\n{format_table(rows)}", flush=True)

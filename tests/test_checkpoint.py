@@ -1,0 +1,71 @@
+"""Checkpoints: safe to load, written atomically, refused when foreign or corrupt."""
+
+import os
+
+import pytest
+import torch
+
+from ganrun import checkpoint
+
+
+def test_round_trip_with_weights_only(tmp_path):
+    ckpt = {"format": checkpoint.FORMAT, "step": 3, "G": {"w": torch.ones(2)}, "rng": checkpoint.rng_state(),
+            "config": {"train": {"steps": 3}, "model": {"hidden": [1, 2]}}}
+    checkpoint.save(tmp_path / "c.pt", ckpt)
+    back = checkpoint.load(tmp_path / "c.pt")
+    assert back["step"] == 3 and torch.equal(back["G"]["w"], torch.ones(2))
+    assert back["config"]["model"]["hidden"] == [1, 2]
+    assert list(tmp_path.iterdir()) == [tmp_path / "c.pt"]  # no temp file left behind
+
+
+def test_optimizer_state_loads_with_weights_only(tmp_path):
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([p], betas=(0.0, 0.9))
+    p.sum().backward()
+    opt.step()
+    checkpoint.save(tmp_path / "o.pt", {"format": checkpoint.FORMAT, "opt": opt.state_dict()})
+    assert checkpoint.load(tmp_path / "o.pt")["opt"]["param_groups"][0]["betas"] == (0.0, 0.9)
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, {"format": checkpoint.FORMAT, "step": 1})
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        checkpoint.save(path, {"format": checkpoint.FORMAT, "step": 2})
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["last.pt"]
+
+
+class Evil:
+    def __reduce__(self):
+        return (open, ("/tmp/ganrun-pwned-%d" % os.getpid(), "w"))
+
+
+def test_code_carrying_pickle_runs_nothing(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "x": Evil()}, path)
+    marker = "/tmp/ganrun-pwned-%d" % os.getpid()
+    with pytest.raises(checkpoint.CheckpointError, match="cannot be read safely"):
+        checkpoint.load(path)
+    assert not os.path.exists(marker)
+
+
+def test_foreign_and_truncated_files(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"state": torch.ones(1)}, other)
+    with pytest.raises(checkpoint.CheckpointError, match="not a ganrun checkpoint"):
+        checkpoint.load(other)
+    good = tmp_path / "good.pt"
+    checkpoint.save(good, {"format": checkpoint.FORMAT, "w": torch.zeros(1000)})
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:500])
+    with pytest.raises(checkpoint.CheckpointError, match="cannot be read safely"):
+        checkpoint.load(cut)
+    with pytest.raises(checkpoint.CheckpointError, match="no such file"):
+        checkpoint.load(tmp_path / "missing.pt")

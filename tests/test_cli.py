@@ -1,0 +1,162 @@
+"""Every CLI path end to end in a subprocess, as a user types it: train, sample, sweeps, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ROOT, TINY, TINY_MODEL, run_cli
+
+TINY_DCGAN = [*TINY, *TINY_MODEL["dcgan"]]
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    """One tiny DCGAN run through the console script; several tests read its outputs."""
+    run_dir = tmp_path_factory.mktemp("run") / "r"
+    r = run_cli("train", *TINY_DCGAN, f"hydra.run.dir={run_dir}", module=False)
+    assert r.returncode == 0, r.stderr
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("toy") / "r"
+    r = run_cli("train", "dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"], f"hydra.run.dir={run_dir}")
+    assert r.returncode == 0, r.stderr
+    return run_dir
+
+
+def test_train_writes_a_complete_run_folder(image_run):
+    assert (image_run / ".hydra" / "config.yaml").is_file() and (image_run / ".hydra" / "overrides.yaml").is_file()
+    assert list(image_run.glob("events.out.tfevents.*"))
+    assert (image_run / "samples" / "step_000004.png").is_file()
+    assert (image_run / "checkpoints" / "last.pt").is_file()
+    summary = json.loads((image_run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["step"] == 4
+    assert set(summary["losses"]) == {"loss/D", "loss/G", "loss/penalty"} and summary["wall_time_s"] > 0
+    assert "train.steps=4" in summary["overrides"]
+    ckpt = torch.load(image_run / "checkpoints" / "last.pt", weights_only=True)
+    assert {"G", "D", "opt_G", "opt_D", "step", "rng", "config"} <= set(ckpt)
+
+
+def test_sample_png_and_npy(image_run, tmp_path):
+    ckpt = image_run / "checkpoints" / "last.pt"
+    r = run_cli("sample", f"ckpt={ckpt}", "n=6", f"out={tmp_path / 'grid.png'}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "grid.png").size == (3 * 30 + 2, 2 * 30 + 2)  # 3 x 2 grid of 28 px + padding
+    r = run_cli("sample", f"ckpt={ckpt}", "n=5", "out=s.npy", "seed=3", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    arr = np.load(tmp_path / "s.npy")
+    assert arr.shape == (5, 1, 28, 28) and arr.dtype == np.float32 and 0 <= arr.min() and arr.max() <= 1
+    assert arr.std() > 0
+    # seed fixes z; a run folder stands for its last checkpoint
+    assert run_cli("sample", f"ckpt={image_run}", "n=5", "out=t.npy", "seed=3", cwd=tmp_path).returncode == 0
+    np.testing.assert_array_equal(arr, np.load(tmp_path / "t.npy"))
+    assert run_cli("sample", f"ckpt={ckpt}", "n=5", "out=u.npy", "seed=4", cwd=tmp_path).returncode == 0
+    assert not np.array_equal(arr, np.load(tmp_path / "u.npy"))
+
+
+def test_sample_needs_only_the_checkpoint(image_run, tmp_path):
+    lone = tmp_path / "lone.pt"
+    shutil.copy(image_run / "checkpoints" / "last.pt", lone)
+    r = run_cli("sample", f"ckpt={lone}", "n=4", "out=x.npy", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_sample_toy_points(toy_run, tmp_path):
+    r = run_cli("sample", f"ckpt={toy_run}", "n=100", "out=p.npy", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    pts = np.load(tmp_path / "p.npy")
+    assert pts.shape == (100, 2) and pts.dtype == np.float32
+    assert run_cli("sample", f"ckpt={toy_run}", "n=100", "out=p.png", cwd=tmp_path).returncode == 0
+    assert Image.open(tmp_path / "p.png").mode == "RGB"
+
+
+def test_multirun_sweep_prints_a_table(tmp_path):
+    r = run_cli("train", "-m", "model=mlp,dcgan", "loss=gan,wgan-gp", "dataset=ring", *TINY,
+                "model.latent_dim=8", "model.toy_hidden=[16,16]", "model.hidden=[16,16]",
+                f"hydra.sweep.dir={tmp_path}", timeout=600)
+    assert r.returncode == 0, r.stderr
+    runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert runs == ["0", "1", "2", "3"]
+    for run in runs:
+        assert json.loads((tmp_path / run / "summary.json").read_text())["status"] == "completed"
+    table = r.stdout[r.stdout.index("4 runs"):]
+    assert "loss/D" in table and "loss/G" in table
+    for combo in ("model=mlp loss=gan", "model=mlp loss=wgan-gp", "model=dcgan loss=gan", "model=dcgan loss=wgan-gp"):
+        assert combo in table
+    assert table.count("completed") == 4
+
+
+def test_python_m_and_help():
+    r = run_cli("--help")
+    assert r.returncode == 0 and "ganrun train" in r.stdout
+    r = run_cli("train", "--cfg", "job", "loss=wgan-gp")
+    assert r.returncode == 0 and "WassersteinGP" in r.stdout and "n_critic: 5" in r.stdout
+
+
+def test_user_config_dir(tmp_path):
+    (tmp_path / "conf" / "loss").mkdir(parents=True)
+    (tmp_path / "conf" / "loss" / "mine.yaml").write_text(
+        "# @package _global_\nloss:\n  _target_: ganrun.losses.Hinge\ntrain:\n  n_critic: 3\n")
+    r = run_cli("train", "--config-dir", str(tmp_path / "conf"), "loss=mine", "--cfg", "job")
+    assert r.returncode == 0, r.stderr
+    assert "ganrun.losses.Hinge" in r.stdout and "n_critic: 3" in r.stdout
+
+
+def test_installed_package_finds_configs_from_any_directory(tmp_path):
+    # a normal (non-editable) install, run from a folder far from the repo
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--target", str(target), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (target / "ganrun" / "configs" / "train.yaml").is_file()
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
+    code = "import ganrun, sys; sys.argv = ['ganrun', 'train', *sys.argv[1:]]; print(ganrun.__file__); " \
+           "from ganrun.cli import main; main()"
+    r = subprocess.run([sys.executable, "-c", code, *TINY_DCGAN, "hydra.run.dir=out"], cwd=work,
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(str(target))
+    assert (work / "out" / "checkpoints" / "last.pt").is_file()
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["frobnicate"], "unknown command 'frobnicate'; use one of: train, sample"),
+    (["sample"], "ckpt=PATH is required"),
+    (["sample", "ckpt=/nonexistent/x.pt"], "ckpt=/nonexistent/x.pt: no such file"),
+    (["sample", "ckpt=x.pt", "out=grid.jpg"], "out=grid.jpg: unsupported suffix; use one of .png, .npy"),
+    (["sample", "ckpt=x.pt", "n=0"], "n=0: must be >= 1"),
+    (["sample", "ckpt=x.pt", "colour=red"], "colour"),
+    (["train", "train.steps=0"], "train.steps=0: must be >= 1"),
+    (["train", "dataset=folder"], "dataset.root is required"),
+    (["train", "+loss.gp_weight=2"], "loss.gp_weight: unknown key for ganrun.losses.NonSaturating"),
+    (["train", "dataset=mnist", "dataset.root=/nonexistent", "dataset.download=false"], "no MNIST train files"),
+])
+def test_bad_input_gets_one_line_and_exit_2(args, message, tmp_path):
+    r = run_cli(*args, f"hydra.run.dir={tmp_path / 'r'}" if args[0] == "train" else "seed=0", cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 100)
+    r = run_cli("sample", f"ckpt={bad}", cwd=tmp_path)
+    assert r.returncode == 2 and "cannot be read safely" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,215 @@
+"""Every option of every config group composes and instantiates; bad keys and values are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException, HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from conftest import ROOT, SHARED_DATA, compose_train, needs_shared_mnist
+from ganrun import config, losses
+from ganrun.build import build, build_models, build_optimizer
+from ganrun.config import ConfigError
+
+GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
+          for g in ("dataset", "model", "loss", "optimizer")}
+
+
+def test_groups_have_the_documented_options():
+    assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "grid", "mnist", "mnist-sample", "ring"]
+    assert GROUPS["model"] == ["dcgan", "mlp"]
+    assert GROUPS["loss"] == ["gan", "hinge", "lsgan", "minimax", "wgan", "wgan-gp"]
+    assert GROUPS["optimizer"] == ["adam", "rmsprop"]
+
+
+def test_default_config():
+    cfg = compose_train()
+    assert cfg.dataset._target_ == "ganrun.data.mnist_sample"
+    assert cfg.model._target_ == "ganrun.models.dcgan.make"
+    assert cfg.loss._target_ == "ganrun.losses.NonSaturating"
+    assert cfg.model.latent_dim == 100 and cfg.train.n_critic == 1
+    config.validate(cfg)
+
+
+# (loss option, loss class, optimizer class, lr, betas, n_critic): each paper's recipe
+RECIPES = [
+    ("gan", losses.NonSaturating, torch.optim.Adam, 2e-4, (0.5, 0.999), 1),
+    ("minimax", losses.Minimax, torch.optim.Adam, 2e-4, (0.5, 0.999), 1),
+    ("wgan", losses.Wasserstein, torch.optim.RMSprop, 5e-5, None, 5),
+    ("wgan-gp", losses.WassersteinGP, torch.optim.Adam, 1e-4, (0.0, 0.9), 5),
+    ("hinge", losses.Hinge, torch.optim.Adam, 2e-4, (0.5, 0.999), 1),
+    ("lsgan", losses.LeastSquares, torch.optim.Adam, 2e-4, (0.5, 0.999), 1),
+]
+
+
+@pytest.mark.parametrize("name, loss_cls, opt_cls, lr, betas, n_critic", RECIPES)
+def test_each_loss_brings_its_recipe(name, loss_cls, opt_cls, lr, betas, n_critic):
+    cfg = compose_train(f"loss={name}", "dataset=ring", "model=mlp", "model.hidden=[8]")
+    config.validate(cfg)
+    exp = build(cfg)
+    assert type(exp.loss) is loss_cls
+    assert cfg.train.n_critic == n_critic
+    for opt in (exp.opt_G, exp.opt_D):
+        assert type(opt) is opt_cls
+        assert opt.param_groups[0]["lr"] == pytest.approx(lr)
+        if betas:
+            assert opt.param_groups[0]["betas"] == pytest.approx(betas)
+    assert exp.loss is not None and isinstance(exp.loss, losses.Loss)
+    if name == "wgan":
+        assert exp.loss.clip == 0.01
+    if name == "wgan-gp":
+        assert exp.loss.gp_weight == 10.0 and cfg.model.d_norm == "layer"
+
+
+def test_command_line_beats_the_recipe():
+    cfg = compose_train("loss=wgan", "optimizer=adam", "optimizer.lr_d=3e-4", "train.n_critic=2")
+    assert cfg.optimizer._target_ == "torch.optim.Adam"
+    assert cfg.optimizer.lr_d == 3e-4 and cfg.optimizer.lr_g == 5e-5 and cfg.train.n_critic == 2
+
+
+def test_rmsprop_ignores_a_recipes_adam_betas():
+    cfg = compose_train("loss=wgan-gp", "optimizer=rmsprop", "dataset=ring", "model=mlp")
+    exp = build(cfg)
+    assert type(exp.opt_D) is torch.optim.RMSprop and exp.opt_D.param_groups[0]["lr"] == 1e-4
+
+
+def test_separate_learning_rates():
+    cfg = compose_train("optimizer.lr_g=1e-3", "optimizer.lr_d=4e-4", "dataset=ring", "model=mlp")
+    exp = build(cfg)
+    assert exp.opt_G.param_groups[0]["lr"] == 1e-3 and exp.opt_D.param_groups[0]["lr"] == 4e-4
+
+
+@pytest.mark.parametrize("model", GROUPS["model"])
+@pytest.mark.parametrize("dataset", ["ring", "grid", "mnist-sample"])
+def test_models_build_for_datasets(model, dataset):
+    cfg = compose_train(f"model={model}", f"dataset={dataset}")
+    config.validate(cfg)
+    exp = build(cfg)
+    z = torch.randn(3, exp.G.latent_dim)
+    fake = exp.G(z)
+    assert fake.shape == (3, *exp.data.shape)
+    assert exp.D(fake).shape == (3,)
+
+
+@needs_shared_mnist
+@pytest.mark.parametrize("name, folder", [("mnist", "mnist"), ("fashion-mnist", "fashion-mnist")])
+def test_idx_datasets_from_local_files(name, folder):
+    cfg = compose_train(f"dataset={name}", f"dataset.root={SHARED_DATA / folder}", "dataset.download=false",
+                        "dataset.split=test")
+    data = build(cfg).data
+    assert len(data) == 10_000 and data.shape == (1, 28, 28)
+
+
+def test_cifar10_composes_and_reports_missing_files(tmp_path):
+    cfg = compose_train("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.download=false")
+    config.validate(cfg)
+    with pytest.raises(ValueError, match="dataset.root"):
+        build(cfg)
+
+
+def test_folder_dataset_composes(tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (40, 30), (i * 80, 10, 200)).save(tmp_path / f"{i}.png")
+    cfg = compose_train("dataset=folder", f"dataset.root={tmp_path}", "dataset.image_size=32", "dataset.workers=0")
+    exp = build(cfg)
+    assert exp.data.shape == (3, 32, 32)
+    assert exp.G(torch.randn(2, 100)).shape == (2, 3, 32, 32)
+
+
+def test_every_model_key_reaches_the_networks():
+    cfg = compose_train("model.width=8", "model.latent_dim=16", "model.d_dropout=0.25", "model.spectral_norm=true",
+                        "model.d_norm=none")
+    exp = build(cfg)
+    assert exp.G.latent_dim == 16
+    mods = list(exp.D.modules())
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.25 for m in mods)
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)) for m in mods)
+    assert any(torch.nn.utils.parametrize.is_parametrized(m) for m in mods)
+    assert exp.D.net[0].out_channels == 8
+
+
+def test_toy_and_image_options():
+    ring = build(compose_train("dataset=ring", "dataset.n_modes=6", "dataset.radius=2.0", "model=mlp")).data
+    assert ring.centers.shape == (6, 2) and ring.centers.norm(dim=1).allclose(torch.tensor(2.0))
+    grid = build(compose_train("dataset=grid", "model=mlp")).data
+    assert sorted(set(grid.centers[:, 0].tolist())) == [-4, -2, 0, 2, 4] and grid.sigma == 0.05
+
+
+def test_loss_options_reach_the_loss():
+    exp = build(compose_train("loss.real_label=0.9", "loss.flip_prob=0.05", "dataset=ring", "model=mlp"))
+    assert exp.loss.real_label == 0.9 and exp.loss.flip_prob == 0.05
+    assert build(compose_train("loss=wgan", "loss.clip=0.05", "dataset=ring", "model=mlp")).loss.clip == 0.05
+    assert build(compose_train("loss=wgan-gp", "loss.gp_weight=1", "dataset=ring", "model=mlp")).loss.gp_weight == 1
+
+
+# ---------------------------------------------------------------- bad input is named
+
+
+def test_unknown_group_option_lists_the_valid_ones():
+    with pytest.raises(ConfigCompositionException, match="(?s)loss/nope.*Available options.*wgan-gp"):
+        compose_train("loss=nope")
+
+
+def test_unknown_train_key_is_named():
+    with pytest.raises(HydraException, match="stepz"):
+        compose_train("train.stepz=5")
+
+
+def test_wrong_type_is_named():
+    with pytest.raises((HydraException, OmegaConfBaseException), match="(?s)steps.*abc|abc.*steps"):
+        compose_train("train.steps=abc")
+
+
+def test_device_choices_are_listed():
+    with pytest.raises((HydraException, OmegaConfBaseException)) as e:
+        compose_train("train.device=gpu")
+    assert "train.device" in str(e.value) and "[auto, cpu, cuda]" in str(e.value.__cause__)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+loss.gp_weight=3", "loss.gp_weight: unknown key for ganrun.losses.NonSaturating; allowed keys: real_label, flip_prob"),
+    ("model.width=wide", "model.width='wide': expected int"),
+    ("model.d_norm=group", "model.d_norm='group': expected one of batch, layer, none"),
+    ("loss.real_label=yes", "loss.real_label='yes': expected float"),
+    ("train.steps=0", "train.steps=0: must be >= 1"),
+    ("train.batch_size=-1", "train.batch_size=-1: must be >= 1"),
+    ("train.ema=1.0", "train.ema=1.0"),
+    ("optimizer.lr_g=0", "must be > 0"),
+    ("dataset._target_=os.system", "dataset._target_='os.system' is not allowed"),
+    ("model._target_=subprocess.run", "is not allowed"),
+    ("loss._target_=ganrun.losses.Nope", "no such class or function"),
+])
+def test_bad_values_fail_before_any_work(override, message):
+    cfg = compose_train(override)
+    with pytest.raises(ConfigError) as e:
+        config.validate(cfg)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_folder_root_is_named():
+    with pytest.raises(ConfigError, match="dataset.root is required: add dataset.root=... to the command line"):
+        config.validate(compose_train("dataset=folder"))
+
+
+def test_dcgan_refuses_other_sizes():
+    with pytest.raises(ConfigError, match="dataset.image_size"):
+        build(compose_train("dataset.image_size=48"))
+
+
+def test_optimizer_target_allowlist():
+    with pytest.raises(ConfigError, match="not allowed"):
+        build_optimizer(OmegaConf.create({"_target_": "os.system", "lr_g": 1.0}), [], 1.0)
+
+
+def test_models_from_a_checkpoint_config_round_trip():
+    cfg = compose_train("model=mlp", "dataset=ring")
+    plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    G, D = build_models(OmegaConf.create(plain["model"]), (2,))
+    assert G(torch.randn(4, 100)).shape == (4, 2)

@@ -1,0 +1,120 @@
+"""Datasets: IDX reading, the [-1, 1] range, batching, toy mixtures, image folders."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA, needs_shared_mnist
+from ganrun import data
+
+
+def write_idx(path, array, compress=False):
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(payload)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_idx_round_trip(tmp_path, compress):
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = tmp_path / ("x.gz" if compress else "x")
+    write_idx(path, arr, compress)
+    np.testing.assert_array_equal(data.read_idx(path), arr)
+
+
+def test_read_idx_refuses_truncated_files(tmp_path):
+    path = tmp_path / "x"
+    write_idx(path, np.zeros((4, 5), np.uint8))
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(data.DataError, match="truncated"):
+        data.read_idx(path)
+
+
+def test_mnist_layouts_and_scaling(tmp_path):
+    # torchvision's root/MNIST/raw layout, uncompressed, with pixels 0 and 255
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    imgs = np.zeros((6, 28, 28), np.uint8)
+    imgs[:, :14] = 255
+    write_idx(raw / "t10k-images-idx3-ubyte", imgs)
+    write_idx(raw / "t10k-labels-idx1-ubyte", np.arange(6, dtype=np.uint8))
+    ds = data.mnist(str(tmp_path), download=False, split="test")
+    assert len(ds) == 6 and ds.labels.tolist() == list(range(6))
+    batch = next(ds.batches(4, torch.device("cpu")))
+    assert batch.shape == (4, 1, 28, 28) and batch.dtype == torch.float32
+    assert batch.min() == -1 and batch.max() == 1
+
+
+def test_mnist_missing_files_say_how_to_fix(tmp_path):
+    with pytest.raises(data.DataError, match="dataset.root.*dataset.download=true"):
+        data.mnist(str(tmp_path), download=False)
+
+
+@needs_shared_mnist
+def test_shared_mnist_and_resize():
+    ds = data.mnist(str(SHARED_DATA / "mnist"), download=False, split="test", image_size=32)
+    assert ds.images.shape == (10_000, 1, 32, 32) and ds.images.dtype == torch.uint8
+    assert sorted(ds.labels.unique().tolist()) == list(range(10))
+
+
+def test_mnist_sample_is_balanced_real_mnist():
+    ds = data.mnist_sample()
+    assert ds.images.shape == (5000, 1, 28, 28)
+    assert torch.bincount(ds.labels).tolist() == [500] * 10
+    assert ds.images.max() == 255 and ds.images.float().mean() == pytest.approx(33, abs=3)  # MNIST's mean pixel
+
+
+def test_batches_cover_an_epoch_without_repeats():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
+    ds = data.TensorImages(images, None, "t")
+    it = ds.batches(3, torch.device("cpu"), seed=1)
+    seen = torch.cat([next(it)[:, 0, 0, 0] for _ in range(3)])  # 3 full batches per epoch of 10
+    values = ((seen + 1) * 127.5).round().long()
+    assert len(set(values.tolist())) == 9
+    again = ds.batches(3, torch.device("cpu"), seed=1)
+    assert torch.equal(next(again), next(ds.batches(3, torch.device("cpu"), seed=1)))  # seeded order
+
+
+def test_batch_larger_than_dataset():
+    ds = data.TensorImages(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), None, "tiny")
+    with pytest.raises(data.DataError, match="train.batch_size=8 is larger"):
+        next(ds.batches(8, torch.device("cpu")))
+
+
+def test_ring_and_grid_samples_sit_on_their_modes():
+    ring = data.ring()
+    assert ring.centers.shape == (8, 2)
+    torch.testing.assert_close(ring.centers.norm(dim=1), torch.ones(8))
+    x = next(ring.batches(4000, torch.device("cpu")))
+    d = torch.cdist(x, ring.centers).min(dim=1).values
+    assert d.max() < 0.06 and d.std() == pytest.approx(0.01 * 0.655, rel=0.1)  # Rayleigh: sigma*sqrt(2-pi/2)
+    grid = data.grid()
+    assert grid.centers.shape == (25, 2)
+    x = grid.sample(5000, torch.Generator().manual_seed(0))
+    nearest = torch.cdist(x, grid.centers).argmin(dim=1)
+    assert torch.bincount(nearest, minlength=25).min() > 120  # every mode drawn, about equally
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "sub").mkdir()
+    Image.new("L", (50, 70), 255).save(tmp_path / "a.png")
+    Image.new("L", (64, 64), 0).save(tmp_path / "sub" / "b.jpg")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    (tmp_path / "notes.txt").write_text("ignored")
+    ds = data.ImageFolder(str(tmp_path), image_size=28, channels=0, workers=0)
+    assert len(ds) == 2 and ds.shape == (1, 28, 28)
+    batch = next(ds.batches(2, torch.device("cpu")))
+    assert batch.shape == (2, 1, 28, 28)
+    assert sorted(batch.view(2, -1).mean(1).tolist()) == [-1.0, 1.0]
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(data.DataError, match="no readable images"):
+        data.ImageFolder(str(tmp_path))
+    with pytest.raises(data.DataError, match="no such folder"):
+        data.ImageFolder(str(tmp_path / "missing"))

@@ -1,0 +1,181 @@
+"""Every loss against values computed by hand on hand-picked logits."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from ganrun import losses
+
+LN3 = math.log(3.0)
+# sigmoid(0) = 1/2, sigmoid(ln 3) = 3/4, sigmoid(-ln 3) = 1/4
+REAL = torch.tensor([0.0, LN3])
+FAKE = torch.tensor([0.0, -LN3])
+
+
+def t(x):
+    return torch.tensor(x, dtype=torch.float32)
+
+
+def test_nonsaturating_d_loss_is_minus_value_function():
+    # -[mean(log 1/2, log 3/4) + mean(log(1 - 1/2), log(1 - 1/4))] = -(log 1/2 + log 3/4) = log(8/3)
+    assert_close(losses.NonSaturating().d_loss(REAL, FAKE), t(math.log(8 / 3)))
+
+
+def test_nonsaturating_g_loss_maximises_log_d_of_fake():
+    # -mean(log 1/2, log 1/4) = 1.5 log 2
+    assert_close(losses.NonSaturating().g_loss(FAKE), t(1.5 * math.log(2)))
+
+
+def test_minimax_g_loss_is_log_one_minus_d_of_fake():
+    # mean(log(1 - 1/2), log(1 - 1/4)) = (log 1/2 + log 3/4) / 2
+    assert_close(losses.Minimax().g_loss(FAKE), t((math.log(0.5) + math.log(0.75)) / 2))
+    assert_close(losses.Minimax().d_loss(REAL, FAKE), t(math.log(8 / 3)))
+
+
+def test_minimax_saturates_where_nonsaturating_does_not():
+    # with D sure the sample is fake (logit -10), d g_loss / d logit is about -sigmoid(-10) for minimax
+    # but about -1 for the non-saturating loss: the reason the latter is used in practice
+    grads = {}
+    for cls in (losses.Minimax, losses.NonSaturating):
+        logit = torch.tensor([-10.0], requires_grad=True)
+        cls().g_loss(logit).backward()
+        grads[cls] = logit.grad.item()
+    assert abs(grads[losses.Minimax]) == pytest.approx(1 / (1 + math.exp(10)), rel=1e-4)
+    assert grads[losses.NonSaturating] == pytest.approx(-1 / (1 + math.exp(-10)), rel=1e-4)
+
+
+def test_value_function_optimum_is_minus_log_4():
+    # D(x) = 1/2 everywhere (p_g = p_data): V = log 1/2 + log 1/2 = -log 4, so d_loss = log 4
+    zeros = torch.zeros(5)
+    assert_close(losses.NonSaturating().d_loss(zeros, zeros), t(math.log(4)))
+
+
+def test_one_sided_label_smoothing():
+    loss = losses.NonSaturating(real_label=0.9)
+    # real term: -mean(0.9 log s(r) + 0.1 log(1 - s(r))) with s(r) in {1/2, 3/4}; fake targets stay 0
+    real = -(0.9 * (math.log(0.5) + math.log(0.75)) + 0.1 * (math.log(0.5) + math.log(0.25))) / 2
+    fake = -(math.log(0.5) + math.log(0.75)) / 2
+    assert_close(loss.d_loss(REAL, FAKE), t(real + fake))
+
+
+def test_label_flips_follow_the_random_draws():
+    loss = losses.NonSaturating(flip_prob=0.3)
+    real, fake = torch.randn(1000), torch.randn(1000)
+    torch.manual_seed(7)
+    got = loss.d_loss(real, fake)
+    torch.manual_seed(7)  # replay the draws: first the real targets' flips, then the fake ones'
+    flip_r, flip_f = torch.rand(1000) < 0.3, torch.rand(1000) < 0.3
+    assert 200 < int(flip_r.sum()) < 400
+    expect = (nn.functional.binary_cross_entropy_with_logits(real, (~flip_r).float())
+              + nn.functional.binary_cross_entropy_with_logits(fake, flip_f.float()))
+    assert_close(got, expect)
+
+
+@pytest.mark.parametrize("kwargs", [{"real_label": 0.0}, {"real_label": 1.5}, {"flip_prob": 0.5}, {"flip_prob": -0.1}])
+def test_bad_label_options_are_refused(kwargs):
+    with pytest.raises(ValueError, match="loss."):
+        losses.NonSaturating(**kwargs)
+
+
+def test_probability_stats_are_sigmoid_means():
+    stats = losses.NonSaturating().stats(REAL, FAKE)
+    assert_close(stats["D(x)"], t((0.5 + 0.75) / 2))
+    assert_close(stats["D(G(z))"], t((0.5 + 0.25) / 2))
+
+
+def test_wasserstein_losses_and_estimate():
+    real, fake = t([1.0, 3.0]), t([-1.0, 0.5])
+    loss = losses.Wasserstein()
+    assert_close(loss.d_loss(real, fake), t(-0.25 - 2.0))
+    assert_close(loss.g_loss(fake), t(0.25))
+    stats = loss.stats(real, fake)
+    assert_close(stats["critic/wasserstein"], t(2.25))
+    assert_close(stats["critic/real"], t(2.0))
+
+
+def test_weight_clipping_bounds_every_critic_weight():
+    D = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+    with torch.no_grad():
+        for p in D.parameters():
+            p.normal_(0, 1)
+    losses.Wasserstein(clip=0.01).constrain(D)
+    for p in D.parameters():
+        assert p.abs().max() <= 0.01
+    assert any((p.abs() == 0.01).any() for p in D.parameters())  # clamped, not zeroed
+
+
+def test_no_clipping_when_clip_is_zero():
+    D = nn.Linear(3, 1)
+    with torch.no_grad():
+        D.weight.fill_(5.0)
+    losses.Wasserstein(clip=0.0).constrain(D)
+    assert (D.weight == 5.0).all()
+
+
+class Linear(nn.Module):
+    """C(x) = w . x: its input gradient is w everywhere, so ||grad|| = ||w|| exactly."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w
+
+
+@pytest.mark.parametrize("w, expect", [([2.0, 0.0], 10.0), ([0.6, 0.8], 0.0), ([3.0, 4.0], 160.0)])
+def test_gradient_penalty_on_known_gradient_norm(w, expect):
+    # gp = 10 * (||w|| - 1)^2 whatever the interpolates are: ||w|| = 2 -> 10, 1 -> 0, 5 -> 160
+    D = Linear(w)
+    real, fake = torch.randn(16, 2), torch.randn(16, 2)
+    assert_close(losses.WassersteinGP().penalty(D, real, fake), t(expect))
+
+
+def test_gradient_penalty_is_differentiable_in_the_critic_weights():
+    # d/dw 10 (||w|| - 1)^2 = 20 (||w|| - 1) w / ||w||; at w = (2, 0): (20, 0)
+    D = Linear([2.0, 0.0])
+    losses.WassersteinGP().penalty(D, torch.randn(8, 2), torch.randn(8, 2)).backward()
+    assert_close(D.w.grad, t([20.0, 0.0]))
+
+
+def test_gradient_penalty_uses_interpolates_between_real_and_fake():
+    seen = []
+
+    class Spy(Linear):
+        def forward(self, x):
+            seen.append(x.detach())
+            return super().forward(x)
+
+    real, fake = torch.zeros(64, 2), torch.ones(64, 2)
+    losses.WassersteinGP(gp_weight=1.0).penalty(Spy([1.0, 0.0]), real, fake)
+    x_hat = seen[0]
+    assert (x_hat[:, 0] == x_hat[:, 1]).all()  # one eps per sample, on the segment real -> fake
+    assert 0 <= x_hat.min() and x_hat.max() <= 1 and x_hat.std() > 0.1
+
+
+def test_wgan_gp_has_no_clipping():
+    assert losses.WassersteinGP().clip == 0.0
+
+
+def test_other_losses_have_zero_penalty():
+    for loss in (losses.NonSaturating(), losses.Wasserstein(), losses.Hinge(), losses.LeastSquares()):
+        assert_close(loss.penalty(nn.Linear(2, 1), torch.randn(4, 2), torch.randn(4, 2)), t(0.0))
+
+
+def test_hinge():
+    real, fake = t([0.5, 2.0]), t([-2.0, 0.5])
+    # mean(relu(1 - r)) = mean(0.5, 0) = 0.25; mean(relu(1 + f)) = mean(0, 1.5) = 0.75
+    assert_close(losses.Hinge().d_loss(real, fake), t(1.0))
+    assert_close(losses.Hinge().g_loss(fake), t(0.75))
+
+
+def test_least_squares():
+    real, fake = t([1.0, 0.0]), t([0.0, 1.0])
+    # 1/2 [mean((1-1)^2, (0-1)^2) + mean(0^2, 1^2)] = 1/2 (1/2 + 1/2)
+    assert_close(losses.LeastSquares().d_loss(real, fake), t(0.5))
+    assert_close(losses.LeastSquares().g_loss(fake), t(0.25))
+    # smoothing moves the real target b to 0.9: 1/2 [mean(0.01, 0.81) + 1/2]
+    assert_close(losses.LeastSquares(real_label=0.9).d_loss(real, fake), t(0.5 * (0.41 + 0.5)))

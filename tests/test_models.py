@@ -1,0 +1,95 @@
+"""Architectures: the DCGAN reference parameter counts, shapes at 28/32/64 px, DCGAN practice."""
+
+import pytest
+import torch
+from torch import nn
+
+from ganrun.models import dcgan, mlp
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_dcgan64_matches_pytorch_examples_parameter_counts():
+    G, D = dcgan.make((3, 64, 64), latent_dim=100, width=64)
+    assert n_params(G) == 3_576_704
+    assert n_params(D) == 2_765_568
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes(size, channels):
+    G, D = dcgan.make((channels, size, size), latent_dim=16, width=8)
+    x = G(torch.randn(5, 16))
+    assert x.shape == (5, channels, size, size)
+    assert D(x).shape == (5,)
+    assert x.min() >= -1 and x.max() <= 1  # tanh output
+
+
+def test_dcgan_follows_dcgan_practice():
+    G, D = dcgan.make((1, 64, 64), width=8)
+    g_mods, d_mods = list(G.modules()), list(D.modules())
+    assert isinstance(g_mods[-1], nn.Tanh)
+    assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Upsample)) for m in g_mods + d_mods)
+    assert all(m.negative_slope == 0.2 for m in d_mods if isinstance(m, nn.LeakyReLU))
+    assert any(isinstance(m, nn.BatchNorm2d) for m in g_mods) and any(isinstance(m, nn.BatchNorm2d) for m in d_mods)
+    for m in g_mods + d_mods:  # kernel divisible by stride: no checkerboard artefacts
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            assert m.kernel_size[0] % m.stride[0] == 0
+    ups = [m for m in g_mods if isinstance(m, nn.ConvTranspose2d)]
+    downs = [m for m in d_mods if isinstance(m, nn.Conv2d)]
+    assert sum(m.stride[0] == 2 for m in ups) == 4 and sum(m.stride[0] == 2 for m in downs) == 4
+
+
+def test_dcgan_init_is_normal_0_002():
+    torch.manual_seed(0)
+    G, D = dcgan.make((3, 64, 64))
+    w = torch.cat([m.weight.flatten() for m in G.modules() if isinstance(m, nn.ConvTranspose2d)])
+    assert abs(w.mean().item()) < 1e-3 and w.std().item() == pytest.approx(0.02, rel=0.02)
+    bn = torch.cat([m.weight for m in D.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert bn.mean().item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_spectral_norm_init_and_effect():
+    torch.manual_seed(0)
+    _, D = dcgan.make((1, 28, 28), width=8, spectral_norm=True)
+    convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
+    assert all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+    orig = convs[1].parametrizations.weight.original
+    assert orig.std().item() == pytest.approx(0.02, rel=0.1)  # the stored weight got the DCGAN init
+    D.train()
+    for _ in range(20):  # power iteration converges while training
+        D(torch.randn(4, 1, 28, 28))
+    with torch.no_grad():
+        sigma = torch.linalg.matrix_norm(convs[1].weight.flatten(1), ord=2)
+    assert sigma.item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_dropout_and_norm_options():
+    _, D = dcgan.make((1, 32, 32), width=8, d_dropout=0.5, d_norm="layer")
+    mods = list(D.modules())
+    assert sum(isinstance(m, nn.Dropout) for m in mods) == 3
+    assert any(isinstance(m, nn.GroupNorm) for m in mods) and not any(isinstance(m, nn.BatchNorm2d) for m in mods)
+
+
+def test_dcgan_refuses_unsupported_sizes():
+    with pytest.raises(ValueError, match="28, 32 or 64"):
+        dcgan.make((3, 48, 48))
+
+
+def test_toy_data_gets_linear_output_mlp():
+    G, D = dcgan.make((2,), toy_hidden=(32, 32))
+    assert isinstance(G, mlp.MLPGenerator) and not any(isinstance(m, nn.Tanh) for m in G.modules())
+    z = torch.randn(10, 100) * 100
+    assert G(z).abs().max() > 1  # unbounded, as the toy data is
+    assert D(G(z)).shape == (10,)
+
+
+def test_mlp_images_and_hidden_sizes():
+    G, D = mlp.make((1, 28, 28), latent_dim=10, hidden=(64, 32))
+    linears = [m for m in G.modules() if isinstance(m, nn.Linear)]
+    assert [m.out_features for m in linears] == [64, 32, 784]
+    x = G(torch.randn(3, 10))
+    assert x.shape == (3, 1, 28, 28) and isinstance(list(G.modules())[-1], nn.Tanh)
+    assert D(x).shape == (3,)

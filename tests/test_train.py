@@ -1,0 +1,120 @@
+"""Short trainings for every model x loss, in-process on tiny data, and the training step itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import TINY, TINY_MODEL, compose_train
+from ganrun import checkpoint, losses
+from ganrun.loop import train_step
+from ganrun.train import run
+
+LOSSES = ["gan", "minimax", "wgan", "wgan-gp", "hinge", "lsgan"]
+
+
+def scalars(run_dir: Path) -> dict[str, list]:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0}).Reload()
+    return {tag: acc.Scalars(tag) for tag in acc.Tags()["scalars"]} | {"images": acc.Tags()["images"]}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_every_model_and_loss_trains(tmp_path, model, loss):
+    cfg = compose_train(f"model={model}", f"loss={loss}", *TINY, *TINY_MODEL[model])
+    summary = run(cfg, tmp_path)
+    assert summary["status"] == "completed" and summary["step"] == 4
+    assert json.loads((tmp_path / "summary.json").read_text())["losses"] == summary["losses"]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.pt", "step_000002.pt",
+                                                                            "step_000004.pt"]
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 4 and ckpt["config"]["loss"]["_target_"] == cfg.loss._target_
+    tb = scalars(tmp_path)
+    assert [e.step for e in tb["loss/D"]] == [2, 4] and "grad_norm/G" in tb and "grad_norm/D" in tb
+    assert "steps_per_s" in tb and tb["images"] == ["samples"]
+    if loss in ("gan", "minimax"):
+        assert "D(x)" in tb and "D(G(z))" in tb
+    if loss.startswith("wgan"):
+        assert "critic/wasserstein" in tb
+    if loss == "wgan-gp":
+        assert tb["loss/penalty"][-1].value > 0
+    if loss == "wgan":  # clipping held after every critic step
+        assert all(p.abs().max() <= 0.01 for p in ckpt["D"].values() if p.is_floating_point())
+
+
+@pytest.mark.parametrize("dataset", ["ring", "grid"])
+def test_toy_runs_write_scatter_plots(tmp_path, dataset):
+    cfg = compose_train(f"dataset={dataset}", "model=mlp", *TINY, *TINY_MODEL["mlp"])
+    run(cfg, tmp_path)
+    from PIL import Image
+
+    png = Image.open(tmp_path / "samples" / "step_000004.png")
+    assert png.mode == "RGB" and png.size[0] > 200
+
+
+def test_ema_generator_is_kept_and_averages(tmp_path):
+    cfg = compose_train("train.ema=0.9", *TINY, *TINY_MODEL["dcgan"])
+    run(cfg, tmp_path)
+    ckpt = checkpoint.load(tmp_path)
+    assert ckpt["G_ema"].keys() == ckpt["G"].keys()
+    k = next(k for k, v in ckpt["G"].items() if v.is_floating_point() and v.dim() > 1)
+    assert not torch.equal(ckpt["G_ema"][k], ckpt["G"][k])
+
+
+def test_run_folder_is_never_reused(tmp_path):
+    cfg = compose_train(*TINY, *TINY_MODEL["mlp"], "model=mlp", "dataset=ring")
+    run(cfg, tmp_path)
+    from ganrun.config import ConfigError
+
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run(cfg, tmp_path)
+
+
+def test_same_seed_same_weights(tmp_path):
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"])
+    run(cfg, tmp_path / "a")
+    run(cfg, tmp_path / "b")
+    a, b = (checkpoint.load(tmp_path / r)["G"] for r in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class Counting(torch.nn.Module):
+    """Wraps G to count forward calls."""
+
+    def __init__(self, G):
+        super().__init__()
+        self.G, self.calls, self.latent_dim = G, 0, G[0].in_features
+
+    def forward(self, z):
+        self.calls += 1
+        return self.G(z)
+
+
+@pytest.mark.parametrize("n_critic, g_calls", [(1, 1), (5, 6)])
+def test_one_fake_batch_serves_both_steps_when_n_critic_is_1(n_critic, g_calls):
+    G = Counting(torch.nn.Sequential(torch.nn.Linear(4, 2)))
+    D = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Flatten(0))
+    opt_G, opt_D = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1)
+    batches = iter(lambda: torch.randn(8, 2), None)
+    d_before = D[0].weight.clone()
+    out = train_step(G, D, losses.NonSaturating(), opt_G, opt_D, batches, n_critic, want_stats=False)
+    assert G.calls == g_calls
+    assert not torch.equal(D[0].weight, d_before)
+    assert set(out) == {"loss/D", "loss/G", "loss/penalty"}  # stats only on logging steps
+    assert all(isinstance(v, torch.Tensor) for v in out.values())  # no host sync inside the step
+
+
+def test_g_step_leaves_d_weights_alone():
+    G = Counting(torch.nn.Sequential(torch.nn.Linear(4, 2)))
+    D = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Flatten(0))
+    opt_G, opt_D = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.0)  # D frozen by lr 0
+    batches = iter(lambda: torch.randn(8, 2), None)
+    g_before = G.G[0].weight.clone()
+    train_step(G, D, losses.NonSaturating(), opt_G, opt_D, batches, 1, want_stats=True)
+    assert not torch.equal(G.G[0].weight, g_before)
+    assert all(p.requires_grad for p in D.parameters())  # restored after the G step
