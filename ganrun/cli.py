@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: ganrun {train,sample} [key=value ...]
+USAGE = """usage: ganrun {train,sample,eval} [key=value ...]
 
   ganrun train [overrides]          train a GAN (Hydra: -m for sweeps, --cfg job to print the config)
   ganrun sample ckpt=PATH [n=64] [out=grid.png|samples.npy] [seed=0]
                                     render samples from a checkpoint
+  ganrun eval ckpt=PATH [n=5000] [seed=0] [out=eval.json]
+                                    quality metrics of a checkpoint (table + JSON)
 
 Examples:
   ganrun train model=dcgan loss=wgan-gp
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> None:
         from ganrun import sample
 
         sys.exit(sample.main(rest))
+    elif command == "eval":
+        from ganrun import evaluate
+
+        sys.exit(evaluate.main(rest))
     else:
-        print(f"ganrun: error: unknown command {command!r}; use one of: train, sample", file=sys.stderr)
+        print(f"ganrun: error: unknown command {command!r}; use one of: train, sample, eval", file=sys.stderr)
         sys.exit(2)

@@ -41,6 +41,8 @@ class TrainConfig:
     device: Device = Device.auto
     log_every: int = 50  # losses and stats to TensorBoard (the only host syncs)
     sample_every: int = 500  # sample grid from a fixed z
+    eval_every: int = 0  # quality metrics to TensorBoard and the summary; 0: only at the end
+    eval_n: int = 5000  # samples per evaluation of an image model (toy sets: always 2,500)
     ckpt_every: int = 1000  # checkpoints/step_NNNNNN.pt (last.pt is rewritten then too); 0: only at the end
     n_samples: int = 64  # images in each sample grid (the toy sets plot 2,500 points)
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
@@ -184,11 +186,13 @@ def optimizer_kwargs(opt: OptimizerConfig | DictConfig, target: Callable[..., An
 def validate(cfg: DictConfig) -> None:
     """Check every part of a composed train config before any work starts."""
     t = cfg.train
-    for key in ("steps", "batch_size", "n_critic", "log_every", "sample_every", "n_samples"):
+    for key in ("steps", "batch_size", "n_critic", "log_every", "sample_every", "n_samples", "eval_n"):
         if t[key] < 1:
             raise ConfigError(f"train.{key}={t[key]}: must be >= 1")
     if not 0.0 <= t.ema < 1.0:
         raise ConfigError(f"train.ema={t.ema}: must be in [0, 1) (0 turns the EMA generator off; 0.999 is usual)")
+    if t.eval_every < 0:
+        raise ConfigError(f"train.eval_every={t.eval_every}: must be >= 0 (0 evaluates only at the end)")
     if t.ckpt_every < 0:
         raise ConfigError(f"train.ckpt_every={t.ckpt_every}: must be >= 0 (0 writes only the final checkpoint)")
     if cfg.optimizer.lr_g <= 0 or cfg.optimizer.lr_d <= 0:

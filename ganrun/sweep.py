@@ -18,18 +18,26 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         run_dir = overrides_file.parent.parent
         summary_file = run_dir / "summary.json"
         summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {"status": "no summary"}
-        rows.append({"run": run_dir.name, "overrides": " ".join(OmegaConf.load(overrides_file)), **summary})
+        rows.append({**summary, "run": run_dir.name, "overrides": list(OmegaConf.load(overrides_file))})
     return rows
 
 
+def varying(rows: list[dict[str, Any]]) -> list[str]:
+    """Each row's overrides minus those every run shares (what the sweep varies), as text."""
+    common = set.intersection(*(set(r["overrides"]) for r in rows)) if len(rows) > 1 else set()
+    return [" ".join(o for o in r["overrides"] if o not in common) for r in rows]
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table: run, overrides, status, step, final losses, wall time."""
-    header = ["run", "overrides", "status", "step", "loss/D", "loss/G", "time_s"]
+    """A plain-text table: run, overrides, status, step, final losses, final metrics, wall time."""
+    metric_names = sorted({k for r in rows for k in r.get("metrics", {})})
+    header = ["run", "overrides", "status", "step", "loss/D", "loss/G", *metric_names, "time_s"]
     body = []
-    for r in rows:
+    for r, overrides in zip(rows, varying(rows)):
         losses = r.get("losses", {})
-        body.append([r["run"], r["overrides"] or "(defaults)", r.get("status", "?"), str(r.get("step", "-")),
+        body.append([r["run"], overrides or "(defaults)", r.get("status", "?"), str(r.get("step", "-")),
                      *(f"{losses[k]:.4f}" if k in losses else "-" for k in ("loss/D", "loss/G")),
+                     *(f"{r['metrics'][k]:.4g}" if k in r.get("metrics", {}) else "-" for k in metric_names),
                      f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else "-"])
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *body]]

@@ -21,7 +21,7 @@ needs_shared_mnist = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(),
                                         reason="../shared/data/mnist not present (offline MNIST files)")
 
 # A few steps on tiny nets: enough to run every code path, seconds each.
-TINY = ["train.steps=4", "train.batch_size=8", "train.log_every=2", "train.sample_every=2",
+TINY = ["train.eval_n=200", "train.steps=4", "train.batch_size=8", "train.log_every=2", "train.sample_every=2",
         "train.ckpt_every=2", "train.n_samples=4", "train.progress=false"]
 TINY_MODEL = {"dcgan": ["model.width=4", "model.latent_dim=8", "model.toy_hidden=[16,16]"],
               "mlp": ["model.hidden=[16,16]", "model.latent_dim=8"]}
@@ -38,3 +38,9 @@ def run_cli(*args: str, cwd: Path | None = None, module: bool = True, timeout: i
     exe = [sys.executable, "-m", "ganrun"] if module else [str(Path(sys.executable).parent / "ganrun")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([*exe, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Classifiers trained by the tests go to a throwaway cache, never the user's."""
+    os.environ["GANRUN_CACHE"] = str(tmp_path_factory.mktemp("cache"))

@@ -21,8 +21,10 @@ TINY_DCGAN = [*TINY, *TINY_MODEL["dcgan"]]
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory) -> Path:
     """One tiny DCGAN run through the console script; several tests read its outputs."""
-    run_dir = tmp_path_factory.mktemp("run") / "r"
-    r = run_cli("train", *TINY_DCGAN, f"hydra.run.dir={run_dir}", module=False)
+    base = tmp_path_factory.mktemp("run")
+    run_dir = base / "r"
+    # the installed console script, run from a folder outside the repo
+    r = run_cli("train", *TINY_DCGAN, "hydra.run.dir=r", module=False, cwd=base)
     assert r.returncode == 0, r.stderr
     return run_dir
 
@@ -83,7 +85,7 @@ def test_sample_toy_points(toy_run, tmp_path):
 
 def test_multirun_sweep_prints_a_table(tmp_path):
     r = run_cli("train", "-m", "model=mlp,dcgan", "loss=gan,wgan-gp", "dataset=ring", *TINY,
-                "model.latent_dim=8", "model.toy_hidden=[16,16]", "model.hidden=[16,16]",
+                "model.latent_dim=8",
                 f"hydra.sweep.dir={tmp_path}", timeout=600)
     assert r.returncode == 0, r.stderr
     runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
@@ -136,7 +138,7 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["frobnicate"], "unknown command 'frobnicate'; use one of: train, sample"),
+    (["frobnicate"], "unknown command 'frobnicate'; use one of: train, sample, eval"),
     (["sample"], "ckpt=PATH is required"),
     (["sample", "ckpt=/nonexistent/x.pt"], "ckpt=/nonexistent/x.pt: no such file"),
     (["sample", "ckpt=x.pt", "out=grid.jpg"], "out=grid.jpg: unsupported suffix; use one of .png, .npy"),
@@ -160,3 +162,21 @@ def test_corrupt_checkpoint_is_refused(tmp_path):
     bad.write_bytes(b"\x00" * 100)
     r = run_cli("sample", f"ckpt={bad}", cwd=tmp_path)
     assert r.returncode == 2 and "cannot be read safely" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_eval_on_images_and_points(image_run, toy_run, tmp_path):
+    r = run_cli("eval", f"ckpt={image_run}", "n=300")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((image_run / "eval" / "step_000004.json").read_text())
+    assert {"classes", "class_kl", "confidence", "fd", "kid"} == set(report["metrics"])
+    assert report["settings"]["samples"] == 300 and "weights_sha256" in report["settings"]
+    assert "fd" in r.stdout and "wrote" in r.stdout
+    r = run_cli("eval", f"ckpt={toy_run}", f"out={tmp_path / 'toy.json'}")
+    assert r.returncode == 0, r.stderr
+    toy = json.loads((tmp_path / "toy.json").read_text())
+    assert set(toy["metrics"]) == {"modes", "hq_percent", "reverse_kl"} and toy["settings"]["samples"] == 2500
+
+
+def test_training_summary_carries_metrics(image_run):
+    summary = json.loads((image_run / "summary.json").read_text())
+    assert summary["metrics"]["classes"] >= 1 and summary["metric_settings"]["samples"] == 200

@@ -49,8 +49,11 @@ def test_every_model_and_loss_trains(tmp_path, model, loss):
 
 @pytest.mark.parametrize("dataset", ["ring", "grid"])
 def test_toy_runs_write_scatter_plots(tmp_path, dataset):
-    cfg = compose_train(f"dataset={dataset}", "model=mlp", *TINY, *TINY_MODEL["mlp"])
-    run(cfg, tmp_path)
+    cfg = compose_train(f"dataset={dataset}", "model=mlp", "train.eval_every=2", *TINY, *TINY_MODEL["mlp"])
+    summary = run(cfg, tmp_path)
+    assert set(summary["metrics"]) == {"modes", "hq_percent", "reverse_kl"}
+    assert 0 <= summary["metrics"]["modes"] <= (8 if dataset == "ring" else 25)
+    assert [e.step for e in scalars(tmp_path)["eval/modes"]] == [2, 4]
     from PIL import Image
 
     png = Image.open(tmp_path / "samples" / "step_000004.png")
@@ -118,3 +121,28 @@ def test_g_step_leaves_d_weights_alone():
     train_step(G, D, losses.NonSaturating(), opt_G, opt_D, batches, 1, want_stats=True)
     assert not torch.equal(G.G[0].weight, g_before)
     assert all(p.requires_grad for p in D.parameters())  # restored after the G step
+
+
+def test_health_signals():
+    from ganrun.loop import health
+
+    real = torch.randn(16, 1, 4, 4)
+    varied = health(real, real.flip(0), torch.ones(16))
+    assert varied["health/diversity"].item() == pytest.approx(1.0)
+    assert varied["health/d_real_sign"].item() == 1.0
+    collapsed = health(real, real[:1].expand(16, -1, -1, -1) + 1e-3 * torch.randn(16, 1, 4, 4),
+                       torch.tensor([1.0, -1.0] * 8))
+    assert collapsed["health/diversity"].item() < 0.01 and collapsed["health/d_real_sign"].item() == 0.0
+
+
+def test_monitor_warns_once_with_remedies(caplog):
+    from ganrun.loop import Monitor
+
+    monitor = Monitor()
+    stats = {"health/diversity": 0.05, "D(x)": 0.99, "D(G(z))": 0.001}
+    messages = monitor(100, stats)
+    assert len(messages) == 2
+    assert "mode collapse" in messages[0] and "wgan-gp" in messages[0]
+    assert "D wins outright" in messages[1] and "loss.real_label=0.9" in messages[1]
+    assert monitor(150, stats) == []  # once per kind
+    assert Monitor()(100, {"health/diversity": 0.9, "D(x)": 0.7, "D(G(z))": 0.3}) == []

@@ -1,0 +1,129 @@
+"""Evaluation of a generator: the metrics that fit its dataset, with the settings they were measured with.
+
+2-D mixtures: modes covered, % high quality, reverse KL (PacGAN protocol, 2,500 samples).
+Labelled image sets: a cached classifier (ganrun.classifier) gives classes covered, KL of the
+predicted-class histogram to uniform, mean confidence, and the Fréchet distance and KID of its
+features against the test split. Unlabelled image folders get no metrics yet.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from ganrun import classifier, metrics
+from ganrun.config import instantiate, resolve_target
+
+log = logging.getLogger(__name__)
+
+
+class Evaluator:
+    """Built once per run (lazily: the classifier may need training); call it with G."""
+
+    def __init__(self, dataset_cfg: DictConfig, data: Any, n_images: int = 5000):
+        self.data = data
+        self.n = metrics.TOY_SAMPLES if data.kind == "points" else n_images
+        self.settings: dict[str, Any] = {"samples": self.n}
+        self.net: nn.Module | None = None
+        self.reference: Tensor | None = None
+        if data.kind == "points":
+            self.settings["protocol"] = "PacGAN: HQ within 3 sigma of the nearest mode"
+            return
+        target = resolve_target(dataset_cfg._target_, "dataset")
+        if getattr(data, "labels", None) is None or "split" not in inspect.signature(target).parameters:
+            self.settings["skipped"] = "no labelled train/test splits for this dataset"
+            return
+        plain = OmegaConf.to_container(dataset_cfg, resolve=True)
+        splits = {s: instantiate(OmegaConf.create({**plain, "split": s}), "dataset") for s in ("train", "test")}
+        name = getattr(data, "name", "data")
+        self.net, info = classifier.load_or_train(f"{name}-{data.shape[-1]}px", splits["train"], splits["test"])
+        with torch.no_grad():
+            test = splits["test"]
+            self.reference = torch.cat([self.net.features(x.float().div(127.5).sub(1)) for x in test.images.split(1000)])
+        self.settings.update({"features": f"SmallCNN-{classifier.FEATURES} penultimate",
+                              "weights_sha256": info["weights_sha256"], "classifier_test_accuracy": info["test_accuracy"],
+                              "reference": f"{name} test split ({len(test.images)} images)"})
+
+    @torch.no_grad()
+    def __call__(self, G: nn.Module, z: Tensor | None = None, seed: int = 0) -> dict[str, float]:
+        """Scores for G's samples (eval mode) on z, or on n fresh z drawn with `seed`."""
+        if self.data.kind != "points" and self.net is None:
+            return {}
+        device = next(G.parameters()).device
+        if z is None or len(z) != self.n:
+            z = torch.randn(self.n, G.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+        was_training = G.training
+        G.eval()
+        samples = torch.cat([G(chunk).float().cpu() for chunk in z.split(1000)])
+        G.train(was_training)
+        if self.data.kind == "points":
+            return metrics.toy_metrics(samples, self.data.centers, self.data.sigma)
+        feats = torch.cat([self.net.features(x) for x in samples.split(1000)])
+        probs = torch.softmax(self.net.head(feats), dim=1)
+        return {**metrics.class_metrics(probs), "fd": metrics.frechet_distance(feats, self.reference),
+                "kid": metrics.kid(feats, self.reference)}
+
+
+# ---------------------------------------------------------------- `ganrun eval`
+
+def main(args: list[str]) -> int:
+    """`ganrun eval ckpt=PATH [n=5000] [seed=0] [out=JSON]`: print the metrics table, write JSON."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ganrun import checkpoint
+    from ganrun.build import pick_device
+    from ganrun.checkpoint import CheckpointError
+    from ganrun.config import ConfigError
+    from ganrun.data import DataError
+    from ganrun.sample import load_generator
+
+    try:
+        bad = [a for a in args if "=" not in a]
+        if bad:
+            raise ConfigError(f"expected key=value, got {bad[0]!r}; keys: ckpt, n, seed, out, device")
+        try:
+            cfg = OmegaConf.merge(OmegaConf.create({"ckpt": "???", "n": 5000, "seed": 0, "out": "", "device": "auto"}),
+                                  OmegaConf.from_dotlist(args))
+            ckpt_path, n, seed = str(cfg.ckpt), int(cfg.n), int(cfg.seed)
+        except (OmegaConfBaseException, ValueError) as e:
+            raise ConfigError(str(e).splitlines()[0] + "; ckpt=PATH is required, n and seed are integers") from None
+        unknown = set(cfg) - {"ckpt", "n", "seed", "out", "device"}
+        if unknown:
+            raise ConfigError(f"unknown key {sorted(unknown)[0]!r}; keys: ckpt, n, seed, out, device")
+        if n < 1:
+            raise ConfigError(f"n={n}: must be >= 1")
+        ckpt = checkpoint.load(ckpt_path)
+        G = load_generator(ckpt, pick_device(str(cfg.device)))
+        dataset_cfg = OmegaConf.create(ckpt["config"]["dataset"])
+        evaluator = Evaluator(dataset_cfg, instantiate(dataset_cfg, "dataset"), n)
+        scores = evaluator(G, seed=seed)
+    except (ConfigError, CheckpointError, DataError) as e:
+        print(f"ganrun eval: error: {e}", file=sys.stderr)
+        return 2
+    if not scores:
+        print(f"ganrun eval: no metrics for this dataset ({evaluator.settings.get('skipped', '')})")
+        return 0
+    ckpt_file = Path(ckpt_path) if Path(ckpt_path).is_file() else Path(ckpt_path) / "checkpoints" / "last.pt"
+    out = Path(cfg.out) if cfg.out else ckpt_file.parent.parent / "eval" / f"step_{ckpt['step']:06d}.json"
+    report = {"checkpoint": str(ckpt_file), "step": ckpt["step"], "seed": seed, "metrics": scores,
+              "settings": evaluator.settings}
+    width = max(map(len, scores))
+    print("\n".join(f"{k.ljust(width)}  {v:.4g}" for k, v in scores.items()))
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in evaluator.settings.items()))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as e:
+        print(f"ganrun eval: error: cannot write {out}: {e.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
