@@ -198,6 +198,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.optimizer.lr_g <= 0 or cfg.optimizer.lr_d <= 0:
         raise ConfigError(f"optimizer.lr_g={cfg.optimizer.lr_g}, optimizer.lr_d={cfg.optimizer.lr_d}: must be > 0")
     resolve_target(cfg.optimizer._target_, "optimizer")
+    pack = cfg.model.get("pack", 1)
+    if isinstance(pack, int) and pack > 1 and t.batch_size % pack:
+        raise ConfigError(f"train.batch_size={t.batch_size} must be a multiple of model.pack={pack}")
     check_node(cfg.dataset, "dataset")
     check_node(cfg.model, "model", ("data_shape",))
     check_node(cfg.loss, "loss")

@@ -93,3 +93,36 @@ def test_mlp_images_and_hidden_sizes():
     x = G(torch.randn(3, 10))
     assert x.shape == (3, 1, 28, 28) and isinstance(list(G.modules())[-1], nn.Tanh)
     assert D(x).shape == (3,)
+
+
+@pytest.mark.parametrize("shape", [(2,), (1, 28, 28), (3, 32, 32)])
+def test_packing_judges_m_samples_jointly(shape):
+    G, D = dcgan.make(shape, latent_dim=8, width=4, toy_hidden=(8,), pack=4)
+    D.eval()  # BatchNorm in train mode would couple the packs through batch statistics
+    x = G(torch.randn(12, 8))
+    assert D(x).shape == (3,)
+    first = D.D.net[1] if len(shape) == 1 else D.D.net[0]
+    assert (first.in_features if len(shape) == 1 else first.in_channels) == 4 * shape[0]
+    # a pack's logit depends on all its members and on nothing outside it
+    y = x.clone()
+    y[1] = y[1] + 1
+    changed = D(y) != D(x)
+    assert changed.tolist() == [True, False, False]
+
+
+def test_packing_refuses_a_ragged_batch():
+    _, D = mlp.make((2,), hidden=(8,), pack=3)
+    with pytest.raises(ValueError, match="model.pack=3"):
+        D(torch.randn(4, 2))
+
+
+@pytest.mark.parametrize("maker, shape", [(mlp.make, (2,)), (dcgan.make, (1, 32, 32))])
+def test_minibatch_std_sees_the_batch_spread(maker, shape):
+    torch.manual_seed(0)
+    kwargs = {"hidden": (8,)} if maker is mlp.make else {"width": 4}
+    _, D = maker(shape, minibatch_std=True, **kwargs)
+    D.eval()
+    x = torch.randn(6, *shape)
+    alike = x[:1].expand(6, *shape)
+    # the first sample's logit changes when only the *other* samples change: D sees the batch
+    assert D(alike)[0] != D(torch.cat([x[:1], x[1:]]))[0]

@@ -146,3 +146,19 @@ def test_monitor_warns_once_with_remedies(caplog):
     assert "D wins outright" in messages[1] and "loss.real_label=0.9" in messages[1]
     assert monitor(150, stats) == []  # once per kind
     assert Monitor()(100, {"health/diversity": 0.9, "D(x)": 0.7, "D(G(z))": 0.3}) == []
+
+
+@pytest.mark.parametrize("option", ["model.pack=2", "model.minibatch_std=true", "model.spectral_norm=true",
+                                    "train.ema=0.99", "loss.real_label=0.9", "loss.flip_prob=0.1",
+                                    "model.d_dropout=0.3", "optimizer.lr_d=4e-4"])
+def test_every_stabiliser_composes_and_trains(tmp_path, option):
+    cfg = compose_train(option, *TINY, *TINY_MODEL["dcgan"])
+    assert run(cfg, tmp_path)["status"] == "completed"
+
+
+def test_pack_must_divide_the_batch():
+    from ganrun import config
+    from ganrun.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.batch_size=8 must be a multiple of model.pack=3"):
+        config.validate(compose_train("model.pack=3", *TINY))

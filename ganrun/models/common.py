@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 Norm = Literal["batch", "layer", "none"]
@@ -36,3 +37,28 @@ def dcgan_init(module: nn.Module) -> None:
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+class Packed(nn.Module):
+    """PacGAN packing: D judges m samples jointly, (N, C, ...) -> (N/m, m*C, ...), one logit per pack.
+
+    Seeing several samples at once lets D notice when they are too alike, which penalises collapse.
+    """
+
+    def __init__(self, D: nn.Module, m: int):
+        super().__init__()
+        self.D, self.m = D, m
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[0] % self.m:
+            raise ValueError(f"batch of {x.shape[0]} does not split into packs of model.pack={self.m}")
+        return self.D(x.reshape(x.shape[0] // self.m, self.m * x.shape[1], *x.shape[2:]))
+
+
+class MinibatchStd(nn.Module):
+    """Appends one feature: the mean over features of the batch standard deviation (ProGAN's trick),
+    so D can tell a batch of near-identical samples from a varied one."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        std = x.float().std(dim=0, unbiased=False).mean().to(x.dtype)
+        return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)

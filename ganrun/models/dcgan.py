@@ -14,7 +14,7 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from ganrun.models import mlp
-from ganrun.models.common import Norm, d_norm_layer, dcgan_init, maybe_sn
+from ganrun.models.common import MinibatchStd, Norm, Packed, d_norm_layer, dcgan_init, maybe_sn
 
 SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of G's first feature map
 
@@ -48,7 +48,7 @@ class DCGANDiscriminator(nn.Module):
     """image (N, C, size, size) -> logit (N,)."""
 
     def __init__(self, channels: int, size: int, width: int, dropout: float = 0.0,
-                 spectral_norm: bool = False, norm: Norm = "batch"):
+                 spectral_norm: bool = False, norm: Norm = "batch", minibatch_std: bool = False):
         super().__init__()
         ch = list(reversed(_channels(size, width)))  # e.g. 64 px: [w, 2w, 4w, 8w]
 
@@ -60,8 +60,10 @@ class DCGANDiscriminator(nn.Module):
         for c_in, c_out in zip(ch, ch[1:]):  # each halves H and W, doubles channels
             layers += [maybe_sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), spectral_norm),
                        d_norm_layer(norm, c_out, conv=True), *act()]
-        # (N, ch[-1], base, base) -> (N, 1, 1, 1)
-        layers.append(maybe_sn(nn.Conv2d(ch[-1], 1, SIZES[size], 1, 0, bias=False), spectral_norm))
+        if minibatch_std:  # (N, ch[-1], base, base) -> (N, ch[-1] + 1, base, base)
+            layers.append(MinibatchStd())
+        # (N, ch[-1] (+1), base, base) -> (N, 1, 1, 1)
+        layers.append(maybe_sn(nn.Conv2d(ch[-1] + minibatch_std, 1, SIZES[size], 1, 0, bias=False), spectral_norm))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -69,11 +71,16 @@ class DCGANDiscriminator(nn.Module):
 
 
 def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dropout: float = 0.0,
-         spectral_norm: bool = False, d_norm: Norm = "batch",
-         toy_hidden: Sequence[int] = (500, 500)) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) for images of `data_shape` (C, H, W); 2-D points get MLPs with `toy_hidden` units."""
+         spectral_norm: bool = False, d_norm: Norm = "batch", toy_hidden: Sequence[int] = (500, 500),
+         pack: int = 1, minibatch_std: bool = False) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) for images of `data_shape` (C, H, W); 2-D points get MLPs with `toy_hidden` units.
+
+    pack = m > 1: D sees m samples at once (PacGAN); minibatch_std: D gets the batch's spread as a feature.
+    """
     if len(data_shape) == 1:
-        return mlp.make(data_shape, latent_dim, toy_hidden, d_dropout, spectral_norm, "none")
+        return mlp.make(data_shape, latent_dim, toy_hidden, d_dropout, spectral_norm, "none", pack, minibatch_std)
+    if pack < 1:
+        raise ValueError(f"model.pack={pack}: must be >= 1 (1: no packing)")
     channels, height, width_px = data_shape
     if height != width_px or height not in SIZES:
         raise ValueError(f"model=dcgan needs square 28, 32 or 64 px images, got {height}x{width_px}; "
@@ -83,7 +90,7 @@ def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dr
     if not 0.0 <= d_dropout < 1.0:
         raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
     G = DCGANGenerator(channels, height, latent_dim, width)
-    D = DCGANDiscriminator(channels, height, width, d_dropout, spectral_norm, d_norm)
+    D = DCGANDiscriminator(channels * pack, height, width, d_dropout, spectral_norm, d_norm, minibatch_std)
     dcgan_init(G)
     dcgan_init(D)
-    return G, D
+    return G, (Packed(D, pack) if pack > 1 else D)

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ganrun.models.common import Norm, d_norm_layer, dcgan_init, maybe_sn
+from ganrun.models.common import MinibatchStd, Norm, Packed, d_norm_layer, dcgan_init, maybe_sn
 
 
 class MLPGenerator(nn.Module):
@@ -36,7 +36,7 @@ class MLPDiscriminator(nn.Module):
     """data -> flatten -> hidden LeakyReLU(0.2) layers (optional norm, dropout, spectral norm) -> logit (N,)."""
 
     def __init__(self, data_shape: Sequence[int], hidden: Sequence[int], dropout: float = 0.0,
-                 spectral_norm: bool = False, norm: Norm = "none"):
+                 spectral_norm: bool = False, norm: Norm = "none", minibatch_std: bool = False):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(data_shape)
@@ -48,7 +48,9 @@ class MLPDiscriminator(nn.Module):
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = h
-        layers.append(maybe_sn(nn.Linear(width, 1), spectral_norm))
+        if minibatch_std:
+            layers.append(MinibatchStd())
+        layers.append(maybe_sn(nn.Linear(width + minibatch_std, 1), spectral_norm))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -56,15 +58,22 @@ class MLPDiscriminator(nn.Module):
 
 
 def make(data_shape: Sequence[int], latent_dim: int = 100, hidden: Sequence[int] = (500, 500),
-         d_dropout: float = 0.0, spectral_norm: bool = False, d_norm: Norm = "none") -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) MLPs for data of `data_shape` (C, H, W) images or (2,) points."""
+         d_dropout: float = 0.0, spectral_norm: bool = False, d_norm: Norm = "none", pack: int = 1,
+         minibatch_std: bool = False) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) MLPs for data of `data_shape` (C, H, W) images or (2,) points.
+
+    pack = m > 1: D sees m samples at once (PacGAN); minibatch_std: D gets the batch's spread as a feature.
+    """
     if latent_dim < 1 or not hidden or min(hidden) < 1:
         raise ValueError(f"model: latent_dim={latent_dim} and hidden={list(hidden)} must be positive and non-empty")
     if not 0.0 <= d_dropout < 1.0:
         raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
+    if pack < 1:
+        raise ValueError(f"model.pack={pack}: must be >= 1 (1: no packing)")
     G = MLPGenerator(data_shape, latent_dim, hidden)
-    D = MLPDiscriminator(data_shape, list(reversed(hidden)), d_dropout, spectral_norm, d_norm)
+    d_shape = (data_shape[0] * pack, *data_shape[1:])
+    D = MLPDiscriminator(d_shape, list(reversed(hidden)), d_dropout, spectral_norm, d_norm, minibatch_std)
     if len(data_shape) == 3:
         dcgan_init(G)
         dcgan_init(D)
-    return G, D
+    return G, (Packed(D, pack) if pack > 1 else D)

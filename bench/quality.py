@@ -1,0 +1,82 @@
+"""Mode-collapse benchmark on the 2-D mixtures (PacGAN / VEEGAN protocol), several settings x seeds.
+
+    python bench/quality.py [--seeds 10] [--steps 0] [--datasets ring grid] [--settings gan wgan-gp ...]
+
+Each setting is a list of ganrun overrides; every (dataset, setting, seed) is one short training run
+in a temporary folder. Prints mean +- standard error of modes covered, % high quality and reverse KL,
+beside PacGAN's published rows, and the CPU time. --steps 0 keeps each setting's own step count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+
+from ganrun import config
+from ganrun.train import run
+
+SETTINGS = {
+    "gan": ["loss=gan", "model=mlp"],
+    "wgan-gp": ["loss=wgan-gp", "model=mlp"],
+    "hinge+sn": ["loss=hinge", "model=mlp", "model.spectral_norm=true"],
+    "recipe": ["experiment={dataset}"],
+}
+COMMON = ["train.progress=false", "train.log_every=500", "train.sample_every=100000", "train.ckpt_every=0"]
+PACGAN = {  # published: modes, % HQ, reverse KL
+    "grid": [("PacGAN paper: GAN", 17.3, 94.8, 0.70), ("PacGAN paper: PacGAN4", 24.8, 93.6, 0.04)],
+    "ring": [("PacGAN paper: GAN", 6.3, 98.2, 0.45), ("PacGAN paper: PacGAN2", 7.9, 95.6, 0.07)],
+}
+
+
+def one_run(dataset: str, overrides: list[str], seed: int, steps: int) -> dict[str, float]:
+    args = [o.format(dataset=dataset) for o in overrides]
+    full = ([] if any(a.startswith("experiment=") for a in args) else [f"dataset={dataset}"]) + args + COMMON
+    full += [f"train.seed={seed}"] + ([f"train.steps={steps}"] if steps else [])
+    with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=full)
+    with tempfile.TemporaryDirectory() as tmp:
+        return run(cfg, Path(tmp) / "run")["metrics"]
+
+
+def mean_se(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3g}"
+    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values) / math.sqrt(len(values)):.2g}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--steps", type=int, default=0)
+    p.add_argument("--datasets", nargs="+", default=["ring", "grid"])
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    args = p.parse_args()
+    config.register()
+    import logging
+
+    logging.disable(logging.WARNING)  # the table is the output
+    rows = []
+    for dataset in args.datasets:
+        for name in args.settings:
+            start = time.process_time()
+            results = [one_run(dataset, SETTINGS[name], seed, args.steps) for seed in range(args.seeds)]
+            cpu = (time.process_time() - start) / args.seeds
+            rows.append((dataset, name, *(mean_se([r[k] for r in results]) for k in ("modes", "hq_percent", "reverse_kl")),
+                         f"{cpu:.0f}"))
+            print(" | ".join(map(str, rows[-1])), flush=True)
+        rows += [(dataset, n, f"{m}", f"{h}", f"{k}", "-") for n, m, h, k in PACGAN[dataset]]
+    header = ("dataset", "setting", "modes", "% HQ", "reverse KL", "CPU s/seed")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(f"\n{args.seeds} seeds, mean ± standard error")
+    for r in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    main()
