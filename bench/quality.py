@@ -25,7 +25,8 @@ SETTINGS = {
     "gan": ["loss=gan", "model=mlp"],
     "wgan-gp": ["loss=wgan-gp", "model=mlp"],
     "hinge+sn": ["loss=hinge", "model=mlp", "model.spectral_norm=true"],
-    "recipe": ["experiment={dataset}"],
+    "pacgan2": ["loss=gan", "model=mlp", "model.pack=2"],
+    # add "recipe": ["experiment={dataset}"] once configs/experiment/ring.yaml and grid.yaml exist
 }
 COMMON = ["train.progress=false", "train.log_every=500", "train.sample_every=100000", "train.ckpt_every=0"]
 PACGAN = {  # published: modes, % HQ, reverse KL

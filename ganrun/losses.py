@@ -7,7 +7,8 @@ logit is the critic's raw score. Every method returns a quantity to *minimise*.
 Interface (the loop calls nothing else):
     d_loss(real_logits, fake_logits)  -> scalar tensor, D's loss
     g_loss(fake_logits)               -> scalar tensor, G's loss
-    penalty(D, real, fake)            -> scalar tensor added to D's loss (zero unless it needs D)
+    penalty(D, real, fake)            -> scalar tensor added to D's loss (zero unless it needs D:
+                                         WGAN-GP, and R1 / DRAGAN on the other losses when set)
     constrain(D)                      -> called after every D step (WGAN's weight clipping)
     stats(real_logits, fake_logits)   -> dict of scalar tensors for logging (no host sync here)
 """
@@ -35,6 +36,13 @@ def _targets(logits: Tensor, value: float, flip_to: float, flip_prob: float) -> 
     return target
 
 
+def input_grad_norm(D: nn.Module, x: Tensor) -> Tensor:
+    """Per-sample ||grad_x D(x)||_2, kept differentiable w.r.t. D's weights (double backward)."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    return grad.flatten(1).norm(2, dim=1)
+
+
 class Loss:
     """Base class: no penalty, no constraint, raw critic means as stats."""
 
@@ -58,7 +66,31 @@ class Loss:
         return {"D/real": real_logits.mean(), "D/fake": fake_logits.mean()}
 
 
-class _ProbabilityLoss(Loss):
+class _Regularised(Loss):
+    """Optional gradient penalties for the non-Wasserstein losses (added to D's loss):
+
+    r1_gamma > 0: R1 (Mescheder et al. 2018), r1_gamma / 2 * E ||grad D(x)||^2 on real data.
+    dragan_weight > 0: DRAGAN (Kodali et al. 2017), dragan_weight * E (||grad D(x~)|| - 1)^2 on real
+    data perturbed by x~ = x + 0.5 * std(x) * u, u ~ U[0, 1) per element.
+    """
+
+    def __init__(self, r1_gamma: float = 0.0, dragan_weight: float = 0.0):
+        if r1_gamma < 0 or dragan_weight < 0:
+            raise ValueError(f"loss.r1_gamma={r1_gamma}, loss.dragan_weight={dragan_weight}: must be >= 0")
+        self.r1_gamma = r1_gamma
+        self.dragan_weight = dragan_weight
+
+    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        total = real.new_zeros(())
+        if self.r1_gamma > 0:
+            total = total + self.r1_gamma / 2 * input_grad_norm(D, real).pow(2).mean()
+        if self.dragan_weight > 0:
+            perturbed = real + 0.5 * real.std() * torch.rand_like(real)
+            total = total + self.dragan_weight * (input_grad_norm(D, perturbed) - 1).pow(2).mean()
+        return total
+
+
+class _ProbabilityLoss(_Regularised):
     """Shared D side of the losses where D(x) = sigmoid(logit) is a probability of "real".
 
     d_loss = BCE(real, real_label) + BCE(fake, 0); with real_label = 1 and no flips this is
@@ -67,7 +99,9 @@ class _ProbabilityLoss(Loss):
     share of real and fake targets (noisy labels).
     """
 
-    def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0):
+    def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0, r1_gamma: float = 0.0,
+                 dragan_weight: float = 0.0):
+        super().__init__(r1_gamma, dragan_weight)
         _check_label(real_label, flip_prob)
         self.real_label = real_label
         self.flip_prob = flip_prob
@@ -140,15 +174,11 @@ class WassersteinGP(Wasserstein):
 
     def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
         eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
-        x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-        out = D(x_hat)
-        # create_graph: the penalty itself is differentiated w.r.t. D's weights (double backward)
-        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-        norm = grad.flatten(1).norm(2, dim=1)
-        return self.gp_weight * (norm - 1).pow(2).mean()
+        x_hat = eps * real + (1 - eps) * fake.detach()
+        return self.gp_weight * (input_grad_norm(D, x_hat) - 1).pow(2).mean()
 
 
-class Hinge(Loss):
+class Hinge(_Regularised):
     """Hinge loss (Geometric GAN / SN-GAN): D minimises E[relu(1 - C(x))] + E[relu(1 + C(G(z)))];
     G minimises -E[C(G(z))]."""
 
@@ -159,12 +189,14 @@ class Hinge(Loss):
         return -fake_logits.mean()
 
 
-class LeastSquares(Loss):
+class LeastSquares(_Regularised):
     """LSGAN with the 0-1 coding a=0 (fake), b=1 (real), c=1 (what G wants D to say):
     D minimises 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2]; G minimises 1/2 E[(D(G(z)) - c)^2].
     real_label sets b (one-sided smoothing); flip_prob swaps a random share of targets."""
 
-    def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0):
+    def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0, r1_gamma: float = 0.0,
+                 dragan_weight: float = 0.0):
+        super().__init__(r1_gamma, dragan_weight)
         _check_label(real_label, flip_prob)
         self.real_label = real_label
         self.flip_prob = flip_prob

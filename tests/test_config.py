@@ -20,7 +20,8 @@ GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
 
 
 def test_groups_have_the_documented_options():
-    assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "grid", "mnist", "mnist-sample", "ring"]
+    assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "grid", "mnist", "mnist-sample", "ring",
+                                 "stacked-mnist"]
     assert GROUPS["model"] == ["dcgan", "mlp"]
     assert GROUPS["loss"] == ["gan", "hinge", "lsgan", "minimax", "wgan", "wgan-gp"]
     assert GROUPS["optimizer"] == ["adam", "rmsprop"]
@@ -173,7 +174,7 @@ def test_device_choices_are_listed():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("+loss.gp_weight=3", "loss.gp_weight: unknown key for ganrun.losses.NonSaturating; allowed keys: real_label, flip_prob"),
+    ("+loss.gp_weight=3", "loss.gp_weight: unknown key for ganrun.losses.NonSaturating; allowed keys: real_label, flip_prob, r1_gamma, dragan_weight"),
     ("model.width=wide", "model.width='wide': expected int"),
     ("model.d_norm=group", "model.d_norm='group': expected one of batch, layer, none"),
     ("loss.real_label=yes", "loss.real_label='yes': expected float"),
@@ -213,3 +214,10 @@ def test_models_from_a_checkpoint_config_round_trip():
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     G, D = build_models(OmegaConf.create(plain["model"]), (2,))
     assert G(torch.randn(4, 100)).shape == (4, 2)
+
+
+def test_experiment_recipe_composes_and_the_command_line_wins():
+    cfg = compose_train("experiment=mnist-sample", "train.steps=7")
+    assert cfg.dataset._target_ == "ganrun.data.mnist_sample" and cfg.model.width == 64
+    assert cfg.train.batch_size == 32 and cfg.train.steps == 7
+    config.validate(cfg)

@@ -1,5 +1,7 @@
 """The classifier cache and the evaluator on real data."""
 
+import math
+
 import pytest
 import torch
 
@@ -60,3 +62,27 @@ def test_toy_evaluator_uses_the_protocol():
     cfg = compose_train("dataset=grid", "model=mlp")
     ev = Evaluator(cfg.dataset, build(cfg).data)
     assert ev.settings["samples"] == 2500
+
+
+def test_stacked_mnist_channels_and_labels():
+    ds = data.stacked_mnist(source="mnist-sample", n=500)
+    assert ds.images.shape == (500, 3, 28, 28) and ds.labels.max() < 1000
+    digits = ds.digits
+    # every channel is a real digit whose label is the matching decimal place of the stacked label
+    for i in range(5):
+        for c, place in enumerate((100, 10, 1)):
+            matches = (digits.images[:, 0] == ds.images[i, c]).all(-1).all(-1)
+            assert (digits.labels[matches] == ds.labels[i] // place % 10).any()
+    assert len(ds.labels.unique()) > 300  # 500 random triples of 10 digits: mostly distinct modes
+
+
+def test_stacked_mnist_evaluation_counts_digit_triples():
+    cfg = compose_train("dataset=stacked-mnist", "dataset.source=mnist-sample", "dataset.n=2000")
+    ds = build(cfg).data
+    ev = Evaluator(cfg.dataset, ds)
+    assert ev.settings["samples"] == 26000 and "weights_sha256" in ev.settings
+    real = data.stacked_mnist(source="mnist-sample", split="test", n=26000, seed=5)
+    scores = ev(Replay(real.images))
+    assert scores["modes"] > 950 and scores["mode_kl"] < 0.2
+    one = ev(Replay(real.images[:1].expand(26000, -1, -1, -1)))
+    assert one["modes"] == 1 and one["mode_kl"] == pytest.approx(math.log(1000), rel=1e-6)

@@ -161,7 +161,7 @@ def test_wgan_gp_has_no_clipping():
 
 
 def test_other_losses_have_zero_penalty():
-    for loss in (losses.NonSaturating(), losses.Wasserstein(), losses.Hinge(), losses.LeastSquares()):
+    for loss in (losses.NonSaturating(), losses.Minimax(), losses.Wasserstein(), losses.Hinge(), losses.LeastSquares()):
         assert_close(loss.penalty(nn.Linear(2, 1), torch.randn(4, 2), torch.randn(4, 2)), t(0.0))
 
 
@@ -179,3 +179,38 @@ def test_least_squares():
     assert_close(losses.LeastSquares().g_loss(fake), t(0.25))
     # smoothing moves the real target b to 0.9: 1/2 [mean(0.01, 0.81) + 1/2]
     assert_close(losses.LeastSquares(real_label=0.9).d_loss(real, fake), t(0.5 * (0.41 + 0.5)))
+
+
+def test_r1_penalty_on_known_gradient():
+    # gamma / 2 * ||w||^2 = 2 / 2 * 25 for w = (3, 4), on any real batch
+    loss = losses.NonSaturating(r1_gamma=2.0)
+    assert_close(loss.penalty(Linear([3.0, 4.0]), torch.randn(8, 2), torch.randn(8, 2)), t(25.0))
+
+
+@pytest.mark.parametrize("w, expect", [([0.6, 0.8], 0.0), ([2.0, 0.0], 10.0)])
+def test_dragan_penalty_on_known_gradient(w, expect):
+    loss = losses.Hinge(dragan_weight=10.0)
+    assert_close(loss.penalty(Linear(w), torch.randn(8, 2), torch.randn(8, 2)), t(expect))
+
+
+def test_r1_and_dragan_add_up_and_reach_d():
+    loss = losses.LeastSquares(r1_gamma=1.0, dragan_weight=10.0)
+    D = Linear([2.0, 0.0])
+    value = loss.penalty(D, torch.randn(8, 2), torch.randn(8, 2))
+    assert_close(value, t(0.5 * 4 + 10.0))
+    value.backward()
+    # d/dw [1/2 ||w||^2 + 10 (||w|| - 1)^2] at w = (2, 0): w + 20 (||w|| - 1) w / ||w|| = (2 + 20, 0)
+    assert_close(D.w.grad, t([22.0, 0.0]))
+
+
+def test_r1_only_looks_at_real_data():
+    seen = []
+
+    class Spy(Linear):
+        def forward(self, x):
+            seen.append(x.detach())
+            return super().forward(x)
+
+    real, fake = torch.zeros(4, 2), torch.ones(4, 2)
+    losses.NonSaturating(r1_gamma=1.0).penalty(Spy([1.0, 0.0]), real, fake)
+    assert len(seen) == 1 and torch.equal(seen[0], real)
