@@ -46,6 +46,8 @@ def one_run(dataset: str, overrides: list[str], seed: int, steps: int) -> dict[s
 
 
 def mean_se(values: list[float]) -> str:
+    if not all(math.isfinite(v) for v in values):  # e.g. reverse KL with no high-quality sample
+        return "inf"
     if len(values) == 1:
         return f"{values[0]:.3g}"
     return f"{statistics.mean(values):.3g} ± {statistics.stdev(values) / math.sqrt(len(values)):.2g}"

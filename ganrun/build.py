@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from ganrun.augment import Augmented
 from ganrun.config import ConfigError, instantiate, optimizer_kwargs, resolve_target
 from ganrun.losses import Loss
 
@@ -56,6 +57,10 @@ def build(cfg: DictConfig) -> Experiment:
     device = pick_device(cfg.train.device)
     data = instantiate(cfg.dataset, "dataset")
     G, D = build_models(cfg.model, data.shape)
+    if cfg.train.augment:
+        if data.kind != "image":
+            raise ConfigError("train.augment works on images only; drop it for 2-D point sets")
+        D = Augmented(D, list(cfg.train.augment))
     G, D = G.to(device), D.to(device)
     loss = instantiate(cfg.loss, "loss")
     if not isinstance(loss, Loss):

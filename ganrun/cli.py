@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 USAGE = """usage: ganrun {train,sample,eval} [key=value ...]
 
@@ -19,6 +20,16 @@ Examples:
 """
 
 
+def resume_in_place(args: list[str]) -> list[str]:
+    """`resume=RUN` continues writing into RUN's own folder unless hydra.run.dir is given."""
+    resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
+    if not resume or not resume[-1] or any(a.startswith("hydra.run.dir=") for a in args) or "-m" in args:
+        return args
+    target = Path(resume[-1])
+    run_dir = target if target.is_dir() else target.parent.parent  # RUN/checkpoints/x.pt -> RUN
+    return [*args, f"hydra.run.dir={run_dir}"]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Dispatch to a subcommand; unknown ones get a one-line error and exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -29,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     if command == "train":
         from ganrun import train
 
-        sys.argv = ["ganrun train", *rest]  # Hydra reads sys.argv
+        sys.argv = ["ganrun train", *resume_in_place(rest)]  # Hydra reads sys.argv
         train.main()
     elif command == "sample":
         from ganrun import sample

@@ -13,7 +13,7 @@ import importlib
 import inspect
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Tuple
+from typing import Any, Callable, List, Literal, Tuple
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -45,6 +45,7 @@ class TrainConfig:
     eval_n: int = 5000  # samples per evaluation of an image model (toy sets: always 2,500)
     ckpt_every: int = 1000  # checkpoints/step_NNNNNN.pt (last.pt is rewritten then too); 0: only at the end
     n_samples: int = 64  # images in each sample grid (the toy sets plot 2,500 points)
+    augment: List[str] = field(default_factory=list)  # DiffAugment for D's inputs: color, translation, cutout
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
     progress: bool = True  # progress bar on a terminal (never when output is not a TTY)
 
@@ -71,6 +72,7 @@ class Config:
     loss: Any = MISSING
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    resume: str = ""  # a run folder or checkpoint to continue (its folder is reused unless hydra.run.dir is given)
 
 
 def register() -> None:
@@ -198,6 +200,11 @@ def validate(cfg: DictConfig) -> None:
     if cfg.optimizer.lr_g <= 0 or cfg.optimizer.lr_d <= 0:
         raise ConfigError(f"optimizer.lr_g={cfg.optimizer.lr_g}, optimizer.lr_d={cfg.optimizer.lr_d}: must be > 0")
     resolve_target(cfg.optimizer._target_, "optimizer")
+    from ganrun.augment import POLICIES
+
+    unknown = [p for p in t.augment if p not in POLICIES]
+    if unknown:
+        raise ConfigError(f"train.augment: unknown transform {unknown[0]!r}; use any of {', '.join(POLICIES)}")
     pack = cfg.model.get("pack", 1)
     if isinstance(pack, int) and pack > 1 and t.batch_size % pack:
         raise ConfigError(f"train.batch_size={t.batch_size} must be a multiple of model.pack={pack}")

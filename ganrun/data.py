@@ -39,6 +39,12 @@ def _to_unit_range(batch: Tensor) -> Tensor:
     return batch.float().div_(127.5).sub_(1.0)
 
 
+def _epoch_perm(n: int, seed: int, epoch: int) -> Tensor:
+    """The shuffled order of epoch `epoch`: a function of (seed, epoch) alone, so a resumed run can
+    jump to any batch without replaying the ones before it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
 def _resize(images: Tensor, size: int) -> Tensor:
     """Resize a uint8 (N, C, H, W) tensor to size x size (antialiased bilinear), in chunks."""
     if images.shape[-1] == size and images.shape[-2] == size:
@@ -62,17 +68,20 @@ class TensorImages:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def batches(self, batch_size: int, device: torch.device, seed: int = 0) -> Iterator[Tensor]:
-        """Endless shuffled batches in [-1, 1] on `device`; the last partial batch of an epoch is dropped."""
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0) -> Iterator[Tensor]:
+        """Endless shuffled batches in [-1, 1] on `device`, from batch number `start` on; the last
+        partial batch of an epoch is dropped."""
         n = len(self)
         if batch_size > n:
             raise DataError(f"train.batch_size={batch_size} is larger than dataset {self.name} ({n} images); lower it")
         data = self.images.to(device)  # once: the whole set lives on the device
-        g = torch.Generator().manual_seed(seed)
+        per_epoch = n // batch_size
+        epoch, offset = divmod(start, per_epoch)
         while True:
-            perm = torch.randperm(n, generator=g).to(device, non_blocking=True)
-            for i in range(0, n - batch_size + 1, batch_size):
+            perm = _epoch_perm(n, seed, epoch).to(device, non_blocking=True)
+            for i in range(offset * batch_size, per_epoch * batch_size, batch_size):
                 yield _to_unit_range(data[perm[i:i + batch_size]])
+            epoch, offset = epoch + 1, 0
 
 
 # ---------------------------------------------------------------- MNIST-style IDX files
@@ -247,16 +256,21 @@ class ImageFolder:
     def __len__(self) -> int:
         return len(self._ds)
 
-    def batches(self, batch_size: int, device: torch.device, seed: int = 0) -> Iterator[Tensor]:
-        if batch_size > len(self):
-            raise DataError(f"train.batch_size={batch_size} is larger than {self.name} ({len(self)} images); lower it")
-        g = torch.Generator().manual_seed(seed)
-        loader = torch.utils.data.DataLoader(
-            self._ds, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
-            num_workers=self.workers, pin_memory=device.type == "cuda", persistent_workers=self.workers > 0)
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0) -> Iterator[Tensor]:
+        """Endless shuffled batches decoded by DataLoader workers, from batch number `start` on."""
+        n = len(self)
+        if batch_size > n:
+            raise DataError(f"train.batch_size={batch_size} is larger than {self.name} ({n} images); lower it")
+        per_epoch = n // batch_size
+        epoch, offset = divmod(start, per_epoch)
         while True:
+            perm = _epoch_perm(n, seed, epoch).tolist()
+            order = [perm[i:i + batch_size] for i in range(offset * batch_size, per_epoch * batch_size, batch_size)]
+            loader = torch.utils.data.DataLoader(self._ds, batch_sampler=order, num_workers=self.workers,
+                                                 pin_memory=device.type == "cuda")
             for batch in loader:
                 yield _to_unit_range(batch.to(device, non_blocking=True))
+            epoch, offset = epoch + 1, 0
 
 
 # ---------------------------------------------------------------- 2-D toy mixtures
@@ -281,10 +295,14 @@ class Mixture2D:
         idx = torch.randint(len(centers), (n,), generator=generator, device=device)
         return centers[idx] + self.sigma * torch.randn(n, 2, generator=generator, device=device)
 
-    def batches(self, batch_size: int, device: torch.device, seed: int = 0) -> Iterator[Tensor]:
-        g = torch.Generator(device=device).manual_seed(seed)  # sampled on the device itself
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0) -> Iterator[Tensor]:
+        """Endless batches sampled on the device; batch k depends only on (seed, k), so resuming is exact."""
+        g = torch.Generator(device=device)
+        k = start
         while True:
+            g.manual_seed(seed * 1_000_003 + k)
             yield self.sample(batch_size, g, device)
+            k += 1
 
 
 def ring(n_modes: int = 8, radius: float = 1.0, sigma: float = 0.01) -> Mixture2D:

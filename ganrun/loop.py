@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,6 +32,39 @@ TOY_POINTS = metrics.TOY_SAMPLES  # points per scatter plot (and evaluation) on 
 
 class NonFiniteError(RuntimeError):
     """A loss or weight became NaN/inf; the last good checkpoint is kept."""
+
+
+class Interrupted(RuntimeError):
+    """SIGINT or SIGTERM arrived: the step in flight finished and a checkpoint was written."""
+
+    def __init__(self, step: int, signum: int):
+        super().__init__(f"stopped by signal {signal.Signals(signum).name} after step {step}; checkpoint saved")
+        self.step = step
+
+
+class StopFlag:
+    """Turns the first SIGINT/SIGTERM into a flag the loop checks between steps; a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopFlag":
+        if threading.current_thread() is threading.main_thread():  # signals can only be caught there
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt  # the second signal: abort now
+        self.signum = signum
+        log.warning("%s: finishing this step and saving a checkpoint (send it again to abort at once)",
+                    signal.Signals(signum).name)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -173,24 +208,43 @@ def _is_finite(module: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
 
-def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any) -> dict[str, Any]:
-    """Train for cfg.train.steps G updates; returns the run summary (also written to summary.json)."""
+def restore(exp: Experiment, ckpt: dict[str, Any], ema: EMA | None) -> int:
+    """Load a checkpoint's weights, optimizer and RNG states into a built experiment; returns its step."""
+    exp.G.load_state_dict(ckpt["G"])
+    exp.D.load_state_dict(ckpt["D"])
+    exp.opt_G.load_state_dict(ckpt["opt_G"])
+    exp.opt_D.load_state_dict(ckpt["opt_D"])
+    if ema is not None:
+        ema.G_ema.load_state_dict(ckpt.get("G_ema", ckpt["G"]))
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if torch.cuda.is_available() and ckpt["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    return int(ckpt["step"])
+
+
+def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
+        resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train up to cfg.train.steps G updates (continuing from `resume`, a checkpoint, when given);
+    returns the run summary. SIGINT/SIGTERM end the step in flight, save last.pt and raise Interrupted."""
     t = cfg.train
     G, D = exp.G.train(), exp.D.train()
-    batches = exp.data.batches(t.batch_size, exp.device, seed=t.seed)
     ema = EMA(G, t.ema) if t.ema > 0 else None
+    first = restore(exp, resume, ema) + 1 if resume else 1
+    # the data stream is a function of (seed, batch number): a resumed run continues it exactly
+    batches = exp.data.batches(t.batch_size, exp.device, seed=t.seed, start=(first - 1) * t.n_critic)
     sampler = Sampler(exp, ema.G_ema if ema else G, t.n_samples, t.seed, run_dir / "samples")
     ckpt_dir = run_dir / "checkpoints"
     show_bar = t.progress and sys.stderr.isatty()
     from tqdm import tqdm
 
-    bar = tqdm(total=t.steps, disable=not show_bar, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=t.steps, initial=first - 1, disable=not show_bar, unit="step", dynamic_ncols=True)
     last: dict[str, float] = {}
     scores: dict[str, float] = {}
     evaluator: Evaluator | None = None  # built at the first evaluation (it may train a classifier)
     monitor = Monitor()
+    rng_devices = [exp.device] if exp.device.type == "cuda" else []
     start = time.perf_counter()
-    tick, tick_step = start, 0
+    tick, tick_step = start, first - 1
 
     def save(step: int, names: tuple[str, ...]) -> None:
         if not (_is_finite(G) and _is_finite(D)):
@@ -204,46 +258,56 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any) -> dict[st
         for name in names:
             checkpoint.save(ckpt_dir / name, ckpt)
 
-    for step in range(1, t.steps + 1):
-        log_now = step % t.log_every == 0 or step == t.steps
-        out = train_step(G, D, exp.loss, exp.opt_G, exp.opt_D, batches, t.n_critic, want_stats=log_now)
-        if ema:
-            ema.update(G)
-        bar.update(1)
-        if log_now:
-            now = time.perf_counter()
-            last = {k: float(v) for k, v in out.items()}  # the host sync, once per log_every steps
-            last["steps_per_s"] = (step - tick_step) / max(now - tick, 1e-9)
-            tick, tick_step = now, step
-            bad = [k for k in ("loss/D", "loss/G") if not math.isfinite(last[k])]
-            if bad:
-                raise NonFiniteError(f"step {step}: {bad[0]} = {last[bad[0]]}; lower the learning rates "
-                                     f"(optimizer.lr_g / lr_d) or change the loss; kept the last good checkpoint")
-            for k, v in last.items():
-                writer.add_scalar(k, v, step)
-            monitor(step, last)
-            bar.set_postfix({"D": f"{last['loss/D']:.3f}", "G": f"{last['loss/G']:.3f}"}, refresh=False)
-            if not show_bar:
-                log.info("step %d/%d  loss/D %.4f  loss/G %.4f  %.1f steps/s", step, t.steps,
-                         last["loss/D"], last["loss/G"], last["steps_per_s"])
-        if step % t.sample_every == 0 or step == t.steps:
-            sampler(step, writer)
-        if step == t.steps or (t.eval_every and step % t.eval_every == 0):
-            evaluator = evaluator or Evaluator(cfg.dataset, exp.data, t.eval_n)
-            scores = evaluator(sampler.G, sampler.z, seed=t.seed)  # the same z at every evaluation
-            for k, v in scores.items():
-                writer.add_scalar(f"eval/{k}", v, step)
-        if t.ckpt_every and step % t.ckpt_every == 0 and step != t.steps:
-            save(step, (f"step_{step:06d}.pt", "last.pt"))
-    bar.close()
-    save(t.steps, (f"step_{t.steps:06d}.pt", "last.pt"))
+    with StopFlag() as stop:
+        for step in range(first, t.steps + 1):
+            log_now = step % t.log_every == 0 or step == t.steps
+            out = train_step(G, D, exp.loss, exp.opt_G, exp.opt_D, batches, t.n_critic, want_stats=log_now)
+            if ema:
+                ema.update(G)
+            bar.update(1)
+            if log_now:
+                now = time.perf_counter()
+                last = {k: float(v) for k, v in out.items()}  # the host sync, once per log_every steps
+                last["steps_per_s"] = (step - tick_step) / max(now - tick, 1e-9)
+                tick, tick_step = now, step
+                bad = [k for k in ("loss/D", "loss/G") if not math.isfinite(last[k])]
+                if bad:
+                    raise NonFiniteError(f"step {step}: {bad[0]} = {last[bad[0]]}; lower the learning rates "
+                                         f"(optimizer.lr_g / lr_d) or change the loss; kept the last good checkpoint")
+                for k, v in last.items():
+                    writer.add_scalar(k, v, step)
+                monitor(step, last)
+                bar.set_postfix({"D": f"{last['loss/D']:.3f}", "G": f"{last['loss/G']:.3f}"}, refresh=False)
+                if not show_bar:
+                    log.info("step %d/%d  loss/D %.4f  loss/G %.4f  %.1f steps/s", step, t.steps,
+                             last["loss/D"], last["loss/G"], last["steps_per_s"])
+            # samples and metrics leave the training RNG stream untouched, so when they run
+            # does not change the training (a resumed run stays bit-identical to a straight one)
+            with torch.random.fork_rng(devices=rng_devices):
+                if step % t.sample_every == 0 or step == t.steps:
+                    sampler(step, writer)
+                if step == t.steps or (t.eval_every and step % t.eval_every == 0):
+                    evaluator = evaluator or Evaluator(cfg.dataset, exp.data, t.eval_n)
+                    scores = evaluator(sampler.G, sampler.z, seed=t.seed)  # the same z at every evaluation
+                    for k, v in scores.items():
+                        writer.add_scalar(f"eval/{k}", v, step)
+            if stop.signum is not None and step != t.steps:
+                bar.close()
+                save(step, ("last.pt",))
+                writer.flush()
+                raise Interrupted(step, stop.signum)
+            if t.ckpt_every and step % t.ckpt_every == 0 and step != t.steps:
+                save(step, (f"step_{step:06d}.pt", "last.pt"))
+        bar.close()
+        save(t.steps, (f"step_{t.steps:06d}.pt", "last.pt"))
     wall = time.perf_counter() - start
     writer.flush()
-    return {"status": "completed", "step": t.steps, "steps": t.steps,
+    return {"status": "completed", "step": t.steps, "steps": t.steps, "resumed_from": first - 1 if resume else None,
             "losses": {k: v for k, v in last.items() if k.startswith("loss/")},
             "stats": {k: v for k, v in last.items() if not k.startswith("loss/")}, "metrics": scores,
             "metric_settings": evaluator.settings if evaluator else {},
-            "wall_time_s": round(wall, 2), "steps_per_s": round(t.steps / wall, 3), "device": str(exp.device)}
+            "wall_time_s": round(wall, 2), "steps_per_s": round((t.steps - first + 1) / wall, 3),
+            "device": str(exp.device)}
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:

@@ -12,14 +12,14 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from ganrun import config
+from ganrun import checkpoint, config
 from ganrun.build import build
 from ganrun.checkpoint import CheckpointError
 from ganrun.config import ConfigError
 from ganrun.data import DataError
-from ganrun.loop import NonFiniteError, fit, write_summary
+from ganrun.loop import Interrupted, NonFiniteError, fit, write_summary
 
 log = logging.getLogger("ganrun")
 
@@ -27,6 +27,7 @@ config.register()
 
 # Errors a user can fix: one line, exit code 2, no traceback.
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
+EXIT_INTERRUPTED = 3  # SIGINT/SIGTERM: the checkpoint is saved, `resume=` continues
 
 
 def seed_everything(seed: int) -> None:
@@ -36,23 +37,47 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_resumable(cfg: DictConfig, ckpt: dict[str, Any], shape: tuple[int, ...]) -> None:
+    """A resumed run may change the schedule or the optimizer's numbers, not the model or the data shape."""
+    saved = ckpt["config"]["model"]
+    now = OmegaConf.to_container(cfg.model, resolve=True)
+    for key in sorted(set(saved) | set(now)):
+        if saved.get(key) != now.get(key):
+            raise ConfigError(f"resume: model.{key}={now.get(key)!r} differs from the checkpoint's {saved.get(key)!r}; "
+                              f"a resumed run keeps its model (drop the override or start a new run)")
+    if list(shape) != list(ckpt["data"]["shape"]):
+        raise ConfigError(f"resume: the data shape {list(shape)} differs from the checkpoint's "
+                          f"{ckpt['data']['shape']}; keep the dataset settings of the run")
+    if ckpt["step"] >= cfg.train.steps:
+        raise ConfigError(f"resume: the checkpoint is at step {ckpt['step']}, train.steps={cfg.train.steps}; "
+                          f"raise train.steps to train further")
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Validate, build and train one run into run_dir; returns its summary."""
+    """Validate, build and train one run into run_dir (continuing cfg.resume when set); returns its summary."""
     config.validate(cfg)
-    if (run_dir / "checkpoints" / "last.pt").exists():
-        raise ConfigError(f"{run_dir} already holds a run; pick a new folder with hydra.run.dir=DIR")
+    ckpt = checkpoint.load(cfg.resume) if cfg.get("resume") else None
+    if ckpt is None and (run_dir / "checkpoints" / "last.pt").exists():
+        raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir} "
+                          f"or pick a new folder with hydra.run.dir=DIR")
     seed_everything(cfg.train.seed)
     exp = build(cfg)
+    if ckpt is not None:
+        check_resumable(cfg, ckpt, exp.data.shape)
     n_g, n_d = (sum(p.numel() for p in m.parameters()) for m in (exp.G, exp.D))
     log.info("data %s %s, G %s params, D %s params, loss %s, device %s -> %s", exp.data.name,
              tuple(exp.data.shape), f"{n_g:,}", f"{n_d:,}", cfg.loss._target_.rsplit(".", 1)[-1], exp.device, run_dir)
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(run_dir))
+    # on resume, TensorBoard drops the old file's points after the checkpoint: no duplicated steps
+    writer = SummaryWriter(str(run_dir), purge_step=ckpt["step"] + 1 if ckpt else None)
     summary: dict[str, Any] = {"status": "failed", "run_dir": str(run_dir),
                                "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []}
     try:
-        summary.update(fit(exp, cfg, run_dir, writer))
+        summary.update(fit(exp, cfg, run_dir, writer, resume=ckpt))
+    except Interrupted as e:
+        summary.update({"status": "interrupted", "step": e.step, "error": str(e)})
+        raise
     except NonFiniteError as e:
         summary["error"] = str(e)
         raise
@@ -72,4 +97,8 @@ def main(cfg: DictConfig) -> float | None:
     except USER_ERRORS + (NonFiniteError,) as e:
         print(f"ganrun train: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as e:
+        run_dir = HydraConfig.get().runtime.output_dir
+        print(f"ganrun train: {e}; continue with: ganrun train resume={run_dir}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     return summary["losses"].get("loss/G")

@@ -1,0 +1,99 @@
+"""Never lose a run: exact resume, refusing an incompatible resume, SIGTERM/SIGINT, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import TINY, TINY_MODEL, compose_train
+from ganrun import checkpoint
+from ganrun.config import ConfigError
+from ganrun.train import run
+
+BASE = [*TINY, *TINY_MODEL["dcgan"], "train.steps=8", "train.ckpt_every=4", "model.d_dropout=0.2"]
+
+
+@pytest.mark.parametrize("extra", [[], ["dataset=ring", "model=mlp", "model.hidden=[16,16]", "loss=wgan-gp"]])
+def test_half_plus_resume_is_bit_identical_to_straight(tmp_path, extra):
+    overrides = [*BASE, *extra] if not extra else [*TINY, *extra, "train.steps=8", "train.ckpt_every=4"]
+    run(compose_train(*overrides), tmp_path / "straight")
+    run(compose_train(*overrides, "train.steps=4"), tmp_path / "halves")
+    summary = run(compose_train(*overrides, f"resume={tmp_path / 'halves'}"), tmp_path / "halves")
+    assert summary["resumed_from"] == 4 and summary["step"] == 8
+    a, b = (checkpoint.load(tmp_path / r) for r in ("straight", "halves"))
+    for part in ("G", "D"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert torch.equal(a["opt_D"]["state"][0]["exp_avg"], b["opt_D"]["state"][0]["exp_avg"])
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_resume_refuses_another_model_shape(tmp_path):
+    run(compose_train(*BASE), tmp_path / "r")
+    with pytest.raises(ConfigError, match="resume: model.width=8 differs from the checkpoint's 4"):
+        run(compose_train(*BASE, "train.steps=12", "model.width=8", f"resume={tmp_path / 'r'}"), tmp_path / "r")
+    with pytest.raises(ConfigError, match="raise train.steps"):
+        run(compose_train(*BASE, f"resume={tmp_path / 'r'}"), tmp_path / "r")
+
+
+def test_resume_without_a_checkpoint(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(checkpoint.CheckpointError, match="no such file"):
+        run(compose_train(*BASE, f"resume={tmp_path / 'empty'}"), tmp_path / "new")
+
+
+def _start(run_dir, *extra):
+    cmd = [sys.executable, "-m", "ganrun", "train", "dataset=ring", "model=mlp", "model.hidden=[64,64]",
+           "train.steps=1000000", "train.log_every=10", "train.progress=false", f"hydra.run.dir={run_dir}", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, proc, timeout=120):
+    end = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < end, "timed out"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, sig):
+    run_dir = tmp_path / "r"
+    proc = _start(run_dir, "train.ckpt_every=0")
+    _wait_for(run_dir / "train.log", proc)
+    time.sleep(3)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    assert "continue with: ganrun train resume=" in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    ckpt = checkpoint.load(run_dir)
+    assert 0 < ckpt["step"] == summary["step"]
+    r = subprocess.run([sys.executable, "-m", "ganrun", "train", "dataset=ring", "model=mlp", "model.hidden=[64,64]",
+                        f"train.steps={ckpt['step'] + 5}", "train.progress=false", f"resume={run_dir}"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert checkpoint.load(run_dir)["step"] == ckpt["step"] + 5
+
+
+def test_kill_9_never_leaves_a_broken_last_checkpoint(tmp_path):
+    run_dir = tmp_path / "r"
+    proc = _start(run_dir, "train.ckpt_every=1")  # a checkpoint write every step: kills land mid-write
+    _wait_for(run_dir / "checkpoints" / "last.pt", proc)
+    steps = []
+    for _ in range(5):
+        time.sleep(0.37)
+        steps.append(checkpoint.load(run_dir)["step"])  # always a complete file
+    proc.kill()
+    proc.communicate()
+    assert checkpoint.load(run_dir)["step"] >= steps[-1] > steps[0]
+    leftovers = [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) <= 1  # at most the temp file of the write that was cut off
