@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,8 @@ class SweepTable(Callback):
         rows = collect(sweep_dir)
         if rows:
             print(f"\nsweep {sweep_dir}: {len(rows)} runs\n{format_table(rows)}", flush=True)
+        failed = [r["run"] for r in rows if r.get("status") != "completed"]
+        if failed:
+            print(f"ganrun train: {len(failed)} of {len(rows)} runs did not complete: {', '.join(failed)}",
+                  file=sys.stderr)
+            sys.exit(1)

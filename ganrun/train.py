@@ -12,6 +12,7 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ganrun import checkpoint, config
@@ -89,16 +90,39 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def _mark_failed(run_dir: Path, error: BaseException) -> None:
+    """Leave a failed status in summary.json (unless the run already wrote its own), for sweep tables."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        write_summary(run_dir, {"status": "failed", "error": f"{type(error).__name__}: {error}",
+                                "run_dir": str(run_dir), "overrides": list(HydraConfig.get().overrides.task)})
+
+
 @hydra.main(config_path="pkg://ganrun.configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the final G loss (a sweeper's objective)."""
+    """Hydra entry point; returns the final G loss (a sweeper's objective).
+
+    In a sweep (-m) a failing run is logged, marked failed in its summary.json and skipped, so the
+    other runs go on; the sweep table shows it and the sweep exits non-zero.
+    """
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        summary = run(cfg, run_dir)
+    except Interrupted as e:
+        print(f"ganrun train: {e}; continue with: ganrun train resume={run_dir}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)  # preemption stops a sweep too
     except USER_ERRORS + (NonFiniteError,) as e:
         print(f"ganrun train: error: {e}", file=sys.stderr)
+        _mark_failed(run_dir, e)
+        if sweeping:
+            return None
         sys.exit(2)
-    except Interrupted as e:
-        run_dir = HydraConfig.get().runtime.output_dir
-        print(f"ganrun train: {e}; continue with: ganrun train resume={run_dir}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:
+        if not sweeping:
+            raise
+        log.exception("run %s failed; the sweep goes on", run_dir)
+        _mark_failed(run_dir, e)
+        return None
     return summary["losses"].get("loss/G")
