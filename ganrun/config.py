@@ -47,6 +47,7 @@ class TrainConfig:
     n_samples: int = 64  # images in each sample grid (the toy sets plot 2,500 points)
     augment: List[str] = field(default_factory=list)  # DiffAugment for D's inputs: color, translation, cutout
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
+    on_nan: str = "stop"  # stop: end the run naming the step and loss; skip: drop that update and go on
     progress: bool = True  # progress bar on a terminal (never when output is not a TTY)
 
 
@@ -193,6 +194,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"train.{key}={t[key]}: must be >= 1")
     if not 0.0 <= t.ema < 1.0:
         raise ConfigError(f"train.ema={t.ema}: must be in [0, 1) (0 turns the EMA generator off; 0.999 is usual)")
+    if t.on_nan not in ("stop", "skip"):
+        raise ConfigError(f"train.on_nan={t.on_nan!r}: use stop or skip")
     if t.eval_every < 0:
         raise ConfigError(f"train.eval_every={t.eval_every}: must be >= 0 (0 evaluates only at the end)")
     if t.ckpt_every < 0:

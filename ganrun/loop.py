@@ -75,9 +75,14 @@ def grad_norm(module: nn.Module) -> Tensor:
 
 def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimizer,
                opt_D: torch.optim.Optimizer, batches: Iterator[Tensor], n_critic: int,
-               want_stats: bool) -> dict[str, Tensor]:
-    """n_critic D updates then one G update; returns scalar tensors (stats only when want_stats)."""
+               want_stats: bool, skip_nonfinite: bool = False) -> dict[str, Tensor]:
+    """n_critic D updates then one G update; returns scalar tensors (stats only when want_stats).
+
+    skip_nonfinite: an update whose loss is NaN/inf is skipped (counted in "skipped"); this checks
+    the loss on the host every step, a sync the default path avoids.
+    """
     out: dict[str, Tensor] = {}
+    skipped = 0
     for i in range(n_critic):
         real = next(batches)
         z = torch.randn(real.shape[0], G.latent_dim, device=real.device)
@@ -93,6 +98,9 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
         (loss_D + penalty).backward()
         if want_stats and i == n_critic - 1:
             out["grad_norm/D"] = grad_norm(D)
+        if skip_nonfinite and not bool(torch.isfinite(loss_D + penalty)):
+            skipped += 1
+            continue
         opt_D.step()
         loss.constrain(D)
 
@@ -107,7 +115,12 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
         out["grad_norm/G"] = grad_norm(G)
         out.update(loss.stats(real_logits.detach(), fake_logits.detach()))
         out.update(health(real, fake.detach(), real_logits.detach()))
-    opt_G.step()
+    if skip_nonfinite and not bool(torch.isfinite(loss_G)):
+        skipped += 1
+    else:
+        opt_G.step()
+    if skip_nonfinite:
+        out["skipped"] = torch.tensor(float(skipped))
     out.update({"loss/D": loss_D.detach(), "loss/G": loss_G.detach(), "loss/penalty": penalty.detach()})
     return out
 
@@ -243,6 +256,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     evaluator: Evaluator | None = None  # built at the first evaluation (it may train a classifier)
     monitor = Monitor()
     rng_devices = [exp.device] if exp.device.type == "cuda" else []
+    skip = t.on_nan == "skip"
+    skipped_total = 0
     start = time.perf_counter()
     tick, tick_step = start, first - 1
 
@@ -256,12 +271,24 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
         if ema:
             ckpt["G_ema"] = ema.G_ema.state_dict()
         for name in names:
-            checkpoint.save(ckpt_dir / name, ckpt)
+            try:
+                checkpoint.save(ckpt_dir / name, ckpt)
+            except OSError as e:  # disk full, permissions: the previous file is untouched
+                message = (f"could not write {ckpt_dir / name} at step {step} ({e.strerror or e}); "
+                           f"the previous checkpoint is intact")
+                if step == t.steps or names == ("last.pt",):
+                    raise checkpoint.CheckpointError(message) from None
+                log.error("%s; training goes on", message)
 
     with StopFlag() as stop:
         for step in range(first, t.steps + 1):
             log_now = step % t.log_every == 0 or step == t.steps
-            out = train_step(G, D, exp.loss, exp.opt_G, exp.opt_D, batches, t.n_critic, want_stats=log_now)
+            out = train_step(G, D, exp.loss, exp.opt_G, exp.opt_D, batches, t.n_critic, want_stats=log_now,
+                             skip_nonfinite=skip)
+            if skip and out["skipped"] > 0:
+                skipped_total += int(out["skipped"])
+                log.warning("step %d: skipped %d update(s) with a non-finite loss (train.on_nan=skip)",
+                            step, int(out["skipped"]))
             if ema:
                 ema.update(G)
             bar.update(1)
@@ -271,7 +298,7 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                 last["steps_per_s"] = (step - tick_step) / max(now - tick, 1e-9)
                 tick, tick_step = now, step
                 bad = [k for k in ("loss/D", "loss/G") if not math.isfinite(last[k])]
-                if bad:
+                if bad and not skip:
                     raise NonFiniteError(f"step {step}: {bad[0]} = {last[bad[0]]}; lower the learning rates "
                                          f"(optimizer.lr_g / lr_d) or change the loss; kept the last good checkpoint")
                 for k, v in last.items():
@@ -306,7 +333,7 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
             "losses": {k: v for k, v in last.items() if k.startswith("loss/")},
             "stats": {k: v for k, v in last.items() if not k.startswith("loss/")}, "metrics": scores,
             "metric_settings": evaluator.settings if evaluator else {},
-            "wall_time_s": round(wall, 2), "steps_per_s": round((t.steps - first + 1) / wall, 3),
+            "skipped_updates": skipped_total, "wall_time_s": round(wall, 2), "steps_per_s": round((t.steps - first + 1) / wall, 3),
             "device": str(exp.device)}
 
 

@@ -97,3 +97,55 @@ def test_kill_9_never_leaves_a_broken_last_checkpoint(tmp_path):
     assert checkpoint.load(run_dir)["step"] >= steps[-1] > steps[0]
     leftovers = [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.endswith(".tmp")]
     assert len(leftovers) <= 1  # at most the temp file of the write that was cut off
+
+
+def _nan_g_loss_from(monkeypatch, bad_calls):
+    """Make the non-saturating G loss NaN on the listed call numbers (1-based)."""
+    from ganrun import losses
+
+    original = losses.NonSaturating.g_loss
+    calls = {"n": 0}
+
+    def g_loss(self, fake_logits):
+        calls["n"] += 1
+        value = original(self, fake_logits)
+        return value * float("nan") if calls["n"] in bad_calls else value
+
+    monkeypatch.setattr(losses.NonSaturating, "g_loss", g_loss)
+
+
+def test_nan_stops_the_run_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
+    from ganrun.loop import NonFiniteError
+
+    _nan_g_loss_from(monkeypatch, set(range(3, 100)))
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.steps=8", "train.ckpt_every=2", "train.log_every=4")
+    with pytest.raises(NonFiniteError, match="step 4: loss/[DG] = nan; lower the learning rates"):
+        run(cfg, tmp_path)
+    ckpt = checkpoint.load(tmp_path)
+    assert ckpt["step"] == 2 and all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
+
+
+def test_on_nan_skip_drops_the_bad_update(tmp_path, monkeypatch):
+    _nan_g_loss_from(monkeypatch, {3})
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.steps=6", "train.on_nan=skip")
+    summary = run(cfg, tmp_path)
+    assert summary["status"] == "completed" and summary["skipped_updates"] == 1
+    ckpt = checkpoint.load(tmp_path)
+    assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
+
+
+def test_a_failed_periodic_checkpoint_write_is_reported_and_training_goes_on(tmp_path, monkeypatch, caplog):
+    original = checkpoint.save
+
+    def flaky(path, ckpt):
+        if path.name == "step_000002.pt":
+            raise OSError(28, "No space left on device")
+        original(path, ckpt)
+
+    monkeypatch.setattr(checkpoint, "save", flaky)
+    summary = run(compose_train(*TINY, *TINY_MODEL["dcgan"]), tmp_path)
+    assert summary["status"] == "completed"
+    assert "could not write" in caplog.text and "No space left on device" in caplog.text
+    assert not (tmp_path / "checkpoints" / "step_000002.pt").exists()
+    assert checkpoint.load(tmp_path)["step"] == 4
