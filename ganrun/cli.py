@@ -26,8 +26,51 @@ def resume_in_place(args: list[str]) -> list[str]:
     if not resume or not resume[-1] or any(a.startswith("hydra.run.dir=") for a in args) or "-m" in args:
         return args
     target = Path(resume[-1])
-    run_dir = target if target.is_dir() else target.parent.parent  # RUN/checkpoints/x.pt -> RUN
+    if target.is_dir():
+        run_dir = target
+    elif target.is_file() and target.parent.name == "checkpoints":
+        run_dir = target.parent.parent  # RUN/checkpoints/x.pt -> RUN
+    else:
+        return args  # a missing or loose checkpoint: a new run folder (a missing one is refused later)
     return [*args, f"hydra.run.dir={run_dir}"]
+
+
+def one_line(error: BaseException) -> str:
+    """Hydra/OmegaConf's multi-line composition errors, folded into one line (the cause included)."""
+    text = str(error) + ("\n" + str(error.__cause__) if error.__cause__ else "")
+    skip = ("Set the environment", "Config search path", "provider=", "full_key", "reference_type",
+            "object_type", "To append")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(skip)]
+    out: list[str] = []
+    for ln in lines:
+        if out and out[-1].endswith(":") and ":" not in ln:  # an "Available options in 'x':" list
+            out[-1] += " " + ln
+        elif out and out[-1].startswith("Available options") and ":" not in ln:
+            out[-1] += ", " + ln
+        else:
+            out.append(ln)
+    return "; ".join(out)
+
+
+def check_composes(args: list[str]) -> None:
+    """Compose a single run's config before Hydra starts, so a bad override gets one line and exit 2.
+
+    Sweeps (-m) and Hydra's own flags are left to Hydra."""
+    if any(a.startswith("-") for a in args):
+        return
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ganrun import config
+
+    config.register()
+    try:
+        with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
+            compose(config_name="train", overrides=[a for a in args if not a.startswith("hydra.")])
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        print(f"ganrun train: error: {one_line(e)}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     if command == "train":
         from ganrun import train
 
+        check_composes(rest)
         sys.argv = ["ganrun train", *resume_in_place(rest)]  # Hydra reads sys.argv
         train.main()
     elif command == "sample":

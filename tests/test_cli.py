@@ -148,6 +148,14 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
     (["train", "dataset=folder"], "dataset.root is required"),
     (["train", "+loss.gp_weight=2"], "loss.gp_weight: unknown key for ganrun.losses.NonSaturating"),
     (["train", "dataset=mnist", "dataset.root=/nonexistent", "dataset.download=false"], "no MNIST train files"),
+    (["train", "loss=nope"], "Could not find 'loss/nope'; Available options in 'loss': gan, hinge, lsgan, minimax"),
+    (["train", "train.steps=abc"], "train.steps=abc; Value 'abc' of type 'str' could not be converted to Integer"),
+    (["train", "train.stepz=3"], "Key 'stepz' not in 'TrainConfig'"),
+    (["train", "train.device=gpu"], "expected one of [auto, cpu, cuda]"),
+    (["train", "train.device=cuda"] if not __import__("torch").cuda.is_available() else ["train", "train.steps=-1"],
+     "train.device=cuda but torch sees no CUDA GPU" if not __import__("torch").cuda.is_available() else "must be >= 1"),
+    (["train", "resume=/nonexistent/run"], "no such file"),
+    (["train", "train.on_nan=ignore"], "train.on_nan='ignore': use stop or skip"),
 ])
 def test_bad_input_gets_one_line_and_exit_2(args, message, tmp_path):
     r = run_cli(*args, f"hydra.run.dir={tmp_path / 'r'}" if args[0] == "train" else "seed=0", cwd=tmp_path)
@@ -193,3 +201,16 @@ def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
     table = r.stdout[r.stdout.index("2 runs"):]
     assert "completed" in table and "failed" in table
     assert "1 of 2 runs did not complete: 1" in r.stderr
+
+
+def test_resume_in_place_picks_the_run_folder(tmp_path):
+    from ganrun.cli import resume_in_place
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.pt").write_bytes(b"")
+    (tmp_path / "loose.pt").write_bytes(b"")
+    assert resume_in_place([f"resume={tmp_path / 'run'}"])[-1] == f"hydra.run.dir={tmp_path / 'run'}"
+    assert resume_in_place([f"resume={tmp_path / 'run/checkpoints/last.pt'}"])[-1] == f"hydra.run.dir={tmp_path / 'run'}"
+    for untouched in ([f"resume={tmp_path / 'loose.pt'}"], [f"resume={tmp_path / 'missing'}"],
+                      [f"resume={tmp_path / 'run'}", "hydra.run.dir=elsewhere"], ["train.steps=3"]):
+        assert resume_in_place(untouched) == untouched
