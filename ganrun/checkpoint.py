@@ -64,3 +64,15 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"ckpt={path} is not a ganrun checkpoint (no format={FORMAT!r} entry)")
     return ckpt
+
+
+def first_mismatch(module: "torch.nn.Module", state: dict[str, Any]) -> str | None:
+    """The first tensor where a state_dict does not fit a module (missing, unexpected or another shape)."""
+    own = module.state_dict()
+    for key, value in own.items():
+        if key not in state:
+            return f"{key} is missing from the checkpoint"
+        if tuple(state[key].shape) != tuple(value.shape):
+            return f"{key} has shape {list(state[key].shape)} in the checkpoint but {list(value.shape)} in the model"
+    extra = [k for k in state if k not in own]
+    return f"{extra[0]} in the checkpoint has no place in the model" if extra else None

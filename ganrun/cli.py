@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -58,6 +59,14 @@ def check_composes(args: list[str]) -> None:
     Sweeps (-m) and Hydra's own flags are left to Hydra."""
     if any(a.startswith("-") for a in args):
         return
+    out = next((a.split("=", 1)[1] for a in reversed(args) if a.startswith("hydra.run.dir=")), "outputs")
+    existing = Path(out).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        print(f"ganrun train: error: cannot write the run folder {out} ({existing} is not a writable folder); "
+              f"pick another with hydra.run.dir=DIR", file=sys.stderr)
+        sys.exit(2)
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

@@ -223,8 +223,11 @@ def _is_finite(module: nn.Module) -> bool:
 
 def restore(exp: Experiment, ckpt: dict[str, Any], ema: EMA | None) -> int:
     """Load a checkpoint's weights, optimizer and RNG states into a built experiment; returns its step."""
-    exp.G.load_state_dict(ckpt["G"])
-    exp.D.load_state_dict(ckpt["D"])
+    for name, module in (("G", exp.G), ("D", exp.D)):
+        mismatch = checkpoint.first_mismatch(module, ckpt[name])
+        if mismatch:
+            raise checkpoint.CheckpointError(f"resume: {name} does not fit the checkpoint: {mismatch}")
+        module.load_state_dict(ckpt[name])
     exp.opt_G.load_state_dict(ckpt["opt_G"])
     exp.opt_D.load_state_dict(ckpt["opt_D"])
     if ema is not None:

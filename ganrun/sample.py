@@ -50,10 +50,12 @@ def parse(args: list[str]) -> SampleConfig:
 def load_generator(ckpt: dict, device: torch.device) -> torch.nn.Module:
     """G rebuilt from the checkpoint's own model config, with its EMA weights when it has them, in eval mode."""
     G, _ = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]))
-    try:
-        G.load_state_dict(ckpt.get("G_ema", ckpt["G"]))
-    except RuntimeError as e:
-        raise CheckpointError(f"the checkpoint's G weights do not fit its model config: {str(e).splitlines()[0]}") from None
+    state = ckpt.get("G_ema", ckpt["G"])
+    mismatch = checkpoint.first_mismatch(G, state)
+    if mismatch:
+        raise CheckpointError(f"the checkpoint's G weights do not fit its model config ({ckpt['config']['model']['_target_']}): "
+                              f"{mismatch}")
+    G.load_state_dict(state)
     return G.to(device).eval()
 
 

@@ -214,3 +214,33 @@ def test_resume_in_place_picks_the_run_folder(tmp_path):
     for untouched in ([f"resume={tmp_path / 'loose.pt'}"], [f"resume={tmp_path / 'missing'}"],
                       [f"resume={tmp_path / 'run'}", "hydra.run.dir=elsewhere"], ["train.steps=3"]):
         assert resume_in_place(untouched) == untouched
+
+
+def test_checkpoint_of_another_architecture_names_the_tensor(image_run, tmp_path):
+    ckpt = torch.load(image_run / "checkpoints" / "last.pt", weights_only=True)
+    ckpt["config"]["model"]["width"] = 8  # the weights were trained at width 4
+    torch.save(ckpt, tmp_path / "other.pt")
+    r = run_cli("sample", f"ckpt={tmp_path / 'other.pt'}", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "net.0.weight has shape [8, 8, 7, 7] in the checkpoint but [8, 16, 7, 7] in the model" in r.stderr
+
+
+def test_unwritable_run_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    r = run_cli("train", f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
+    assert r.returncode == 2 and "cannot write the run folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_empty_image_folder(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    r = run_cli("train", "dataset=folder", f"dataset.root={tmp_path / 'imgs'}", f"hydra.run.dir={tmp_path / 'r'}")
+    assert r.returncode == 2 and "holds no readable images" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_config_cannot_name_arbitrary_code(tmp_path):
+    marker = tmp_path / "pwned"
+    r = run_cli("train", "dataset._target_=os.system", f"+dataset.command='touch {marker}'",
+                f"hydra.run.dir={tmp_path / 'r'}")
+    assert r.returncode == 2 and "is not allowed" in r.stderr
+    assert not marker.exists()
