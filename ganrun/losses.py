@@ -90,14 +90,9 @@ class _Regularised(Loss):
         return total
 
 
-class _ProbabilityLoss(_Regularised):
-    """Shared D side of the losses where D(x) = sigmoid(logit) is a probability of "real".
-
-    d_loss = BCE(real, real_label) + BCE(fake, 0); with real_label = 1 and no flips this is
-    -[E log D(x) + E log(1 - D(G(z)))] = -V(D, G), so minimising it is D maximising V.
-    real_label < 1 is one-sided label smoothing (fake targets stay 0); flip_prob swaps a random
-    share of real and fake targets (noisy labels).
-    """
+class _Labelled(_Regularised):
+    """The losses that regress D's output on real/fake labels: one-sided smoothing (real_label < 1,
+    fake targets stay 0) and label noise (flip_prob: a random share of targets swapped)."""
 
     def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0, r1_gamma: float = 0.0,
                  dragan_weight: float = 0.0):
@@ -106,9 +101,24 @@ class _ProbabilityLoss(_Regularised):
         self.real_label = real_label
         self.flip_prob = flip_prob
 
-    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    def targets(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+        """D's targets for the real and the fake batch."""
         real_t = _targets(real_logits, self.real_label, 0.0, self.flip_prob)
         fake_t = _targets(fake_logits, 0.0, self.real_label, self.flip_prob)
+        return real_t, fake_t
+
+
+class _ProbabilityLoss(_Labelled):
+    """Shared D side of the losses where D(x) = sigmoid(logit) is a probability of "real".
+
+    d_loss = BCE(real, real_label) + BCE(fake, 0); with real_label = 1 and no flips this is
+    -[E log D(x) + E log(1 - D(G(z)))] = -V(D, G), so minimising it is D maximising V.
+    real_label < 1 is one-sided label smoothing (fake targets stay 0); flip_prob swaps a random
+    share of real and fake targets (noisy labels).
+    """
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        real_t, fake_t = self.targets(real_logits, fake_logits)
         return (F.binary_cross_entropy_with_logits(real_logits, real_t)
                 + F.binary_cross_entropy_with_logits(fake_logits, fake_t))
 
@@ -189,21 +199,13 @@ class Hinge(_Regularised):
         return -fake_logits.mean()
 
 
-class LeastSquares(_Regularised):
+class LeastSquares(_Labelled):
     """LSGAN with the 0-1 coding a=0 (fake), b=1 (real), c=1 (what G wants D to say):
     D minimises 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2]; G minimises 1/2 E[(D(G(z)) - c)^2].
     real_label sets b (one-sided smoothing); flip_prob swaps a random share of targets."""
 
-    def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0, r1_gamma: float = 0.0,
-                 dragan_weight: float = 0.0):
-        super().__init__(r1_gamma, dragan_weight)
-        _check_label(real_label, flip_prob)
-        self.real_label = real_label
-        self.flip_prob = flip_prob
-
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        real_t = _targets(real_logits, self.real_label, 0.0, self.flip_prob)
-        fake_t = _targets(fake_logits, 0.0, self.real_label, self.flip_prob)
+        real_t, fake_t = self.targets(real_logits, fake_logits)
         return 0.5 * ((real_logits - real_t).pow(2).mean() + (fake_logits - fake_t).pow(2).mean())
 
     def g_loss(self, fake_logits: Tensor) -> Tensor:
