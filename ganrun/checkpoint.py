@@ -4,7 +4,7 @@ A checkpoint is a dict:
     format   "ganrun/1"
     step     completed G updates
     G, D, opt_G, opt_D   state_dicts
-    rng      {"torch": ByteTensor, "cuda": [ByteTensor, ...]}
+    rng      {"torch": ByteTensor, "cuda": [ByteTensor, ...], "numpy": [...], "python": (...)}
     config   the resolved run config as plain dicts/lists
     data     {"kind": "image" | "points", "shape": [...]} so sample.py can rebuild G alone
 It is written to a temporary file in the same folder, flushed to disk, then renamed over the
@@ -14,10 +14,12 @@ target, so a reader (or a crash) only ever sees the old or the new complete file
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 FORMAT = "ganrun/1"
@@ -28,9 +30,25 @@ class CheckpointError(ValueError):
 
 
 def rng_state() -> dict[str, Any]:
-    """The torch CPU and CUDA generator states."""
+    """The torch CPU and CUDA, NumPy and Python generator states, as tensors and plain containers."""
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what rng_state() saved (older checkpoints may lack the NumPy and Python parts)."""
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and state.get("cuda"):
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "numpy" in state:
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "python" in state:
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
 
 
 def save(path: str | Path, ckpt: dict[str, Any]) -> None:

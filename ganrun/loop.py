@@ -232,9 +232,7 @@ def restore(exp: Experiment, ckpt: dict[str, Any], ema: EMA | None) -> int:
     exp.opt_D.load_state_dict(ckpt["opt_D"])
     if ema is not None:
         ema.G_ema.load_state_dict(ckpt.get("G_ema", ckpt["G"]))
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    if torch.cuda.is_available() and ckpt["rng"]["cuda"]:
-        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    checkpoint.set_rng_state(ckpt["rng"])
     return int(ckpt["step"])
 
 

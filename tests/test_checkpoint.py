@@ -69,3 +69,17 @@ def test_foreign_and_truncated_files(tmp_path):
         checkpoint.load(cut)
     with pytest.raises(checkpoint.CheckpointError, match="no such file"):
         checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
+    import random
+
+    import numpy as np
+
+    checkpoint.save(tmp_path / "r.pt", {"format": checkpoint.FORMAT, "rng": checkpoint.rng_state()})
+    expect = (torch.rand(3), np.random.rand(3), random.random())
+    for _ in range(5):  # move every generator on
+        torch.rand(3), np.random.rand(3), random.random()
+    checkpoint.set_rng_state(checkpoint.load(tmp_path / "r.pt")["rng"])
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expect[0], got[0]) and np.array_equal(expect[1], got[1]) and expect[2] == got[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -148,3 +149,15 @@ def test_a_failed_periodic_checkpoint_write_is_reported_and_training_goes_on(tmp
     assert "could not write" in caplog.text and "No space left on device" in caplog.text
     assert not (tmp_path / "checkpoints" / "step_000002.pt").exists()
     assert checkpoint.load(tmp_path)["step"] == 4
+
+
+def test_a_second_signal_aborts_at_once():
+    from ganrun.loop import StopFlag
+
+    with StopFlag() as stop:
+        assert signal.getsignal(signal.SIGTERM) == stop._handle
+        os.kill(os.getpid(), signal.SIGTERM)  # the first: a flag for the loop
+        assert stop.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the second: abort now
+    assert signal.getsignal(signal.SIGTERM) != stop._handle  # handlers restored
