@@ -11,7 +11,7 @@ USAGE = """usage: ganrun {train,sample,eval} [key=value ...]
   ganrun train [overrides]          train a GAN (Hydra: -m for sweeps, --cfg job to print the config)
   ganrun sample ckpt=PATH [n=64] [out=grid.png|samples.npy] [seed=0]
                                     render samples from a checkpoint
-  ganrun eval ckpt=PATH [n=5000] [seed=0] [out=eval.json]
+  ganrun eval ckpt=PATH [n=5000] [seed=0] [out=eval.json] [inception=true [inception_weights=PATH]]
                                     quality metrics of a checkpoint (table + JSON)
 
 Examples:

@@ -73,6 +73,19 @@ class Evaluator:
                               "reference": f"{name} test split ({len(test.images)} images)"})
 
     @torch.no_grad()
+    def inception(self, G: nn.Module, seed: int, weights: str) -> dict[str, float]:
+        """Inception FID / KID of n samples against the real training images (see metrics.inception_scores)."""
+        device = next(G.parameters()).device
+        z = torch.randn(self.n, G.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+        fake = torch.cat([G(chunk).float().cpu() for chunk in z.split(1000)]).add(1).div(2).clamp(0, 1)
+        real = self.data.images[torch.randperm(len(self.data.images), generator=torch.Generator().manual_seed(seed))
+                                [:self.n]].float().div(255)
+        scores = metrics.inception_scores(fake, real, weights)
+        self.settings.update({"inception": "torchmetrics FID/KID, 2048-d pool features",
+                              "inception_reference": f"{len(real)} training images"})
+        return scores
+
+    @torch.no_grad()
     def __call__(self, G: nn.Module, z: Tensor | None = None, seed: int = 0) -> dict[str, float]:
         """Scores for G's samples (eval mode) on z, or on n fresh z drawn with `seed`."""
         if self.data.kind != "points" and self.net is None:
@@ -116,14 +129,16 @@ def main(args: list[str]) -> int:
         if bad:
             raise ConfigError(f"expected key=value, got {bad[0]!r}; keys: ckpt, n, seed, out, device")
         try:
-            cfg = OmegaConf.merge(OmegaConf.create({"ckpt": "???", "n": 5000, "seed": 0, "out": "", "device": "auto"}),
+            cfg = OmegaConf.merge(OmegaConf.create({"ckpt": "???", "n": 5000, "seed": 0, "out": "", "device": "auto",
+                                                    "inception": False, "inception_weights": ""}),
                                   OmegaConf.from_dotlist(args))
             ckpt_path, n, seed = str(cfg.ckpt), int(cfg.n), int(cfg.seed)
         except (OmegaConfBaseException, ValueError) as e:
             raise ConfigError(str(e).splitlines()[0] + "; ckpt=PATH is required, n and seed are integers") from None
-        unknown = set(cfg) - {"ckpt", "n", "seed", "out", "device"}
+        keys = ("ckpt", "n", "seed", "out", "device", "inception", "inception_weights")
+        unknown = set(cfg) - set(keys)
         if unknown:
-            raise ConfigError(f"unknown key {sorted(unknown)[0]!r}; keys: ckpt, n, seed, out, device")
+            raise ConfigError(f"unknown key {sorted(unknown)[0]!r}; keys: {', '.join(keys)}")
         if n < 1:
             raise ConfigError(f"n={n}: must be >= 1")
         ckpt = checkpoint.load(ckpt_path)
@@ -131,6 +146,11 @@ def main(args: list[str]) -> int:
         dataset_cfg = OmegaConf.create(ckpt["config"]["dataset"])
         evaluator = Evaluator(dataset_cfg, instantiate(dataset_cfg, "dataset"), n)
         scores = evaluator(G, seed=seed)
+        if cfg.inception and ckpt["data"]["kind"] == "image":
+            try:
+                scores.update(evaluator.inception(G, seed, str(cfg.inception_weights)))
+            except metrics.MetricUnavailable as e:
+                print(f"ganrun eval: inception skipped: {e}", file=sys.stderr)
     except (ConfigError, CheckpointError, DataError) as e:
         print(f"ganrun eval: error: {e}", file=sys.stderr)
         return 2

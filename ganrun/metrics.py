@@ -78,3 +78,42 @@ def class_metrics(probs: Tensor) -> dict[str, float]:
     counts = torch.bincount(probs.argmax(1), minlength=probs.shape[1])
     return {"classes": float((counts > 0).sum()), "class_kl": kl_to_uniform(counts),
             "confidence": float(probs.max(1).values.mean())}
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric that cannot run here (a missing package or weights); the message says what is missing."""
+
+
+def inception_scores(fake: Tensor, real: Tensor, weights: str = "", batch: int = 200) -> dict[str, float]:
+    """Inception FID and KID (torchmetrics) of fake vs real images, both float (N, C, H, W) in [0, 1].
+
+    These are the numbers papers report. They need the `inception` extra (torchmetrics, torch-fidelity)
+    and the Inception weights: downloaded on first use, or a local file given as `weights`.
+    """
+    import socket
+
+    try:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.kid import KernelInceptionDistance
+    except ImportError:
+        raise MetricUnavailable("Inception FID/KID need torchmetrics and torch-fidelity: "
+                                "pip install 'ganrun[inception]'") from None
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)  # a machine without network fails fast instead of hanging
+    try:
+        fid = FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=weights or None)
+    except Exception as e:  # no network, a bad file: say which, in one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise MetricUnavailable(f"Inception weights unavailable ({first}); run once with internet, or pass "
+                                f"inception_weights=PATH (torch-fidelity's weights-inception-2015-12-05 file)") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    kid_metric = KernelInceptionDistance(feature=fid.inception, normalize=True,
+                                         subset_size=min(1000, len(fake), len(real)))
+    for images, is_real in ((real, True), (fake, False)):
+        for chunk in images.split(batch):
+            rgb = chunk.expand(-1, 3, -1, -1) if chunk.shape[1] == 1 else chunk
+            fid.update(rgb, real=is_real)
+            kid_metric.update(rgb, real=is_real)
+    kid_mean, _ = kid_metric.compute()
+    return {"inception_fid": float(fid.compute()), "inception_kid": float(kid_mean)}

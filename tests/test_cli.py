@@ -244,3 +244,15 @@ def test_config_cannot_name_arbitrary_code(tmp_path):
                 f"hydra.run.dir={tmp_path / 'r'}")
     assert r.returncode == 2 and "is not allowed" in r.stderr
     assert not marker.exists()
+
+
+def test_eval_says_what_inception_needs_and_still_reports(image_run, tmp_path, monkeypatch):
+    # without torchmetrics (as here), one line names the missing piece; the other metrics still come
+    env_block = tmp_path / "block"
+    env_block.mkdir()
+    (env_block / "torchmetrics.py").write_text("raise ImportError('blocked for this test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(env_block))
+    r = run_cli("eval", f"ckpt={image_run}", "n=200", "inception=true", f"out={tmp_path / 'e.json'}")
+    assert r.returncode == 0, r.stderr
+    assert "inception skipped: Inception FID/KID need torchmetrics and torch-fidelity" in r.stderr
+    assert "fd" in json.loads((tmp_path / "e.json").read_text())["metrics"]
