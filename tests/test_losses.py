@@ -126,6 +126,18 @@ class Linear(nn.Module):
         return x.flatten(1) @ self.w
 
 
+class Spy(Linear):
+    """A linear critic that records the inputs it is shown."""
+
+    def __init__(self, w):
+        super().__init__(w)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach())
+        return super().forward(x)
+
+
 @pytest.mark.parametrize("w, expect", [([2.0, 0.0], 10.0), ([0.6, 0.8], 0.0), ([3.0, 4.0], 160.0)])
 def test_gradient_penalty_on_known_gradient_norm(w, expect):
     # gp = 10 * (||w|| - 1)^2 whatever the interpolates are: ||w|| = 2 -> 10, 1 -> 0, 5 -> 160
@@ -142,16 +154,10 @@ def test_gradient_penalty_is_differentiable_in_the_critic_weights():
 
 
 def test_gradient_penalty_uses_interpolates_between_real_and_fake():
-    seen = []
-
-    class Spy(Linear):
-        def forward(self, x):
-            seen.append(x.detach())
-            return super().forward(x)
-
     real, fake = torch.zeros(64, 2), torch.ones(64, 2)
-    losses.WassersteinGP(gp_weight=1.0).penalty(Spy([1.0, 0.0]), real, fake)
-    x_hat = seen[0]
+    D = Spy([1.0, 0.0])
+    losses.WassersteinGP(gp_weight=1.0).penalty(D, real, fake)
+    x_hat = D.seen[0]
     assert (x_hat[:, 0] == x_hat[:, 1]).all()  # one eps per sample, on the segment real -> fake
     assert 0 <= x_hat.min() and x_hat.max() <= 1 and x_hat.std() > 0.1
 
@@ -204,13 +210,7 @@ def test_r1_and_dragan_add_up_and_reach_d():
 
 
 def test_r1_only_looks_at_real_data():
-    seen = []
-
-    class Spy(Linear):
-        def forward(self, x):
-            seen.append(x.detach())
-            return super().forward(x)
-
     real, fake = torch.zeros(4, 2), torch.ones(4, 2)
-    losses.NonSaturating(r1_gamma=1.0).penalty(Spy([1.0, 0.0]), real, fake)
-    assert len(seen) == 1 and torch.equal(seen[0], real)
+    D = Spy([1.0, 0.0])
+    losses.NonSaturating(r1_gamma=1.0).penalty(D, real, fake)
+    assert len(D.seen) == 1 and torch.equal(D.seen[0], real)
