@@ -12,7 +12,7 @@ import enum
 import importlib
 import inspect
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, List, Literal, Tuple
 
 from hydra.core.config_store import ConfigStore
@@ -184,6 +184,26 @@ def optimizer_kwargs(opt: OptimizerConfig | DictConfig, target: Callable[..., An
     if "betas" in kwargs:
         kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])  # torch wants a tuple of floats
     return kwargs
+
+
+def parse_key_values(args: list[str], schema: type) -> Any:
+    """`key=value` command-line arguments -> a `schema` dataclass instance; unknown keys, wrong types,
+    a missing `ckpt` and n < 1 are ConfigErrors that list the keys."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    keys = ", ".join(f.name for f in fields(schema))
+    bad = [a for a in args if "=" not in a]
+    if bad:
+        raise ConfigError(f"expected key=value, got {bad[0]!r}; keys: {keys}")
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(args))
+    except OmegaConfBaseException as e:
+        raise ConfigError(str(e).splitlines()[0] + f"; keys: {keys}") from None
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise ConfigError("ckpt=PATH is required: a checkpoint file or a run folder")
+    if cfg.n < 1:
+        raise ConfigError(f"n={cfg.n}: must be >= 1")
+    return OmegaConf.to_object(cfg)
 
 
 def validate(cfg: DictConfig) -> None:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from ganrun import classifier, metrics
-from ganrun.config import instantiate, resolve_target
+from ganrun import classifier, images, metrics
+from ganrun.config import Device, instantiate, parse_key_values, resolve_target
+from ganrun.models.common import eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +75,18 @@ class Evaluator:
                               "reference": f"{name} test split ({len(test.images)} images)"})
 
     @torch.no_grad()
+    def samples(self, G: nn.Module, z: Tensor | None, seed: int) -> Tensor:
+        """n samples of G in eval mode on the CPU: from z, or from n fresh z drawn with `seed`."""
+        if z is None or len(z) != self.n:
+            z = torch.randn(self.n, G.latent_dim, generator=torch.Generator().manual_seed(seed))
+        z = z.to(next(G.parameters()).device)
+        with eval_mode(G):
+            return torch.cat([G(chunk).float().cpu() for chunk in z.split(1000)])
+
+    @torch.no_grad()
     def inception(self, G: nn.Module, seed: int, weights: str) -> dict[str, float]:
         """Inception FID / KID of n samples against the real training images (see metrics.inception_scores)."""
-        device = next(G.parameters()).device
-        z = torch.randn(self.n, G.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
-        fake = torch.cat([G(chunk).float().cpu() for chunk in z.split(1000)]).add(1).div(2).clamp(0, 1)
+        fake = images.to_unit(self.samples(G, None, seed))
         real = self.data.images[torch.randperm(len(self.data.images), generator=torch.Generator().manual_seed(seed))
                                 [:self.n]].float().div(255)
         scores = metrics.inception_scores(fake, real, weights)
@@ -90,13 +99,7 @@ class Evaluator:
         """Scores for G's samples (eval mode) on z, or on n fresh z drawn with `seed`."""
         if self.data.kind != "points" and self.net is None:
             return {}
-        device = next(G.parameters()).device
-        if z is None or len(z) != self.n:
-            z = torch.randn(self.n, G.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
-        was_training = G.training
-        G.eval()
-        samples = torch.cat([G(chunk).float().cpu() for chunk in z.split(1000)])
-        G.train(was_training)
+        samples = self.samples(G, z, seed)
         if self.data.kind == "points":
             return metrics.toy_metrics(samples, self.data.centers, self.data.sigma)
         if self.stacked:
@@ -109,13 +112,22 @@ class Evaluator:
 
 # ---------------------------------------------------------------- `ganrun eval`
 
+@dataclass
+class EvalConfig:
+    ckpt: str = "???"  # a checkpoint file or a run folder (uses its checkpoints/last.pt)
+    n: int = 5000  # samples (the toy sets and Stacked MNIST use their protocol's count)
+    seed: int = 0  # fixes z
+    out: str = ""  # JSON report; default RUN/eval/step_NNNNNN.json
+    device: Device = Device.auto
+    inception: bool = False  # add Inception FID/KID (needs the `inception` extra and its weights)
+    inception_weights: str = ""  # a local Inception weights file instead of the download
+
+
 def main(args: list[str]) -> int:
     """`ganrun eval ckpt=PATH [n=5000] [seed=0] [out=JSON]`: print the metrics table, write JSON."""
     import json
     import sys
     from pathlib import Path
-
-    from omegaconf.errors import OmegaConfBaseException
 
     from ganrun import checkpoint
     from ganrun.build import pick_device
@@ -125,30 +137,16 @@ def main(args: list[str]) -> int:
     from ganrun.sample import load_generator
 
     try:
-        bad = [a for a in args if "=" not in a]
-        if bad:
-            raise ConfigError(f"expected key=value, got {bad[0]!r}; keys: ckpt, n, seed, out, device")
-        try:
-            cfg = OmegaConf.merge(OmegaConf.create({"ckpt": "???", "n": 5000, "seed": 0, "out": "", "device": "auto",
-                                                    "inception": False, "inception_weights": ""}),
-                                  OmegaConf.from_dotlist(args))
-            ckpt_path, n, seed = str(cfg.ckpt), int(cfg.n), int(cfg.seed)
-        except (OmegaConfBaseException, ValueError) as e:
-            raise ConfigError(str(e).splitlines()[0] + "; ckpt=PATH is required, n and seed are integers") from None
-        keys = ("ckpt", "n", "seed", "out", "device", "inception", "inception_weights")
-        unknown = set(cfg) - set(keys)
-        if unknown:
-            raise ConfigError(f"unknown key {sorted(unknown)[0]!r}; keys: {', '.join(keys)}")
-        if n < 1:
-            raise ConfigError(f"n={n}: must be >= 1")
+        cfg = parse_key_values(args, EvalConfig)
+        ckpt_path, n, seed = cfg.ckpt, cfg.n, cfg.seed
         ckpt = checkpoint.load(ckpt_path)
-        G = load_generator(ckpt, pick_device(str(cfg.device)))
+        G = load_generator(ckpt, pick_device(cfg.device.value))
         dataset_cfg = OmegaConf.create(ckpt["config"]["dataset"])
         evaluator = Evaluator(dataset_cfg, instantiate(dataset_cfg, "dataset"), n)
         scores = evaluator(G, seed=seed)
         if cfg.inception and ckpt["data"]["kind"] == "image":
             try:
-                scores.update(evaluator.inception(G, seed, str(cfg.inception_weights)))
+                scores.update(evaluator.inception(G, seed, cfg.inception_weights))
             except metrics.MetricUnavailable as e:
                 print(f"ganrun eval: inception skipped: {e}", file=sys.stderr)
     except (ConfigError, CheckpointError, DataError) as e:

@@ -24,6 +24,7 @@ from ganrun import checkpoint, images, metrics
 from ganrun.evaluate import Evaluator
 from ganrun.build import Experiment
 from ganrun.losses import Loss
+from ganrun.models.common import eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +204,8 @@ class Sampler:
     @torch.no_grad()
     def __call__(self, step: int, writer: Any) -> Path:
         G = self.G
-        was_training = G.training
-        G.eval()  # BatchNorm uses running statistics, as `ganrun sample` will
-        x = G(self.z)
-        G.train(was_training)
+        with eval_mode(G):  # BatchNorm uses running statistics, as `ganrun sample` will
+            x = G(self.z)
         path = self.out_dir / f"step_{step:06d}.png"
         if self.points:
             img = images.scatter(x, self.reference, self.exp.data.centers, f"step {step}")

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ganrun import checkpoint, images
 from ganrun.build import build_models, pick_device
-from ganrun.config import ConfigError, Device
+from ganrun.config import ConfigError, Device, parse_key_values
 from ganrun.checkpoint import CheckpointError
 
 SUFFIXES = (".png", ".npy")
@@ -31,20 +30,10 @@ class SampleConfig:
 
 def parse(args: list[str]) -> SampleConfig:
     """key=value arguments -> a typed SampleConfig (unknown keys and wrong types are ConfigErrors)."""
-    bad = [a for a in args if "=" not in a]
-    if bad:
-        raise ConfigError(f"expected key=value, got {bad[0]!r}; keys: ckpt, n, out, seed, nrow, device")
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(SampleConfig), OmegaConf.from_dotlist(args))
-    except OmegaConfBaseException as e:
-        raise ConfigError(str(e).splitlines()[0] + "; keys: ckpt, n, out, seed, nrow, device") from None
-    if OmegaConf.is_missing(cfg, "ckpt"):
-        raise ConfigError("ckpt=PATH is required: a checkpoint file or a run folder")
-    if cfg.n < 1:
-        raise ConfigError(f"n={cfg.n}: must be >= 1")
+    cfg = parse_key_values(args, SampleConfig)
     if Path(cfg.out).suffix.lower() not in SUFFIXES:
         raise ConfigError(f"out={cfg.out}: unsupported suffix; use one of {', '.join(SUFFIXES)}")
-    return OmegaConf.to_object(cfg)
+    return cfg
 
 
 def load_generator(ckpt: dict, device: torch.device) -> torch.nn.Module:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from contextlib import contextmanager
+from typing import Iterator, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 Norm = Literal["batch", "layer", "none"]
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with `module` in eval mode (BatchNorm running statistics, no dropout), then restore."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def d_norm_layer(kind: Norm, channels: int, conv: bool) -> nn.Module:
