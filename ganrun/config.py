@@ -22,6 +22,9 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 ALLOWED_TARGET_PREFIXES = ("ganrun.", "torch.optim.", "torch.nn.")
 
 
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
 class ConfigError(ValueError):
     """A config that cannot run; the message names the key and what would be valid."""
 
@@ -46,6 +49,7 @@ class TrainConfig:
     ckpt_every: int = 1000  # checkpoints/step_NNNNNN.pt (last.pt is rewritten then too); 0: only at the end
     n_samples: int = 64  # images in each sample grid (the toy sets plot 2,500 points)
     augment: List[str] = field(default_factory=list)  # DiffAugment for D's inputs: color, translation, cutout
+    lr_schedule: str = "constant"  # constant, or linear / cosine decay of both learning rates to 0 at train.steps
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
     on_nan: str = "stop"  # stop: end the run naming the step and loss; skip: drop that update and go on
     progress: bool = True  # progress bar on a terminal (never when output is not a TTY)
@@ -214,6 +218,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"train.{key}={t[key]}: must be >= 1")
     if not 0.0 <= t.ema < 1.0:
         raise ConfigError(f"train.ema={t.ema}: must be in [0, 1) (0 turns the EMA generator off; 0.999 is usual)")
+    if t.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
     if t.on_nan not in ("stop", "skip"):
         raise ConfigError(f"train.on_nan={t.on_nan!r}: use stop or skip")
     if t.eval_every < 0:

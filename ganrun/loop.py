@@ -235,6 +235,17 @@ def restore(exp: Experiment, ckpt: dict[str, Any], ema: EMA | None) -> int:
     return int(ckpt["step"])
 
 
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning-rate multiplier for G step `step` of `steps` (1-based): 1 at the first step, decaying
+    towards 0 at the last. A function of the step alone, so a resumed run gets the same rates."""
+    progress = (step - 1) / steps
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
 def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
         resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train up to cfg.train.steps G updates (continuing from `resume`, a checkpoint, when given);
@@ -280,8 +291,15 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                     raise checkpoint.CheckpointError(message) from None
                 log.error("%s; training goes on", message)
 
+    # from the config, not the optimizers: a resumed optimizer's state holds the decayed rates
+    base_lrs = [(exp.opt_G, cfg.optimizer.lr_g), (exp.opt_D, cfg.optimizer.lr_d)]
     with StopFlag() as stop:
         for step in range(first, t.steps + 1):
+            if t.lr_schedule != "constant":
+                factor = lr_factor(t.lr_schedule, step, t.steps)
+                for opt, lr in base_lrs:
+                    for group in opt.param_groups:
+                        group["lr"] = lr * factor
             log_now = step % t.log_every == 0 or step == t.steps
             out = train_step(G, D, exp.loss, exp.opt_G, exp.opt_D, batches, t.n_critic, want_stats=log_now,
                              skip_nonfinite=skip)

@@ -215,6 +215,25 @@ def test_models_from_a_checkpoint_config_round_trip():
     assert G(torch.randn(4, 100)).shape == (4, 2)
 
 
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
+SHAPES = {"ring": (2,), "grid": (2,), "cifar10": (3, 32, 32), "stacked-mnist": (3, 28, 28)}
+
+
+def test_the_documented_recipes_exist():
+    assert EXPERIMENTS == ["cifar10", "fashion-mnist", "grid", "mnist", "mnist-sample", "ring", "stacked-mnist"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_recipe_composes_validates_and_builds(name):
+    cfg = compose_train(f"experiment={name}")
+    config.validate(cfg)
+    assert cfg.dataset._target_.endswith(name.replace("-", "_"))  # each recipe is for its own dataset
+    G, D = build_models(cfg.model, SHAPES.get(name, (1, 28, 28)))
+    z = torch.randn(cfg.train.batch_size, G.latent_dim)
+    assert D(G(z)).shape == (cfg.train.batch_size // cfg.model.pack,)
+    build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g)
+
+
 def test_experiment_recipe_composes_and_the_command_line_wins():
     cfg = compose_train("experiment=mnist-sample", "train.steps=7")
     assert cfg.dataset._target_ == "ganrun.data.mnist_sample" and cfg.model.width == 64

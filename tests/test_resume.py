@@ -35,6 +35,20 @@ def test_half_plus_resume_is_bit_identical_to_straight(tmp_path, extra):
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
 
 
+def test_resume_mid_schedule_is_bit_identical(tmp_path):
+    # the learning rate decays over train.steps; resuming a step checkpoint with the same steps
+    # continues the same decay (the rates come from the step, not from the saved optimizer state)
+    overrides = [*TINY, "dataset=ring", "model=mlp", "model.hidden=[16,16]", "train.lr_schedule=cosine",
+                 "train.steps=8", "train.ckpt_every=4"]
+    run(compose_train(*overrides), tmp_path / "straight")
+    middle = tmp_path / "straight" / "checkpoints" / "step_000004.pt"
+    assert run(compose_train(*overrides, f"resume={middle}"), tmp_path / "again")["resumed_from"] == 4
+    a, b = (checkpoint.load(tmp_path / r) for r in ("straight", "again"))
+    for k in a["G"]:
+        assert torch.equal(a["G"][k], b["G"][k]), k
+    assert a["opt_G"]["param_groups"][0]["lr"] == b["opt_G"]["param_groups"][0]["lr"] < 1e-4
+
+
 def test_resume_refuses_another_model_shape(tmp_path):
     run(compose_train(*BASE), tmp_path / "r")
     with pytest.raises(ConfigError, match="resume: model.width=8 differs from the checkpoint's 4"):

@@ -163,3 +163,30 @@ def test_pack_must_divide_the_batch():
 
     with pytest.raises(ConfigError, match="train.batch_size=8 must be a multiple of model.pack=3"):
         config.validate(compose_train("model.pack=3", *TINY))
+
+
+def test_lr_factor_by_hand():
+    from ganrun.loop import lr_factor
+
+    assert lr_factor("constant", 7, 10) == 1.0
+    assert [lr_factor("linear", s, 4) for s in (1, 2, 3, 4)] == [1.0, 0.75, 0.5, 0.25]
+    assert [round(lr_factor("cosine", s, 4), 6) for s in (1, 2, 3, 4)] == [1.0, round((1 + 2 ** -0.5) / 2, 6), 0.5,
+                                                                           round((1 - 2 ** -0.5) / 2, 6)]
+
+
+@pytest.mark.parametrize("schedule, last_factor", [("constant", 1.0), ("linear", 0.25), ("cosine", 0.5 * (1 - 2 ** -0.5))])
+def test_lr_schedule_sets_both_learning_rates(tmp_path, schedule, last_factor):
+    cfg = compose_train(*TINY, "dataset=ring", "model=mlp", "model.hidden=[8]", "train.steps=4",
+                        f"train.lr_schedule={schedule}", "optimizer.lr_g=1e-3", "optimizer.lr_d=2e-3")
+    run(cfg, tmp_path)
+    ckpt = checkpoint.load(tmp_path)
+    assert ckpt["opt_G"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * last_factor)
+    assert ckpt["opt_D"]["param_groups"][0]["lr"] == pytest.approx(2e-3 * last_factor)
+
+
+def test_unknown_lr_schedule_is_one_line():
+    from ganrun import config
+    from ganrun.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.lr_schedule='step': use constant, linear, cosine"):
+        config.validate(compose_train("train.lr_schedule=step", *TINY))
