@@ -2,6 +2,7 @@
 
     python bench/throughput.py [--quick] [--device auto] [--models mlp dcgan28 dcgan32 dcgan64]
                                [--losses gan wgan-gp] [--batches 64 128] [--steps 50] [--rounds 3]
+                               [--precision 32|bf16] [--compile] [--channels-last]
 
 For every (model, loss, batch) it builds G and D from ganrun's configs once, copies them (same
 initial weights) into two arms, and times, in the same process and on the same device, after
@@ -10,7 +11,9 @@ default train.log_every) and (b) a plain loop written out below with the same lo
 n_critic and batch. Both arms read the same batches from a tensor already on the device, so this
 measures the training step, not the data. The arms alternate over --rounds and the best round of
 each counts. Prints config, device, steps/s, images/s (real images through D per second) and the
-ratio ganrun / bare. Then the data path alone: batches/s of ganrun's dataset batching.
+ratio ganrun / bare. --precision bf16, --compile and --channels-last apply to both arms alike
+(bf16: autocast around the forward passes, as train.precision=bf16 does). Then the data path
+alone: batches/s of ganrun's dataset batching.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from torch import Tensor, nn
 from ganrun import config
 from ganrun.build import build_models, build_optimizer, pick_device
 from ganrun.config import instantiate
-from ganrun.loop import train_step
+from ganrun.loop import Precision, train_step
 
 # name -> (model overrides, data shape)
 MODELS = {
@@ -53,36 +56,39 @@ def cycle(data: Tensor, batch: int) -> Iterator[Tensor]:
         yield data[i * batch:(i + 1) * batch]
 
 
-def bare_step(loss_name: str, gp_weight: float) -> Callable[..., None]:
-    """A hand-written GAN step: n_critic D updates, then one G update."""
+def bare_step(loss_name: str, gp_weight: float, dtype: torch.dtype | None) -> Callable[..., None]:
+    """A hand-written GAN step: n_critic D updates, then one G update (autocast to dtype if given)."""
 
     def step(G: nn.Module, D: nn.Module, opt_G, opt_D, batches: Iterator[Tensor], n_critic: int) -> None:
+        D_plain = getattr(D, "_orig_mod", D)  # double backward through the uncompiled critic
         for _ in range(n_critic):
             real = next(batches)
             z = torch.randn(real.shape[0], G.latent_dim, device=real.device)
-            if n_critic == 1:
-                fake = G(z)
-            else:
-                with torch.no_grad():
+            with torch.autocast(real.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                if n_critic == 1:
                     fake = G(z)
-            real_out, fake_out = D(real), D(fake.detach())
-            if loss_name == "gan":
-                loss_D = F.softplus(-real_out).mean() + F.softplus(fake_out).mean()
-            else:
-                loss_D = fake_out.mean() - real_out.mean()
-                eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
-                x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-                (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
-                loss_D = loss_D + gp_weight * (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+                else:
+                    with torch.no_grad():
+                        fake = G(z)
+                real_out, fake_out = D(real).float(), D(fake.detach()).float()
+                if loss_name == "gan":
+                    loss_D = F.softplus(-real_out).mean() + F.softplus(fake_out).mean()
+                else:
+                    loss_D = fake_out.mean() - real_out.mean()
+                    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+                    x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+                    (grad,) = torch.autograd.grad(D_plain(x_hat).sum(), x_hat, create_graph=True)
+                    loss_D = loss_D + gp_weight * (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
             opt_D.zero_grad(set_to_none=True)
             loss_D.backward()
             opt_D.step()
-        if n_critic > 1:
-            fake = G(torch.randn(real.shape[0], G.latent_dim, device=real.device))
-        for p in D.parameters():
-            p.requires_grad_(False)
-        fake_out = D(fake)
-        loss_G = F.softplus(-fake_out).mean() if loss_name == "gan" else -fake_out.mean()
+        with torch.autocast(real.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            if n_critic > 1:
+                fake = G(torch.randn(real.shape[0], G.latent_dim, device=real.device))
+            for p in D.parameters():
+                p.requires_grad_(False)
+            fake_out = D(fake).float()
+            loss_G = F.softplus(-fake_out).mean() if loss_name == "gan" else -fake_out.mean()
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         for p in D.parameters():
@@ -107,19 +113,26 @@ def time_arm(run_steps: Callable[[int], None], steps: int, device: torch.device)
 
 
 def bench_one(model: str, loss_name: str, batch: int, device: torch.device, steps: int, rounds: int,
-              warmup: int) -> tuple[float, float]:
+              warmup: int, precision: str = "32", compile_: bool = False,
+              channels_last: bool = False) -> tuple[float, float]:
     """(ganrun steps/s, bare steps/s) for one configuration."""
     overrides, shape = MODELS[model]
     cfg = compose_cfg([*overrides, f"loss={loss_name}"])
     torch.manual_seed(0)
     G0, D0 = build_models(cfg.model, shape)
     n_critic = cfg.train.n_critic
+    memory = torch.channels_last if channels_last and len(shape) == 3 else torch.contiguous_format
     data = torch.randn(batch * 8, *shape, device=device).clamp_(-1, 1)
+    if len(shape) == 3:
+        data = data.contiguous(memory_format=memory)
+    amp = Precision(precision, device.type)
     arms = {}
     for name in ("ganrun", "bare"):
-        G, D = copy.deepcopy(G0).to(device).train(), copy.deepcopy(D0).to(device).train()
-        opt_G = build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g)
-        opt_D = build_optimizer(cfg.optimizer, D.parameters(), cfg.optimizer.lr_d)
+        G, D = (copy.deepcopy(m).to(device, memory_format=memory).train() for m in (G0, D0))
+        opt_G = build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g, device)
+        opt_D = build_optimizer(cfg.optimizer, D.parameters(), cfg.optimizer.lr_d, device)
+        if compile_:
+            G, D = torch.compile(G), torch.compile(D)
         batches = cycle(data, batch)
         if name == "ganrun":
             loss = instantiate(cfg.loss, "loss")
@@ -129,9 +142,9 @@ def bench_one(model: str, loss_name: str, batch: int, device: torch.device, step
                           counter=counter) -> None:
                 for _ in range(k):
                     train_step(G, D, loss, opt_G, opt_D, batches, n_critic,
-                               want_stats=next(counter) % LOG_EVERY == 0)
+                               want_stats=next(counter) % LOG_EVERY == 0, precision=amp)
         else:
-            step = bare_step(loss_name, float(cfg.loss.get("gp_weight", 0.0)))
+            step = bare_step(loss_name, float(cfg.loss.get("gp_weight", 0.0)), amp.dtype)
 
             def run_steps(k: int, G=G, D=D, opt_G=opt_G, opt_D=opt_D, batches=batches, step=step) -> None:
                 for _ in range(k):
@@ -172,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batches", nargs="+", type=int, default=[64, 128])
     p.add_argument("--steps", type=int, default=50, help="timed steps per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--precision", default="32", choices=["32", "bf16"])
+    p.add_argument("--compile", action="store_true", help="torch.compile G and D in both arms")
+    p.add_argument("--channels-last", action="store_true", help="channels-last conv models and data in both arms")
     p.add_argument("--quick", action="store_true", help="5 timed steps, 2 rounds, batch 64 only")
     p.add_argument("--mnist", default=None, help="a folder of MNIST IDX files, to time the full set's batching too")
     args = p.parse_args(argv)
@@ -184,13 +200,16 @@ def main(argv: list[str] | None = None) -> None:
     header = ("config", "device", "ganrun steps/s", "bare steps/s", "ganrun images/s", "ratio")
     rows = []
     for model, loss_name, batch in itertools.product(args.models, args.losses, args.batches):
-        g, b = bench_one(model, loss_name, batch, device, args.steps, args.rounds, warmup=max(2, args.steps // 5))
+        g, b = bench_one(model, loss_name, batch, device, args.steps, args.rounds, max(2, args.steps // 5),
+                         args.precision, args.compile, args.channels_last)
         n_critic = 5 if loss_name == "wgan-gp" else 1
         rows.append((f"{model} {loss_name} b{batch}", device.type, f"{g:.2f}", f"{b:.2f}",
                      f"{g * batch * n_critic:.0f}", f"{g / b:.3f}"))
         print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\n{args.steps} timed steps x {args.rounds} rounds (best round), torch {torch.__version__}")
+    extras = [f"precision {args.precision}"] + ["compile"] * args.compile + ["channels_last"] * args.channels_last
+    print(f"\n{args.steps} timed steps x {args.rounds} rounds (best round), {', '.join(extras)}, "
+          f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}")
     for r in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
     print("\ndata path alone (batch 64):")

@@ -13,7 +13,7 @@ import importlib
 import inspect
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, List, Literal, Tuple
+from typing import Any, Callable, List, Literal, Optional, Tuple
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -23,6 +23,7 @@ ALLOWED_TARGET_PREFIXES = ("ganrun.", "torch.optim.", "torch.nn.")
 
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
+PRECISIONS = ("32", "bf16", "fp16")
 
 
 class ConfigError(ValueError):
@@ -49,6 +50,9 @@ class TrainConfig:
     ckpt_every: int = 1000  # checkpoints/step_NNNNNN.pt (last.pt is rewritten then too); 0: only at the end
     n_samples: int = 64  # images in each sample grid (the toy sets plot 2,500 points)
     augment: List[str] = field(default_factory=list)  # DiffAugment for D's inputs: color, translation, cutout
+    precision: str = "32"  # 32, bf16 (autocast) or fp16 (autocast + a gradient scaler per network)
+    compile: bool = False  # torch.compile G and D for the training step (falls back to eager if it fails)
+    channels_last: bool = True  # conv models on CUDA use the channels-last memory layout
     lr_schedule: str = "constant"  # constant, or linear / cosine decay of both learning rates to 0 at train.steps
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
     on_nan: str = "stop"  # stop: end the run naming the step and loss; skip: drop that update and go on
@@ -68,6 +72,7 @@ class OptimizerConfig:
     momentum: float = 0.0  # RMSprop, SGD
     eps: float = 1e-8
     weight_decay: float = 0.0
+    fused: Optional[bool] = None  # Adam family: one fused kernel per step (null: on for CUDA, off on CPU)
 
 
 @dataclass
@@ -218,6 +223,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"train.{key}={t[key]}: must be >= 1")
     if not 0.0 <= t.ema < 1.0:
         raise ConfigError(f"train.ema={t.ema}: must be in [0, 1) (0 turns the EMA generator off; 0.999 is usual)")
+    if t.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision={t.precision!r}: use {', '.join(PRECISIONS)}")
     if t.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
     if t.on_nan not in ("stop", "skip"):

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -74,9 +74,54 @@ def grad_norm(module: nn.Module) -> Tensor:
     return torch.stack(norms).norm() if norms else torch.zeros(())
 
 
+class Precision:
+    """How the training step computes: "32" (plain float32), "bf16" (autocast to bfloat16) or "fp16"
+    (autocast to float16 with a gradient scaler per network, so small gradients do not underflow;
+    the scaler skips a step whose gradients overflowed and lowers its scale). Losses are taken on
+    float32 logits. Under fp16, gradient penalties (WGAN-GP, R1, DRAGAN) run in float32: their double
+    backward would need its own scaling to be safe in float16."""
+
+    def __init__(self, mode: str = "32", device_type: str = "cpu"):
+        self.mode = mode
+        self.device_type = device_type
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
+        self.scalers = ({"D": torch.amp.GradScaler(device_type), "G": torch.amp.GradScaler(device_type)}
+                        if mode == "fp16" else {})
+
+    def autocast(self, penalty: bool = False) -> Any:
+        enabled = self.dtype is not None and not (penalty and self.mode == "fp16")
+        return torch.autocast(self.device_type, dtype=self.dtype or torch.float32, enabled=enabled)
+
+    def backward(self, loss: Tensor, net: str) -> None:
+        (self.scalers[net].scale(loss) if self.scalers else loss).backward()
+
+    def unscale(self, opt: torch.optim.Optimizer, net: str) -> None:
+        """Gradients back to their true size before they are measured (fp16 only)."""
+        if self.scalers:
+            self.scalers[net].unscale_(opt)
+
+    def step(self, opt: torch.optim.Optimizer, net: str) -> None:
+        if self.scalers:
+            self.scalers[net].step(opt)
+            self.scalers[net].update()
+        else:
+            opt.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {net: s.state_dict() for net, s in self.scalers.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for net, s in self.scalers.items():
+            if net in state:
+                s.load_state_dict(state[net])
+
+
+FP32 = Precision()
+
+
 def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimizer,
                opt_D: torch.optim.Optimizer, batches: Iterator[Tensor], n_critic: int,
-               want_stats: bool, skip_nonfinite: bool = False) -> dict[str, Tensor]:
+               want_stats: bool, skip_nonfinite: bool = False, precision: Precision = FP32) -> dict[str, Tensor]:
     """n_critic D updates then one G update; returns scalar tensors (stats only when want_stats).
 
     skip_nonfinite: an update whose loss is NaN/inf is skipped (counted in "skipped"); this checks
@@ -87,39 +132,45 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
     for i in range(n_critic):
         real = next(batches)
         z = torch.randn(real.shape[0], G.latent_dim, device=real.device)
-        if n_critic == 1:
-            fake = G(z)  # kept with its graph: the G step below reuses this batch
-        else:
-            with torch.no_grad():
-                fake = G(z)
-        real_logits, fake_logits = D(real), D(fake.detach())
-        loss_D = loss.d_loss(real_logits, fake_logits)
-        penalty = loss.penalty(D, real, fake.detach())
+        with precision.autocast():
+            if n_critic == 1:
+                fake = G(z)  # kept with its graph: the G step below reuses this batch
+            else:
+                with torch.no_grad():
+                    fake = G(z)
+            real_logits, fake_logits = D(real).float(), D(fake.detach()).float()
+            loss_D = loss.d_loss(real_logits, fake_logits)
+        with precision.autocast(penalty=True):  # double backward: through the plain (uncompiled) D
+            penalty = loss.penalty(getattr(D, "_orig_mod", D), real, fake.detach())
         opt_D.zero_grad(set_to_none=True)
-        (loss_D + penalty).backward()
+        precision.backward(loss_D + penalty, "D")
         if want_stats and i == n_critic - 1:
+            precision.unscale(opt_D, "D")
             out["grad_norm/D"] = grad_norm(D)
-        if skip_nonfinite and not bool(torch.isfinite(loss_D + penalty)):
+        # (under fp16 the gradient scaler itself skips a step whose gradients overflowed)
+        if skip_nonfinite and not precision.scalers and not bool(torch.isfinite(loss_D + penalty)):
             skipped += 1
             continue
-        opt_D.step()
+        precision.step(opt_D, "D")
         loss.constrain(D)
 
-    if n_critic > 1:
-        fake = G(torch.randn(real.shape[0], G.latent_dim, device=real.device))
-    D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-    loss_G = loss.g_loss(D(fake))
+    with precision.autocast():
+        if n_critic > 1:
+            fake = G(torch.randn(real.shape[0], G.latent_dim, device=real.device))
+        D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+        loss_G = loss.g_loss(D(fake).float())
     opt_G.zero_grad(set_to_none=True)
-    loss_G.backward()
+    precision.backward(loss_G, "G")
     D.requires_grad_(True)
     if want_stats:
+        precision.unscale(opt_G, "G")
         out["grad_norm/G"] = grad_norm(G)
         out.update(loss.stats(real_logits.detach(), fake_logits.detach()))
         out.update(health(real, fake.detach(), real_logits.detach()))
-    if skip_nonfinite and not bool(torch.isfinite(loss_G)):
+    if skip_nonfinite and not precision.scalers and not bool(torch.isfinite(loss_G)):
         skipped += 1
     else:
-        opt_G.step()
+        precision.step(opt_G, "G")
     if skip_nonfinite:
         out["skipped"] = torch.tensor(float(skipped))
     out.update({"loss/D": loss_D.detach(), "loss/G": loss_G.detach(), "loss/penalty": penalty.detach()})
@@ -220,7 +271,7 @@ def _is_finite(module: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
 
-def restore(exp: Experiment, ckpt: dict[str, Any], ema: EMA | None) -> int:
+def restore(exp: Experiment, ckpt: dict[str, Any], ema: EMA | None, precision: Precision = FP32) -> int:
     """Load a checkpoint's weights, optimizer and RNG states into a built experiment; returns its step."""
     for name, module in (("G", exp.G), ("D", exp.D)):
         mismatch = checkpoint.first_mismatch(module, ckpt[name])
@@ -231,8 +282,32 @@ def restore(exp: Experiment, ckpt: dict[str, Any], ema: EMA | None) -> int:
     exp.opt_D.load_state_dict(ckpt["opt_D"])
     if ema is not None:
         ema.G_ema.load_state_dict(ckpt.get("G_ema", ckpt["G"]))
+    precision.load_state_dict(ckpt.get("grad_scalers", {}))
     checkpoint.set_rng_state(ckpt["rng"])
     return int(ckpt["step"])
+
+
+def compiled_step(G: nn.Module, D: nn.Module, opts: tuple[torch.optim.Optimizer, ...],
+                  step: Callable[[nn.Module, nn.Module], dict[str, Tensor]]
+                  ) -> tuple[nn.Module, nn.Module, dict[str, Tensor]]:
+    """Run the first training step `step(G, D)` with torch.compile'd G and D; returns the modules
+    to train with and that step's output. When compiling fails (no C compiler, an unsupported
+    platform or op) the weights, optimizer and RNG states from before are put back, a warning
+    says why, and the step runs eagerly. Checkpoints always hold the plain modules' weights."""
+    import copy
+
+    before = [copy.deepcopy(x.state_dict()) for x in (G, D, *opts)]
+    rng = checkpoint.rng_state()
+    try:
+        G_c, D_c = torch.compile(G), torch.compile(D)
+        return G_c, D_c, step(G_c, D_c)
+    except Exception as e:  # noqa: BLE001 - whatever the compiler raises, training goes on eagerly
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        log.warning("train.compile: torch.compile failed (%s); training without it", reason)
+        for x, state in zip((G, D, *opts), before):
+            x.load_state_dict(state)
+        checkpoint.set_rng_state(rng)
+        return G, D, step(G, D)
 
 
 def lr_factor(schedule: str, step: int, steps: int) -> float:
@@ -253,7 +328,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     t = cfg.train
     G, D = exp.G.train(), exp.D.train()
     ema = EMA(G, t.ema) if t.ema > 0 else None
-    first = restore(exp, resume, ema) + 1 if resume else 1
+    precision = Precision(t.precision, exp.device.type)
+    first = restore(exp, resume, ema, precision) + 1 if resume else 1
     # the data stream is a function of (seed, batch number): a resumed run continues it exactly
     batches = exp.data.batches(t.batch_size, exp.device, seed=t.seed, start=(first - 1) * t.n_critic)
     sampler = Sampler(exp, ema.G_ema if ema else G, t.n_samples, t.seed, run_dir / "samples")
@@ -266,6 +342,12 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     scores: dict[str, float] = {}
     evaluator: Evaluator | None = None  # built at the first evaluation (it may train a classifier)
     monitor = Monitor()
+    G_step, D_step = G, D  # what the training step runs: torch.compile'd views when train.compile
+
+    def one_step(G_s: nn.Module, D_s: nn.Module, want_stats: bool, source: Iterator[Tensor]) -> dict[str, Tensor]:
+        return train_step(G_s, D_s, exp.loss, exp.opt_G, exp.opt_D, source, t.n_critic,
+                          want_stats=want_stats, skip_nonfinite=skip, precision=precision)
+
     rng_devices = [exp.device] if exp.device.type == "cuda" else []
     skip = t.on_nan == "skip"
     skipped_total = 0
@@ -278,7 +360,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
         ckpt = {"format": checkpoint.FORMAT, "step": step, "G": G.state_dict(), "D": D.state_dict(),
                 "opt_G": exp.opt_G.state_dict(), "opt_D": exp.opt_D.state_dict(), "rng": checkpoint.rng_state(),
                 "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-                "data": {"kind": exp.data.kind, "shape": list(exp.data.shape)}}
+                "data": {"kind": exp.data.kind, "shape": list(exp.data.shape)},
+                "grad_scalers": precision.state_dict()}
         if ema:
             ckpt["G_ema"] = ema.G_ema.state_dict()
         for name in names:
@@ -301,8 +384,12 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                     for group in opt.param_groups:
                         group["lr"] = lr * factor
             log_now = step % t.log_every == 0 or step == t.steps
-            out = train_step(G, D, exp.loss, exp.opt_G, exp.opt_D, batches, t.n_critic, want_stats=log_now,
-                             skip_nonfinite=skip)
+            if t.compile and step == first:  # a failed compile retries eagerly on the same batches
+                head = [next(batches) for _ in range(t.n_critic)]
+                G_step, D_step, out = compiled_step(G, D, (exp.opt_G, exp.opt_D),
+                                                    lambda G_s, D_s: one_step(G_s, D_s, log_now, iter(head)))
+            else:
+                out = one_step(G_step, D_step, log_now, batches)
             if skip and out["skipped"] > 0:
                 skipped_total += int(out["skipped"])
                 log.warning("step %d: skipped %d update(s) with a non-finite loss (train.on_nan=skip)",
