@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         from ganrun import train
 
         check_composes(rest)
-        sys.argv = ["ganrun train", *resume_in_place(rest)]  # Hydra reads sys.argv
+        extra = []
+        if int(os.environ.get("RANK", "0")) > 0:  # torchrun's other ranks: rank 0 writes the run folder and the log
+            extra = ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
+        sys.argv = ["ganrun train", *resume_in_place(rest), *extra]  # Hydra reads sys.argv
         train.main()
     elif command == "sample":
         from ganrun import sample

@@ -45,6 +45,24 @@ def _epoch_perm(n: int, seed: int, epoch: int) -> Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
+def _check_batch(batch_size: int, world: int, n: int, name: str) -> None:
+    if batch_size * world > n:
+        ranks = f" x {world} ranks" if world > 1 else ""
+        raise DataError(f"train.batch_size={batch_size}{ranks} is larger than dataset {name} ({n} images); lower it")
+
+
+def _epoch_batches(per_epoch: int, start: int, rank: int, world: int) -> Iterator[tuple[int, list[int]]]:
+    """(epoch, its batch numbers) for one rank: global batch j = k * world + rank is the rank's
+    k-th batch (its shard), from k = start on; world = 1 is the plain sequence."""
+    first = start * world + rank
+    epoch = first // per_epoch
+    while True:
+        lo = max(first, epoch * per_epoch)
+        lo += (rank - lo) % world  # the rank's first global batch at or after lo
+        yield epoch, [j - epoch * per_epoch for j in range(lo, (epoch + 1) * per_epoch, world)]
+        epoch += 1
+
+
 def _resize(images: Tensor, size: int) -> Tensor:
     """Resize a uint8 (N, C, H, W) tensor to size x size (antialiased bilinear), in chunks."""
     if images.shape[-1] == size and images.shape[-2] == size:
@@ -68,20 +86,17 @@ class TensorImages:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0) -> Iterator[Tensor]:
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
+                rank: int = 0, world: int = 1) -> Iterator[Tensor]:
         """Endless shuffled batches in [-1, 1] on `device`, from batch number `start` on; the last
-        partial batch of an epoch is dropped."""
+        partial batch of an epoch is dropped. rank / world: this rank's shard of every epoch."""
         n = len(self)
-        if batch_size > n:
-            raise DataError(f"train.batch_size={batch_size} is larger than dataset {self.name} ({n} images); lower it")
+        _check_batch(batch_size, world, n, self.name)
         data = self.images.to(device)  # once: the whole set lives on the device
-        per_epoch = n // batch_size
-        epoch, offset = divmod(start, per_epoch)
-        while True:
+        for epoch, numbers in _epoch_batches(n // batch_size, start, rank, world):
             perm = _epoch_perm(n, seed, epoch).to(device, non_blocking=True)
-            for i in range(offset * batch_size, per_epoch * batch_size, batch_size):
-                yield _to_unit_range(data[perm[i:i + batch_size]])
-            epoch, offset = epoch + 1, 0
+            for i in numbers:
+                yield _to_unit_range(data[perm[i * batch_size:(i + 1) * batch_size]])
 
 
 # ---------------------------------------------------------------- MNIST-style IDX files
@@ -256,21 +271,19 @@ class ImageFolder:
     def __len__(self) -> int:
         return len(self._ds)
 
-    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0) -> Iterator[Tensor]:
-        """Endless shuffled batches decoded by DataLoader workers, from batch number `start` on."""
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
+                rank: int = 0, world: int = 1) -> Iterator[Tensor]:
+        """Endless shuffled batches decoded by DataLoader workers, from batch number `start` on;
+        rank / world: this rank's shard of every epoch."""
         n = len(self)
-        if batch_size > n:
-            raise DataError(f"train.batch_size={batch_size} is larger than {self.name} ({n} images); lower it")
-        per_epoch = n // batch_size
-        epoch, offset = divmod(start, per_epoch)
-        while True:
+        _check_batch(batch_size, world, n, self.name)
+        for epoch, numbers in _epoch_batches(n // batch_size, start, rank, world):
             perm = _epoch_perm(n, seed, epoch).tolist()
-            order = [perm[i:i + batch_size] for i in range(offset * batch_size, per_epoch * batch_size, batch_size)]
+            order = [perm[i * batch_size:(i + 1) * batch_size] for i in numbers]
             loader = torch.utils.data.DataLoader(self._ds, batch_sampler=order, num_workers=self.workers,
                                                  pin_memory=device.type == "cuda")
             for batch in loader:
                 yield _to_unit_range(batch.to(device, non_blocking=True))
-            epoch, offset = epoch + 1, 0
 
 
 # ---------------------------------------------------------------- 2-D toy mixtures
@@ -295,12 +308,14 @@ class Mixture2D:
         idx = torch.randint(len(centers), (n,), generator=generator, device=device)
         return centers[idx] + self.sigma * torch.randn(n, 2, generator=generator, device=device)
 
-    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0) -> Iterator[Tensor]:
-        """Endless batches sampled on the device; batch k depends only on (seed, k), so resuming is exact."""
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
+                rank: int = 0, world: int = 1) -> Iterator[Tensor]:
+        """Endless batches sampled on the device; global batch j depends only on (seed, j), so
+        resuming is exact; rank r of `world` gets j = k * world + r."""
         g = torch.Generator(device=device)
         k = start
         while True:
-            g.manual_seed(seed * 1_000_003 + k)
+            g.manual_seed(seed * 1_000_003 + k * world + rank)
             yield self.sample(batch_size, g, device)
             k += 1
 

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from ganrun import checkpoint, images, metrics
+from ganrun import checkpoint, distributed, images, metrics
 from ganrun.evaluate import Evaluator
 from ganrun.build import Experiment
 from ganrun.losses import Loss
@@ -121,11 +121,13 @@ FP32 = Precision()
 
 def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimizer,
                opt_D: torch.optim.Optimizer, batches: Iterator[Tensor], n_critic: int,
-               want_stats: bool, skip_nonfinite: bool = False, precision: Precision = FP32) -> dict[str, Tensor]:
+               want_stats: bool, skip_nonfinite: bool = False, precision: Precision = FP32,
+               sync: Callable[[nn.Module], None] | None = None) -> dict[str, Tensor]:
     """n_critic D updates then one G update; returns scalar tensors (stats only when want_stats).
 
     skip_nonfinite: an update whose loss is NaN/inf is skipped (counted in "skipped"); this checks
-    the loss on the host every step, a sync the default path avoids.
+    the loss on the host every step, a sync the default path avoids. sync(module), when given, runs
+    after each backward (data-parallel training averages the gradients over the ranks there).
     """
     out: dict[str, Tensor] = {}
     skipped = 0
@@ -144,6 +146,8 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
             penalty = loss.penalty(getattr(D, "_orig_mod", D), real, fake.detach())
         opt_D.zero_grad(set_to_none=True)
         precision.backward(loss_D + penalty, "D")
+        if sync:
+            sync(D)
         if want_stats and i == n_critic - 1:
             precision.unscale(opt_D, "D")
             out["grad_norm/D"] = grad_norm(D)
@@ -162,6 +166,8 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
     opt_G.zero_grad(set_to_none=True)
     precision.backward(loss_G, "G")
     D.requires_grad_(True)
+    if sync:
+        sync(G)
     if want_stats:
         precision.unscale(opt_G, "G")
         out["grad_norm/G"] = grad_norm(G)
@@ -331,10 +337,14 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     precision = Precision(t.precision, exp.device.type)
     first = restore(exp, resume, ema, precision) + 1 if resume else 1
     # the data stream is a function of (seed, batch number): a resumed run continues it exactly
-    batches = exp.data.batches(t.batch_size, exp.device, seed=t.seed, start=(first - 1) * t.n_critic)
+    ranks = distributed.world()
+    batches = exp.data.batches(t.batch_size, exp.device, seed=t.seed, start=(first - 1) * t.n_critic,
+                               **({"rank": ranks.rank, "world": ranks.size} if ranks.active else {}))
+    if ranks.active:  # each rank its own noise, from a stream that depends on (seed, rank, step)
+        torch.manual_seed(t.seed * 1_000_003 + ranks.rank * 10_007 + first)
     sampler = Sampler(exp, ema.G_ema if ema else G, t.n_samples, t.seed, run_dir / "samples")
     ckpt_dir = run_dir / "checkpoints"
-    show_bar = t.progress and sys.stderr.isatty()
+    show_bar = t.progress and sys.stderr.isatty() and distributed.world().main
     from tqdm import tqdm
 
     bar = tqdm(total=t.steps, initial=first - 1, disable=not show_bar, unit="step", dynamic_ncols=True)
@@ -346,7 +356,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
 
     def one_step(G_s: nn.Module, D_s: nn.Module, want_stats: bool, source: Iterator[Tensor]) -> dict[str, Tensor]:
         return train_step(G_s, D_s, exp.loss, exp.opt_G, exp.opt_D, source, t.n_critic,
-                          want_stats=want_stats, skip_nonfinite=skip, precision=precision)
+                          want_stats=want_stats, skip_nonfinite=skip, precision=precision,
+                          sync=distributed.average_gradients if ranks.active else None)
 
     rng_devices = [exp.device] if exp.device.type == "cuda" else []
     skip = t.on_nan == "skip"
@@ -355,6 +366,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     tick, tick_step = start, first - 1
 
     def save(step: int, names: tuple[str, ...]) -> None:
+        if not ranks.main:
+            return
         if not (_is_finite(G) and _is_finite(D)):
             raise NonFiniteError(f"step {step}: G or D weights are not finite; kept the last good checkpoint")
         ckpt = {"format": checkpoint.FORMAT, "step": step, "G": G.state_dict(), "D": D.state_dict(),
@@ -399,6 +412,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
             bar.update(1)
             if log_now:
                 now = time.perf_counter()
+                if ranks.active:  # the mean over the ranks: every rank logs and decides alike
+                    out = distributed.average_scalars(out)
                 last = {k: float(v) for k, v in out.items()}  # the host sync, once per log_every steps
                 last["steps_per_s"] = (step - tick_step) / max(now - tick, 1e-9)
                 tick, tick_step = now, step
@@ -408,7 +423,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                                          f"(optimizer.lr_g / lr_d) or change the loss; kept the last good checkpoint")
                 for k, v in last.items():
                     writer.add_scalar(k, v, step)
-                monitor(step, last)
+                if ranks.main:
+                    monitor(step, last)
                 bar.set_postfix({"D": f"{last['loss/D']:.3f}", "G": f"{last['loss/G']:.3f}"}, refresh=False)
                 if not show_bar:
                     log.info("step %d/%d  loss/D %.4f  loss/G %.4f  %.1f steps/s", step, t.steps,
@@ -416,18 +432,22 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
             # samples and metrics leave the training RNG stream untouched, so when they run
             # does not change the training (a resumed run stays bit-identical to a straight one)
             with torch.random.fork_rng(devices=rng_devices):
-                if step % t.sample_every == 0 or step == t.steps:
+                # only rank 0 writes samples and evaluates
+                if ranks.main and (step % t.sample_every == 0 or step == t.steps):
                     sampler(step, writer)
-                if step == t.steps or (t.eval_every and step % t.eval_every == 0):
+                if ranks.main and (step == t.steps or (t.eval_every and step % t.eval_every == 0)):
                     evaluator = evaluator or Evaluator(cfg.dataset, exp.data, t.eval_n)
                     scores = evaluator(sampler.G, sampler.z, seed=t.seed)  # the same z at every evaluation
                     for k, v in scores.items():
                         writer.add_scalar(f"eval/{k}", v, step)
-            if stop.signum is not None and step != t.steps:
+            stopping = stop.signum is not None
+            if ranks.active:  # all ranks stop at the same step: they agree at logging steps
+                stopping = log_now and distributed.any_rank(stopping, exp.device)
+            if stopping and step != t.steps:
                 bar.close()
                 save(step, ("last.pt",))
                 writer.flush()
-                raise Interrupted(step, stop.signum)
+                raise Interrupted(step, stop.signum or signal.SIGTERM)
             if t.ckpt_every and step % t.ckpt_every == 0 and step != t.steps:
                 save(step, (f"step_{step:06d}.pt", "last.pt"))
         bar.close()

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ganrun import checkpoint, config
+from ganrun import checkpoint, config, distributed
 from ganrun.build import build
 from ganrun.checkpoint import CheckpointError
 from ganrun.config import ConfigError
@@ -54,9 +54,21 @@ def check_resumable(cfg: DictConfig, ckpt: dict[str, Any], shape: tuple[int, ...
                           f"raise train.steps to train further")
 
 
+class NullWriter:
+    """What ranks other than 0 log to: nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Validate, build and train one run into run_dir (continuing cfg.resume when set); returns its summary."""
     config.validate(cfg)
+    ranks = distributed.setup()
+    if ranks.active:  # every rank works in rank 0's run folder
+        own, run_dir = run_dir, Path(distributed.broadcast_object(str(run_dir)))
+        if own != run_dir and own.is_dir() and not any(own.iterdir()):
+            own.rmdir()  # the empty folder Hydra made for this rank's own timestamp
     ckpt = checkpoint.load(cfg.resume) if cfg.get("resume") else None
     if ckpt is None and (run_dir / "checkpoints" / "last.pt").exists():
         raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir} "
@@ -65,13 +77,17 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     exp = build(cfg)
     if ckpt is not None:
         check_resumable(cfg, ckpt, exp.data.shape)
+    if ranks.active:
+        for module in (exp.G, exp.D):
+            distributed.broadcast_module(module)
     n_g, n_d = (sum(p.numel() for p in m.parameters()) for m in (exp.G, exp.D))
     log.info("data %s %s, G %s params, D %s params, loss %s, device %s -> %s", exp.data.name,
              tuple(exp.data.shape), f"{n_g:,}", f"{n_d:,}", cfg.loss._target_.rsplit(".", 1)[-1], exp.device, run_dir)
     from torch.utils.tensorboard import SummaryWriter
 
     # on resume, TensorBoard drops the old file's points after the checkpoint: no duplicated steps
-    writer = SummaryWriter(str(run_dir), purge_step=ckpt["step"] + 1 if ckpt else None)
+    writer = (SummaryWriter(str(run_dir), purge_step=ckpt["step"] + 1 if ckpt else None) if ranks.main
+              else NullWriter())  # only rank 0 logs
     summary: dict[str, Any] = {"status": "failed", "run_dir": str(run_dir),
                                "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []}
     try:
@@ -84,7 +100,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise
     finally:
         writer.close()
-        write_summary(run_dir, summary)
+        if ranks.main:
+            write_summary(run_dir, summary)
     log.info("done: %d steps in %.1f s; loss/D %.4f, loss/G %.4f; samples in %s", summary["step"],
              summary["wall_time_s"], summary["losses"]["loss/D"], summary["losses"]["loss/G"], run_dir / "samples")
     return summary
