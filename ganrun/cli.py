@@ -76,7 +76,7 @@ def check_composes(args: list[str]) -> None:
     config.register()
     try:
         with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
-            compose(config_name="train", overrides=[a for a in args if not a.startswith("hydra.")])
+            compose(config_name="train", overrides=[a for a in args if not a.startswith(("hydra.", "hydra/"))])
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         print(f"ganrun train: error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)

@@ -256,3 +256,28 @@ def test_eval_says_what_inception_needs_and_still_reports(image_run, tmp_path, m
     assert r.returncode == 0, r.stderr
     assert "inception skipped: Inception FID/KID need torchmetrics and torch-fidelity" in r.stderr
     assert "fd" in json.loads((tmp_path / "e.json").read_text())["metrics"]
+
+
+def test_parallel_launcher_sweep_runs_every_job(tmp_path):
+    r = run_cli("train", "-m", "hydra/launcher=parallel", "loss=gan,hinge", "dataset=ring", "model=mlp",
+                *TINY, *TINY_MODEL["mlp"], f"hydra.sweep.dir={tmp_path}", timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for run in ("0", "1"):
+        assert json.loads((tmp_path / run / "summary.json").read_text())["status"] == "completed"
+    table = r.stdout[r.stdout.index("2 runs"):]
+    assert "loss=gan" in table and "loss=hinge" in table and table.count("completed") == 2
+
+
+@pytest.mark.parametrize("launcher, target", [
+    ("parallel", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")])
+def test_launcher_configs_compose(launcher, target):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == target
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min == 240
+    else:
+        assert cfg.hydra.launcher.n_jobs == 2
