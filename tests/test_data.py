@@ -113,6 +113,20 @@ def test_image_folder(tmp_path):
     assert sorted(batch.view(2, -1).mean(1).tolist()) == [-1.0, 1.0]
 
 
+def test_image_folder_streams_epochs_with_workers_and_resumes(tmp_path):
+    from PIL import Image
+
+    for v in range(6):  # six images told apart by their grey level
+        Image.new("L", (8, 8), v * 40).save(tmp_path / f"{v}.png")
+    ds = data.ImageFolder(str(tmp_path), image_size=8, channels=1, workers=2)
+    it = ds.batches(2, torch.device("cpu"), seed=3)
+    levels = [sorted(round((x.mean().item() + 1) * 127.5 / 40) for x in next(it)) for _ in range(9)]
+    for epoch in range(3):  # one DataLoader, three epochs: each a permutation of the six
+        assert sorted(v for b in levels[epoch * 3:epoch * 3 + 3] for v in b) == list(range(6))
+    later = ds.batches(2, torch.device("cpu"), seed=3, start=4)
+    assert sorted(round((x.mean().item() + 1) * 127.5 / 40) for x in next(later)) == levels[4]
+
+
 def test_image_folder_errors(tmp_path):
     with pytest.raises(data.DataError, match="no readable images"):
         data.ImageFolder(str(tmp_path))
