@@ -55,7 +55,7 @@ def main() -> None:
     net.eval()
     with torch.no_grad():
         acc = (net(test.images.float().div(127.5).sub(1)).argmax(1) == test.labels).float().mean().item()
-        fake = generate(checkpoint.load(args.ckpt), args.n, seed=123, device=torch.device("cpu"))
+        fake, _ = generate(checkpoint.load(args.ckpt), args.n, seed=123, device=torch.device("cpu"))
         prob = F.softmax(net(fake), dim=1)
     counts = torch.bincount(prob.argmax(1), minlength=10)
     hist = counts.float() / counts.sum()

@@ -62,8 +62,8 @@ class Augmented(nn.Module):
         self.D = D
         self.policy = list(policy)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, *labels: Tensor) -> Tensor:
         for name in self.policy:
             x = POLICIES[name](x)
-        return self.D(x)
+        return self.D(x, *labels)
 

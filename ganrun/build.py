@@ -24,9 +24,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_models(model_cfg: DictConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """(G, D) from the `model` node for data of `data_shape`."""
-    G, D = instantiate(model_cfg, "model", data_shape=tuple(data_shape))
+def build_models(model_cfg: DictConfig, data_shape: tuple[int, ...], n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """(G, D) from the `model` node for data of `data_shape` (with n_classes, the dataset's class
+    count, when the model is conditional)."""
+    extra = {"n_classes": n_classes} if model_cfg.get("conditional") else {}
+    G, D = instantiate(model_cfg, "model", data_shape=tuple(data_shape), **extra)
     return G, D
 
 
@@ -61,7 +63,7 @@ def build(cfg: DictConfig) -> Experiment:
     """Build data, models (on the device), loss and optimizers from a validated config."""
     device = pick_device(cfg.train.device)
     data = instantiate(cfg.dataset, "dataset")
-    G, D = build_models(cfg.model, data.shape)
+    G, D = build_models(cfg.model, data.shape, getattr(data, "n_classes", 0))
     if cfg.train.augment:
         if data.kind != "image":
             raise ConfigError("train.augment works on images only; drop it for 2-D point sets")

@@ -87,26 +87,30 @@ class TensorImages:
 
     kind = "image"
 
-    def __init__(self, images: Tensor, labels: Tensor | None, name: str):
+    def __init__(self, images: Tensor, labels: Tensor | None, name: str, n_classes: int | None = None):
         self.images = images
         self.labels = labels
         self.name = name
         self.shape = tuple(images.shape[1:])
+        self.n_classes = n_classes or (int(labels.max()) + 1 if labels is not None and len(labels) else 0)
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
-                rank: int = 0, world: int = 1) -> Iterator[Tensor]:
+                rank: int = 0, world: int = 1, labels: bool = False) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
         """Endless shuffled batches in [-1, 1] on `device`, from batch number `start` on; the last
-        partial batch of an epoch is dropped. rank / world: this rank's shard of every epoch."""
+        partial batch of an epoch is dropped. rank / world: this rank's shard of every epoch.
+        labels: (images, class labels) pairs, for conditional models."""
         n = len(self)
         _check_batch(batch_size, world, n, self.name)
         data = self.images.to(device)  # once: the whole set lives on the device
+        targets = self.labels.to(device) if labels else None
         for epoch, numbers in _epoch_batches(n // batch_size, start, rank, world):
             perm = _epoch_perm(n, seed, epoch).to(device, non_blocking=True)
             for i in numbers:
-                yield _to_unit_range(data[perm[i * batch_size:(i + 1) * batch_size]])
+                idx = perm[i * batch_size:(i + 1) * batch_size]
+                yield (_to_unit_range(data[idx]), targets[idx]) if labels else _to_unit_range(data[idx])
 
 
 # ---------------------------------------------------------------- MNIST-style IDX files
@@ -370,6 +374,6 @@ def stacked_mnist(root: str = "", download: bool = True, split: Split = "train",
     idx = torch.randint(len(digits), (n, 3), generator=g)
     images = digits.images[idx.flatten(), 0].view(n, 3, *digits.shape[1:])
     labels = (digits.labels[idx] * torch.tensor([100, 10, 1])).sum(dim=1)
-    stacked = TensorImages(images, labels, "stacked-mnist")
+    stacked = TensorImages(images, labels, "stacked-mnist", n_classes=1000)
     stacked.digits = digits  # the one-digit set its channels come from: the metrics classify each channel
     return stacked

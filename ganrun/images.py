@@ -60,3 +60,16 @@ def scatter(points: Tensor, reference: Tensor | None = None, centers: Tensor | N
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
     return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255)
+
+
+def class_rows(n_classes: int, n: int, classes: list[int] | None = None) -> tuple[Tensor | None, int]:
+    """Labels for a grid with one class per row, and the row length: `classes` (default: all, or
+    10 spread over them when there are more than 10), each repeated n // rows times (at least once).
+    (None, 0) for an unconditional G."""
+    if not n_classes:
+        return None, 0
+    if classes is None:
+        classes = (list(range(n_classes)) if n_classes <= 10
+                   else torch.linspace(0, n_classes - 1, 10).round().long().tolist())
+    per_row = max(1, n // len(classes))
+    return torch.tensor(classes).repeat_interleave(per_row), per_row

@@ -119,6 +119,11 @@ class Precision:
 FP32 = Precision()
 
 
+def _split(batch: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
+    """(images, labels or None) from what a dataset's batches yield."""
+    return batch if isinstance(batch, tuple) else (batch, None)
+
+
 def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimizer,
                opt_D: torch.optim.Optimizer, batches: Iterator[Tensor], n_critic: int,
                want_stats: bool, skip_nonfinite: bool = False, precision: Precision = FP32,
@@ -131,19 +136,22 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
     """
     out: dict[str, Tensor] = {}
     skipped = 0
+    D_plain = getattr(D, "_orig_mod", D)  # double backward goes through the plain (uncompiled) D
     for i in range(n_critic):
-        real = next(batches)
+        real, y = _split(next(batches))  # y: class labels for a conditional model, else None
+        cond = () if y is None else (y,)  # G and D get the labels; fakes take the real batch's classes
         z = torch.randn(real.shape[0], G.latent_dim, device=real.device)
         with precision.autocast():
             if n_critic == 1:
-                fake = G(z)  # kept with its graph: the G step below reuses this batch
+                fake = G(z, *cond)  # kept with its graph: the G step below reuses this batch
             else:
                 with torch.no_grad():
-                    fake = G(z)
-            real_logits, fake_logits = D(real).float(), D(fake.detach()).float()
+                    fake = G(z, *cond)
+            real_logits, fake_logits = D(real, *cond).float(), D(fake.detach(), *cond).float()
             loss_D = loss.d_loss(real_logits, fake_logits)
-        with precision.autocast(penalty=True):  # double backward: through the plain (uncompiled) D
-            penalty = loss.penalty(getattr(D, "_orig_mod", D), real, fake.detach())
+        with precision.autocast(penalty=True):
+            critic = D_plain if y is None else (lambda x: D_plain(x, y))
+            penalty = loss.penalty(critic, real, fake.detach())
         opt_D.zero_grad(set_to_none=True)
         precision.backward(loss_D + penalty, "D")
         if sync:
@@ -160,9 +168,9 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
 
     with precision.autocast():
         if n_critic > 1:
-            fake = G(torch.randn(real.shape[0], G.latent_dim, device=real.device))
+            fake = G(torch.randn(real.shape[0], G.latent_dim, device=real.device), *cond)
         D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-        loss_G = loss.g_loss(D(fake).float())
+        loss_G = loss.g_loss(D(fake, *cond).float())
     opt_G.zero_grad(set_to_none=True)
     precision.backward(loss_G, "G")
     D.requires_grad_(True)
@@ -252,6 +260,9 @@ class Sampler:
         self.G = G  # G itself, or G_ema when the run keeps one
         self.points = exp.data.kind == "points"
         n = TOY_POINTS if self.points else n_images
+        self.labels, self.nrow = images.class_rows(getattr(exp.G, "n_classes", 0), n)
+        if self.labels is not None:  # conditional: one class per row
+            n, self.labels = len(self.labels), self.labels.to(exp.device)
         gen = torch.Generator().manual_seed(seed + 1)  # fixed z, the same on every device
         self.z = torch.randn(n, exp.G.latent_dim, generator=gen).to(exp.device)
         self.reference = exp.data.sample(TOY_POINTS, gen) if self.points else None
@@ -262,12 +273,12 @@ class Sampler:
     def __call__(self, step: int, writer: Any) -> Path:
         G = self.G
         with eval_mode(G):  # BatchNorm uses running statistics, as `ganrun sample` will
-            x = G(self.z)
+            x = G(self.z) if self.labels is None else G(self.z, self.labels)
         path = self.out_dir / f"step_{step:06d}.png"
         if self.points:
             img = images.scatter(x, self.reference, self.exp.data.centers, f"step {step}")
         else:
-            img = images.grid(x)
+            img = images.grid(x, self.nrow)
         images.save_png(img, path)
         writer.add_image("samples", img, step)
         return path
@@ -338,8 +349,10 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     first = restore(exp, resume, ema, precision) + 1 if resume else 1
     # the data stream is a function of (seed, batch number): a resumed run continues it exactly
     ranks = distributed.world()
-    batches = exp.data.batches(t.batch_size, exp.device, seed=t.seed, start=(first - 1) * t.n_critic,
-                               **({"rank": ranks.rank, "world": ranks.size} if ranks.active else {}))
+    extra = {"rank": ranks.rank, "world": ranks.size} if ranks.active else {}
+    if cfg.model.get("conditional"):
+        extra["labels"] = True
+    batches = exp.data.batches(t.batch_size, exp.device, seed=t.seed, start=(first - 1) * t.n_critic, **extra)
     if ranks.active:  # each rank its own noise, from a stream that depends on (seed, rank, step)
         torch.manual_seed(t.seed * 1_000_003 + ranks.rank * 10_007 + first)
     sampler = Sampler(exp, ema.G_ema if ema else G, t.n_samples, t.seed, run_dir / "samples")
@@ -373,7 +386,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
         ckpt = {"format": checkpoint.FORMAT, "step": step, "G": G.state_dict(), "D": D.state_dict(),
                 "opt_G": exp.opt_G.state_dict(), "opt_D": exp.opt_D.state_dict(), "rng": checkpoint.rng_state(),
                 "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-                "data": {"kind": exp.data.kind, "shape": list(exp.data.shape)},
+                "data": {"kind": exp.data.kind, "shape": list(exp.data.shape),
+                         "n_classes": getattr(exp.data, "n_classes", 0)},
                 "grad_scalers": precision.state_dict()}
         if ema:
             ckpt["G_ema"] = ema.G_ema.state_dict()

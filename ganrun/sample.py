@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import List, Optional
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,8 @@ class SampleConfig:
     n: int = 64  # how many samples
     out: str = "samples.png"  # .png: an image grid (or scatter plot for 2-D points); .npy: the raw array
     seed: int = 0  # fixes z
-    nrow: int = 0  # images per grid row; 0: near-square
+    nrow: int = 0  # images per grid row; 0: near-square (conditional models: one class per row)
+    classes: Optional[List[int]] = None  # conditional models: these classes, one per row (default: all, up to 10)
     device: Device = Device.auto
 
 
@@ -38,7 +40,8 @@ def parse(args: list[str]) -> SampleConfig:
 
 def load_generator(ckpt: dict, device: torch.device) -> torch.nn.Module:
     """G rebuilt from the checkpoint's own model config, with its EMA weights when it has them, in eval mode."""
-    G, _ = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]))
+    G, _ = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]),
+                        ckpt["data"].get("n_classes", 0))
     state = ckpt.get("G_ema", ckpt["G"])
     mismatch = checkpoint.first_mismatch(G, state)
     if mismatch:
@@ -49,11 +52,23 @@ def load_generator(ckpt: dict, device: torch.device) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def generate(ckpt: dict, n: int, seed: int, device: torch.device) -> torch.Tensor:
-    """n samples from the checkpoint's G (see load_generator) for z drawn with `seed` on the CPU."""
+def generate(ckpt: dict, n: int, seed: int, device: torch.device,
+             classes: list[int] | None = None) -> tuple[torch.Tensor, int]:
+    """Samples from the checkpoint's G (see load_generator) for z drawn with `seed` on the CPU, and
+    the grid row length that fits them: n samples, or for a conditional G one row per class of
+    `classes` (n // rows each)."""
     G = load_generator(ckpt, device)
-    z = torch.randn(n, G.latent_dim, generator=torch.Generator().manual_seed(seed))
-    return G(z.to(device)).float().cpu()
+    n_classes = getattr(G, "n_classes", 0)
+    if classes is not None:
+        if not n_classes:
+            raise ConfigError("classes=...: this checkpoint's model is not conditional (train with model.conditional=true)")
+        bad = [c for c in classes if not 0 <= c < n_classes]
+        if bad or not classes:
+            raise ConfigError(f"classes={list(classes)}: give class numbers from 0 to {n_classes - 1}")
+    labels, nrow = images.class_rows(n_classes, n, classes)
+    z = torch.randn(n if labels is None else len(labels), G.latent_dim, generator=torch.Generator().manual_seed(seed))
+    x = G(z.to(device)) if labels is None else G(z.to(device), labels.to(device))
+    return x.float().cpu(), nrow
 
 
 def write(samples: torch.Tensor, kind: str, out: Path, nrow: int) -> None:
@@ -74,13 +89,13 @@ def main(args: list[str]) -> int:
         cfg = parse(args)
         device = pick_device(cfg.device.value)
         ckpt = checkpoint.load(cfg.ckpt)
-        samples = generate(ckpt, cfg.n, cfg.seed, device)
-        write(samples, ckpt["data"]["kind"], Path(cfg.out), cfg.nrow)
+        samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes)
+        write(samples, ckpt["data"]["kind"], Path(cfg.out), cfg.nrow or nrow)
     except (ConfigError, CheckpointError) as e:
         print(f"ganrun sample: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
         print(f"ganrun sample: error: cannot write {cfg.out}: {e.strerror}", file=sys.stderr)
         return 2
-    print(f"wrote {cfg.n} samples to {cfg.out}")
+    print(f"wrote {len(samples)} samples to {cfg.out}")
     return 0

@@ -281,3 +281,27 @@ def test_launcher_configs_compose(launcher, target):
         assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min == 240
     else:
         assert cfg.hydra.launcher.n_jobs == 2
+
+
+def test_conditional_train_and_sample_classes(tmp_path, image_run):
+    run_dir = tmp_path / "cond"
+    r = run_cli("train", "model.conditional=true", *TINY, *TINY_MODEL["dcgan"], "train.n_samples=20",
+                f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    # the training grid: 10 classes, one per row, 2 per row
+    assert Image.open(run_dir / "samples" / "step_000004.png").size == (2 * 30 + 2, 10 * 30 + 2)
+    r = run_cli("sample", f"ckpt={run_dir}", "n=6", "classes=[3,7]", "out=c.npy", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    arr = np.load(tmp_path / "c.npy")
+    assert arr.shape == (6, 1, 28, 28)
+    assert not np.allclose(arr[:3], arr[3:])  # rows of class 3 and class 7
+    r = run_cli("sample", f"ckpt={run_dir}", "classes=[12]", cwd=tmp_path)
+    assert r.returncode == 2 and "classes=[12]: give class numbers from 0 to 9" in r.stderr
+    r = run_cli("sample", f"ckpt={image_run}", "classes=[1]", cwd=tmp_path)
+    assert r.returncode == 2 and "not conditional" in r.stderr
+
+
+def test_conditional_on_an_unlabelled_set_is_one_line(tmp_path):
+    r = run_cli("train", "model.conditional=true", "dataset=ring", *TINY, f"hydra.run.dir={tmp_path / 'r'}")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("ganrun train: error: model.conditional=true needs a labelled")

@@ -126,3 +126,45 @@ def test_minibatch_std_sees_the_batch_spread(maker, shape):
     alike = x[:1].expand(6, *shape)
     # the first sample's logit changes when only the *other* samples change: D sees the batch
     assert D(alike)[0] != D(torch.cat([x[:1], x[1:]]))[0]
+
+
+# ---------------------------------------------------------------- conditional models
+
+@pytest.mark.parametrize("make, kwargs", [(dcgan.make, {"width": 4}), (mlp.make, {"hidden": [16, 16]})])
+def test_conditional_models_take_labels_and_they_matter(make, kwargs):
+    torch.manual_seed(0)
+    G, D = make((1, 28, 28), latent_dim=8, conditional=True, n_classes=10, **kwargs)
+    G.eval()
+    z = torch.randn(4, 8)
+    y3, y7 = torch.full((4,), 3), torch.full((4,), 7)
+    x3, x7 = G(z, y3), G(z, y7)
+    assert x3.shape == (4, 1, 28, 28)
+    assert not torch.allclose(x3, x7)  # the label changes G's output
+    D.eval()
+    assert D(x3, y3).shape == (4,) and not torch.allclose(D(x3, y3), D(x3, y7))
+    # projection discriminator: D(x, y) = D(x) + <embed(y), features(x)>
+    h = D.net[:-1](x3).flatten(2).sum(2) if make is dcgan.make else D.net[:-1](x3)
+    assert torch.allclose(D(x3, y3) - D(x3), (D.embed.weight[3] * h).sum(1), atol=1e-5)
+    # without labels G draws the classes in turn
+    assert torch.allclose(G(z), G(z, torch.tensor([0, 1, 2, 3])))
+
+
+def test_conditional_needs_classes_and_no_packing():
+    with pytest.raises(ValueError, match="model.conditional=true needs a labelled dataset"):
+        mlp.make((2,), conditional=True, n_classes=0)
+    with pytest.raises(ValueError, match="does not combine with model.pack > 1"):
+        dcgan.make((1, 28, 28), width=4, conditional=True, n_classes=10, pack=2)
+    G, D = dcgan.make((1, 28, 28), width=4, conditional=False, n_classes=10)
+    assert G.embed is None and D.embed is None  # n_classes alone does not make a model conditional
+
+
+def test_class_rows_put_one_class_per_row():
+    from ganrun.images import class_rows
+
+    labels, per_row = class_rows(10, 64)
+    assert per_row == 6 and labels.tolist() == [c for c in range(10) for _ in range(6)]
+    labels, per_row = class_rows(1000, 20)
+    assert per_row == 2 and labels[::2].tolist() == [0, 111, 222, 333, 444, 555, 666, 777, 888, 999]
+    labels, per_row = class_rows(10, 5, [3, 7])
+    assert labels.tolist() == [3, 3, 7, 7] and per_row == 2
+    assert class_rows(0, 64) == (None, 0)

@@ -74,3 +74,60 @@ class MinibatchStd(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         std = x.float().std(dim=0, unbiased=False).mean().to(x.dtype)
         return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+
+
+# ---------------------------------------------------------------- conditional GANs
+
+CLASS_DIM = 50  # size of G's class embedding, concatenated to z
+
+
+def check_conditional(conditional: bool, n_classes: int, pack: int) -> int:
+    """The class count the models are built with: n_classes when conditional, else 0."""
+    if not conditional:
+        return 0
+    if n_classes < 2:
+        raise ValueError("model.conditional=true needs a labelled dataset (mnist, mnist-sample, fashion-mnist, "
+                         "cifar10, stacked-mnist, or folder with one sub-folder per class)")
+    if pack > 1:
+        raise ValueError("model.conditional=true does not combine with model.pack > 1; drop one of them")
+    return n_classes
+
+
+class ClassInput:
+    """Mixin for a conditional G: a learned class embedding (N(0, 1) init, like z) is concatenated to z.
+    Without labels, G draws the classes in turn (0, 1, ..., K-1, 0, ...), so code that only
+    knows z (sampling, evaluation) gets every class equally often."""
+
+    n_classes: int
+    class_dim: int
+
+    def init_classes(self, n_classes: int) -> None:
+        self.n_classes = n_classes
+        self.class_dim = CLASS_DIM if n_classes else 0
+        self.embed = nn.Embedding(n_classes, CLASS_DIM) if n_classes else None
+
+    def with_class(self, z: Tensor, y: Tensor | None) -> Tensor:
+        if self.embed is None:
+            return z
+        if y is None:
+            y = torch.arange(z.shape[0], device=z.device) % self.n_classes
+        return torch.cat([z.flatten(1), self.embed(y).to(z.dtype)], dim=1)
+
+
+class Projection:
+    """Mixin for a conditional D: the projection discriminator (Miyato & Koyama 2018), logit =
+    head(h) + <embed(y), h> on D's last features h. Without labels, D is unconditional."""
+
+    embed: nn.Module | None
+
+    def init_projection(self, n_classes: int, features: int, spectral_norm: bool) -> None:
+        self.embed = None
+        if n_classes:
+            embed = nn.Embedding(n_classes, features)
+            nn.init.normal_(embed.weight, 0.0, 0.02)
+            self.embed = maybe_sn(embed, spectral_norm)
+
+    def project(self, h: Tensor, y: Tensor | None) -> Tensor:
+        if y is None:
+            return h.new_zeros(h.shape[0])
+        return (self.embed(y) * h.flatten(1)).sum(1)

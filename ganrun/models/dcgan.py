@@ -14,7 +14,8 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from ganrun.models import mlp
-from ganrun.models.common import MinibatchStd, Norm, Packed, d_norm_layer, dcgan_init, maybe_sn
+from ganrun.models.common import (ClassInput, MinibatchStd, Norm, Packed, Projection, check_conditional,
+                                  d_norm_layer, dcgan_init, maybe_sn)
 
 SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of G's first feature map
 
@@ -25,30 +26,33 @@ def _channels(size: int, width: int) -> list[int]:
     return [width * 2 ** i for i in reversed(range(n_up))]
 
 
-class DCGANGenerator(nn.Module):
-    """z (N, latent_dim) -> image (N, C, size, size) in [-1, 1]."""
+class DCGANGenerator(ClassInput, nn.Module):
+    """z (N, latent_dim) [and class labels y (N,) when conditional] -> image (N, C, size, size) in [-1, 1]."""
 
-    def __init__(self, channels: int, size: int, latent_dim: int, width: int):
+    def __init__(self, channels: int, size: int, latent_dim: int, width: int, n_classes: int = 0):
         super().__init__()
         self.latent_dim = latent_dim
+        self.init_classes(n_classes)
         ch = _channels(size, width)
-        # (N, latent, 1, 1) -> (N, ch[0], base, base): a transposed conv as big as the map
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, ch[0], SIZES[size], 1, 0, bias=False),
+        # (N, latent (+ class embedding), 1, 1) -> (N, ch[0], base, base): a transposed conv as big as the map
+        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim + self.class_dim, ch[0], SIZES[size], 1, 0, bias=False),
                                    nn.BatchNorm2d(ch[0]), nn.ReLU(True)]
         for c_in, c_out in zip(ch, ch[1:]):  # each doubles H and W, halves channels
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(ch[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]  # (N, C, size, size)
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        z = self.with_class(z, y)
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
-class DCGANDiscriminator(nn.Module):
-    """image (N, C, size, size) -> logit (N,)."""
+class DCGANDiscriminator(Projection, nn.Module):
+    """image (N, C, size, size) [and class labels y (N,) when conditional] -> logit (N,)."""
 
     def __init__(self, channels: int, size: int, width: int, dropout: float = 0.0,
-                 spectral_norm: bool = False, norm: Norm = "batch", minibatch_std: bool = False):
+                 spectral_norm: bool = False, norm: Norm = "batch", minibatch_std: bool = False,
+                 n_classes: int = 0):
         super().__init__()
         ch = list(reversed(_channels(size, width)))  # e.g. 64 px: [w, 2w, 4w, 8w]
 
@@ -65,20 +69,28 @@ class DCGANDiscriminator(nn.Module):
         # (N, ch[-1] (+1), base, base) -> (N, 1, 1, 1)
         layers.append(maybe_sn(nn.Conv2d(ch[-1] + minibatch_std, 1, SIZES[size], 1, 0, bias=False), spectral_norm))
         self.net = nn.Sequential(*layers)
+        self.init_projection(n_classes, ch[-1] + minibatch_std, spectral_norm)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(-1)
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.embed is None:
+            return self.net(x).view(-1)
+        h = self.net[:-1](x)  # the last feature map, (N, F, base, base)
+        return self.net[-1](h).view(-1) + self.project(h.sum((2, 3)), y)
 
 
 def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dropout: float = 0.0,
          spectral_norm: bool = False, d_norm: Norm = "batch", toy_hidden: Sequence[int] = (500, 500),
-         pack: int = 1, minibatch_std: bool = False) -> tuple[nn.Module, nn.Module]:
+         pack: int = 1, minibatch_std: bool = False, conditional: bool = False,
+         n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for images of `data_shape` (C, H, W); 2-D points get MLPs with `toy_hidden` units.
 
     pack = m > 1: D sees m samples at once (PacGAN); minibatch_std: D gets the batch's spread as a feature.
+    conditional: G gets a class embedding beside z, D a projection term (n_classes from the dataset).
     """
     if len(data_shape) == 1:
-        return mlp.make(data_shape, latent_dim, toy_hidden, d_dropout, spectral_norm, "none", pack, minibatch_std)
+        return mlp.make(data_shape, latent_dim, toy_hidden, d_dropout, spectral_norm, "none", pack, minibatch_std,
+                        conditional, n_classes)
+    n_classes = check_conditional(conditional, n_classes, pack)
     if pack < 1:
         raise ValueError(f"model.pack={pack}: must be >= 1 (1: no packing)")
     channels, height, width_px = data_shape
@@ -89,8 +101,8 @@ def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dr
         raise ValueError(f"model: latent_dim={latent_dim} and width={width} must be >= 1")
     if not 0.0 <= d_dropout < 1.0:
         raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
-    G = DCGANGenerator(channels, height, latent_dim, width)
-    D = DCGANDiscriminator(channels * pack, height, width, d_dropout, spectral_norm, d_norm, minibatch_std)
+    G = DCGANGenerator(channels, height, latent_dim, width, n_classes)
+    D = DCGANDiscriminator(channels * pack, height, width, d_dropout, spectral_norm, d_norm, minibatch_std, n_classes)
     dcgan_init(G)
     dcgan_init(D)
     return G, (Packed(D, pack) if pack > 1 else D)
