@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from ganrun import checkpoint, images
@@ -16,33 +17,49 @@ from ganrun.build import build_models, pick_device
 from ganrun.config import ConfigError, Device, parse_key_values
 from ganrun.checkpoint import CheckpointError
 
-SUFFIXES = (".png", ".npy")
+SUFFIXES = (".png", ".npy", ".gif", "")  # "": a folder of PNG files
 
 
 @dataclass
 class SampleConfig:
     ckpt: str = "???"  # a checkpoint file or a run folder (uses its checkpoints/last.pt)
-    n: int = 64  # how many samples
-    out: str = "samples.png"  # .png: an image grid (or scatter plot for 2-D points); .npy: the raw array
+    n: int = 64  # how many samples (mode=interp: how many interpolation rows)
+    out: str = "samples.png"  # .png grid (2-D points: scatter plot), .npy raw array, .gif (mode=interp), DIR/ PNG files
     seed: int = 0  # fixes z
     nrow: int = 0  # images per grid row; 0: near-square (conditional models: one class per row)
     classes: Optional[List[int]] = None  # conditional models: these classes, one per row (default: all, up to 10)
+    mode: str = "sample"  # sample, or interp: spherical interpolation between pairs of latent points
+    frames: int = 8  # mode=interp: images per interpolation row (GIF frames: twice that, there and back)
+    truncation: float = 0.0  # > 0: redraw every z entry beyond +-truncation (the truncation trick); 0: off
+    ema: Optional[bool] = None  # the EMA generator when the checkpoint has one (default), or false: the raw G
     device: Device = Device.auto
 
 
 def parse(args: list[str]) -> SampleConfig:
     """key=value arguments -> a typed SampleConfig (unknown keys and wrong types are ConfigErrors)."""
     cfg = parse_key_values(args, SampleConfig)
-    if Path(cfg.out).suffix.lower() not in SUFFIXES:
-        raise ConfigError(f"out={cfg.out}: unsupported suffix; use one of {', '.join(SUFFIXES)}")
+    suffix = "" if cfg.out.endswith("/") else Path(cfg.out).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ConfigError(f"out={cfg.out}: unsupported suffix; use .png, .npy, .gif or a folder (DIR/)")
+    if cfg.mode not in ("sample", "interp"):
+        raise ConfigError(f"mode={cfg.mode!r}: use sample or interp")
+    if suffix == ".gif" and cfg.mode != "interp":
+        raise ConfigError(f"out={cfg.out}: a GIF animates an interpolation; add mode=interp")
+    if cfg.frames < 2:
+        raise ConfigError(f"frames={cfg.frames}: must be >= 2")
+    if cfg.truncation < 0:
+        raise ConfigError(f"truncation={cfg.truncation}: must be > 0 (e.g. 1.0), or 0 for off")
     return cfg
 
 
-def load_generator(ckpt: dict, device: torch.device) -> torch.nn.Module:
-    """G rebuilt from the checkpoint's own model config, with its EMA weights when it has them, in eval mode."""
+def load_generator(ckpt: dict, device: torch.device, ema: bool | None = None) -> torch.nn.Module:
+    """G rebuilt from the checkpoint's own model config, in eval mode, with its EMA weights when it
+    has them (ema=None or True) or its raw weights (ema=False)."""
     G, _ = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]),
                         ckpt["data"].get("n_classes", 0))
-    state = ckpt.get("G_ema", ckpt["G"])
+    if ema and "G_ema" not in ckpt:
+        raise ConfigError("ema=true: this checkpoint has no EMA generator (train with train.ema=0.999)")
+    state = ckpt["G_ema"] if "G_ema" in ckpt and ema is not False else ckpt["G"]
     mismatch = checkpoint.first_mismatch(G, state)
     if mismatch:
         raise CheckpointError(f"the checkpoint's G weights do not fit its model config ({ckpt['config']['model']['_target_']}): "
@@ -51,36 +68,109 @@ def load_generator(ckpt: dict, device: torch.device) -> torch.nn.Module:
     return G.to(device).eval()
 
 
+def latents(n: int, dim: int, seed: int, truncation: float = 0.0) -> torch.Tensor:
+    """n standard normal latent vectors from `seed` (on the CPU, so every device gets the same); with
+    truncation > 0, entries beyond +-truncation are redrawn until none is (a truncated normal)."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, dim, generator=gen)
+    if truncation > 0:
+        while True:
+            out = z.abs() > truncation
+            if not out.any():
+                break
+            z[out] = torch.randn(int(out.sum()), generator=gen)
+    return z
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of z0 and z1 at fractions t: (N, D), (N, D), (T,) -> (N, T, D).
+    Gaussian latents live near a sphere, which a straight line would cut through."""
+    cos = (F.normalize(z0, dim=1) * F.normalize(z1, dim=1)).sum(1).clamp(-1, 1)
+    omega = torch.acos(cos)[:, None, None]  # (N, 1, 1)
+    t = t[None, :, None]
+    sin = torch.sin(omega)
+    linear = sin.abs() < 1e-6  # (anti)parallel: fall back to a straight line
+    w0 = torch.where(linear, 1 - t, torch.sin((1 - t) * omega) / torch.where(linear, 1.0, sin))
+    w1 = torch.where(linear, t, torch.sin(t * omega) / torch.where(linear, 1.0, sin))
+    return w0 * z0[:, None] + w1 * z1[:, None]
+
+
+def check_classes(n_classes: int, classes: list[int] | None) -> None:
+    if classes is None:
+        return
+    if not n_classes:
+        raise ConfigError("classes=...: this checkpoint's model is not conditional (train with model.conditional=true)")
+    if not classes or any(not 0 <= c < n_classes for c in classes):
+        raise ConfigError(f"classes={list(classes)}: give class numbers from 0 to {n_classes - 1}")
+
+
 @torch.no_grad()
-def generate(ckpt: dict, n: int, seed: int, device: torch.device,
-             classes: list[int] | None = None) -> tuple[torch.Tensor, int]:
-    """Samples from the checkpoint's G (see load_generator) for z drawn with `seed` on the CPU, and
-    the grid row length that fits them: n samples, or for a conditional G one row per class of
-    `classes` (n // rows each)."""
-    G = load_generator(ckpt, device)
+def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[int] | None = None,
+             truncation: float = 0.0, ema: bool | None = None) -> tuple[torch.Tensor, int]:
+    """Samples from the checkpoint's G (see load_generator) and the grid row length that fits them:
+    n samples, or for a conditional G one row per class of `classes` (n // rows each)."""
+    G = load_generator(ckpt, device, ema)
     n_classes = getattr(G, "n_classes", 0)
-    if classes is not None:
-        if not n_classes:
-            raise ConfigError("classes=...: this checkpoint's model is not conditional (train with model.conditional=true)")
-        bad = [c for c in classes if not 0 <= c < n_classes]
-        if bad or not classes:
-            raise ConfigError(f"classes={list(classes)}: give class numbers from 0 to {n_classes - 1}")
+    check_classes(n_classes, classes)
     labels, nrow = images.class_rows(n_classes, n, classes)
-    z = torch.randn(n if labels is None else len(labels), G.latent_dim, generator=torch.Generator().manual_seed(seed))
+    z = latents(n if labels is None else len(labels), G.latent_dim, seed, truncation)
     x = G(z.to(device)) if labels is None else G(z.to(device), labels.to(device))
     return x.float().cpu(), nrow
 
 
+@torch.no_grad()
+def interpolate(ckpt: dict, rows: int, frames: int, seed: int, device: torch.device,
+                classes: list[int] | None = None, truncation: float = 0.0, ema: bool | None = None) -> torch.Tensor:
+    """(rows, frames, ...) samples: each row walks by slerp from one latent point to another
+    (a conditional G keeps one class per row: `classes` in turn, default 0, 1, ...)."""
+    G = load_generator(ckpt, device, ema)
+    n_classes = getattr(G, "n_classes", 0)
+    check_classes(n_classes, classes)
+    ends = latents(2 * rows, G.latent_dim, seed, truncation)
+    path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, frames)).reshape(rows * frames, -1)
+    if n_classes:
+        row_class = torch.tensor(classes or list(range(n_classes)))[torch.arange(rows) % len(classes or range(n_classes))]
+        x = G(path.to(device), row_class.repeat_interleave(frames).to(device))
+    else:
+        x = G(path.to(device))
+    return x.float().cpu().reshape(rows, frames, *x.shape[1:])
+
+
 def write(samples: torch.Tensor, kind: str, out: Path, nrow: int) -> None:
-    """Save samples: .npy raw (images in [0, 1], points as is), .png grid or scatter plot."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Save samples: .npy raw (images in [0, 1], points as is), .png grid or scatter plot, or a
+    folder (out ending in /, or with no suffix) of one PNG per image."""
     if out.suffix.lower() == ".npy":
+        out.parent.mkdir(parents=True, exist_ok=True)
         arr = samples if kind == "points" else images.to_unit(samples)
         np.save(out, arr.numpy().astype(np.float32))
+    elif not out.suffix:
+        if kind == "points":
+            raise ConfigError(f"out={out}/: a folder of PNGs is for images; use .png (scatter plot) or .npy")
+        out.mkdir(parents=True, exist_ok=True)
+        for i, x in enumerate(samples):
+            images.save_png(images.to_unit(x), out / f"{i:06d}.png")
     elif kind == "points":
+        out.parent.mkdir(parents=True, exist_ok=True)
         images.save_png(images.scatter(samples, title=f"{len(samples)} samples"), out)
     else:
+        out.parent.mkdir(parents=True, exist_ok=True)
         images.save_png(images.grid(samples, nrow), out)
+
+
+def write_gif(path: torch.Tensor, out: Path, ms_per_frame: int = 120) -> None:
+    """An animated GIF of (rows, frames, C, H, W) interpolations: frame t shows every row's image t,
+    going there and back so the loop is smooth."""
+    from PIL import Image
+
+    rows, frames = path.shape[:2]
+    order = list(range(frames)) + list(range(frames - 2, 0, -1))
+    pictures = []
+    for t in order:
+        grid = images.grid(path[:, t])  # (C, H, W) in [0, 1]
+        arr = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        pictures.append(Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0)
 
 
 def main(args: list[str]) -> int:
@@ -89,8 +179,19 @@ def main(args: list[str]) -> int:
         cfg = parse(args)
         device = pick_device(cfg.device.value)
         ckpt = checkpoint.load(cfg.ckpt)
-        samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes)
-        write(samples, ckpt["data"]["kind"], Path(cfg.out), cfg.nrow or nrow)
+        out, kind = Path(cfg.out), ckpt["data"]["kind"]
+        if cfg.mode == "interp":
+            if kind == "points":
+                raise ConfigError("mode=interp is for image models; 2-D point sets have no picture to morph")
+            path = interpolate(ckpt, cfg.n, cfg.frames, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema)
+            if out.suffix.lower() == ".gif":
+                write_gif(path, out)
+            else:  # one row per interpolation
+                write(path.flatten(0, 1), kind, out, cfg.frames)
+            samples = path.flatten(0, 1)
+        else:
+            samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema)
+            write(samples, kind, out, cfg.nrow or nrow)
     except (ConfigError, CheckpointError) as e:
         print(f"ganrun sample: error: {e}", file=sys.stderr)
         return 2
