@@ -6,13 +6,15 @@ import os
 import sys
 from pathlib import Path
 
-USAGE = """usage: ganrun {train,sample,eval} [key=value ...]
+USAGE = """usage: ganrun {train,sample,eval,export} [key=value ...]
 
   ganrun train [overrides]          train a GAN (Hydra: -m for sweeps, --cfg job to print the config)
-  ganrun sample ckpt=PATH [n=64] [out=grid.png|samples.npy] [seed=0]
+  ganrun sample ckpt=PATH [n=64] [out=grid.png|samples.npy|DIR/] [seed=0] [mode=interp out=walk.gif]
                                     render samples from a checkpoint
   ganrun eval ckpt=PATH [n=5000] [seed=0] [out=eval.json] [inception=true [inception_weights=PATH]]
                                     quality metrics of a checkpoint (table + JSON)
+  ganrun export ckpt=PATH format=safetensors|torchscript|onnx [out=FILE]
+                                    the generator alone, for sharing
 
 Examples:
   ganrun train model=dcgan loss=wgan-gp
@@ -106,6 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         from ganrun import evaluate
 
         sys.exit(evaluate.main(rest))
+    elif command == "export":
+        from ganrun import export
+
+        sys.exit(export.main(rest))
     else:
-        print(f"ganrun: error: unknown command {command!r}; use one of: train, sample, eval", file=sys.stderr)
+        print(f"ganrun: error: unknown command {command!r}; use one of: train, sample, eval, export", file=sys.stderr)
         sys.exit(2)

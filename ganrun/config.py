@@ -210,7 +210,7 @@ def parse_key_values(args: list[str], schema: type) -> Any:
         raise ConfigError(str(e).splitlines()[0] + f"; keys: {keys}") from None
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise ConfigError("ckpt=PATH is required: a checkpoint file or a run folder")
-    if cfg.n < 1:
+    if "n" in cfg and cfg.n < 1:
         raise ConfigError(f"n={cfg.n}: must be >= 1")
     return OmegaConf.to_object(cfg)
 

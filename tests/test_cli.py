@@ -138,7 +138,7 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["frobnicate"], "unknown command 'frobnicate'; use one of: train, sample, eval"),
+    (["frobnicate"], "unknown command 'frobnicate'; use one of: train, sample, eval, export"),
     (["sample"], "ckpt=PATH is required"),
     (["sample", "ckpt=/nonexistent/x.pt"], "ckpt=/nonexistent/x.pt: no such file"),
     (["sample", "ckpt=x.pt", "out=grid.jpg"], "out=grid.jpg: unsupported suffix; use one of .png, .npy"),

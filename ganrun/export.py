@@ -1,0 +1,119 @@
+"""`ganrun export ckpt=PATH format=safetensors|onnx|torchscript [out=FILE] [ema=]`: the generator
+alone, in eval mode (BatchNorm running statistics), for sharing.
+
+- safetensors: G's weights plus, in the file's metadata, the model config, data shape and class
+  count, so `load_safetensors` rebuilds G with ganrun and no pickle runs.
+- torchscript: a traced module, loadable with `torch.jit.load` and no ganrun.
+- onnx: a graph with input `z` (batch, latent_dim) [and `y` (batch,) int64 labels for a
+  conditional G] and output `x`, with a dynamic batch size (needs the `onnx` and `onnxscript` packages).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from ganrun import checkpoint
+from ganrun.build import build_models
+from ganrun.checkpoint import CheckpointError
+from ganrun.config import ConfigError, parse_key_values
+from ganrun.sample import load_generator
+
+FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
+
+
+@dataclass
+class ExportConfig:
+    ckpt: str = "???"  # a checkpoint file or a run folder
+    format: str = "safetensors"  # safetensors, torchscript or onnx
+    out: str = ""  # default: generator.<suffix> beside the checkpoint
+    ema: Optional[bool] = None  # the EMA generator when the checkpoint has one (default), or false
+
+
+class _Labelled(nn.Module):
+    """G with a positional label input, for tracing and ONNX."""
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G = G
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.G(z, y)
+
+
+def example_inputs(G: nn.Module, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    z = torch.randn(batch, G.latent_dim)
+    return (z, torch.arange(batch) % G.n_classes) if getattr(G, "n_classes", 0) else (z,)
+
+
+def export(ckpt: dict, fmt: str, out: Path, ema: bool | None = None) -> Path:
+    """Write G in `fmt` to `out`; returns the path."""
+    G = load_generator(ckpt, torch.device("cpu"), ema)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    inputs = example_inputs(G)
+    module = _Labelled(G).eval() if len(inputs) == 2 else G
+    if fmt == "safetensors":
+        try:
+            from safetensors.torch import save_file
+        except ImportError:
+            raise ConfigError("format=safetensors needs the safetensors package: pip install -e '.[export]'") from None
+        meta = {"ganrun_model": json.dumps(ckpt["config"]["model"]), "data": json.dumps(ckpt["data"])}
+        save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(out), metadata=meta)
+    elif fmt == "torchscript":
+        with torch.no_grad():
+            traced = torch.jit.trace(module, inputs)
+        traced.save(str(out))
+    elif fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+            import onnxscript  # noqa: F401
+        except ImportError:
+            raise ConfigError("format=onnx needs the onnx and onnxscript packages: pip install -e '.[export]'") from None
+        names = ["z", "y"][:len(inputs)]
+        batch = torch.export.Dim("batch", min=1)
+        torch.onnx.export(module, inputs, str(out), input_names=names, output_names=["x"],
+                          dynamic_shapes={name: {0: batch} for name in names}, dynamo=True)
+    else:
+        raise ConfigError(f"format={fmt!r}: use {', '.join(FORMATS)}")
+    return out
+
+
+def load_safetensors(path: str | Path) -> nn.Module:
+    """Rebuild G from a `format=safetensors` export (eval mode)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    data = json.loads(meta["data"])
+    G, _ = build_models(OmegaConf.create(json.loads(meta["ganrun_model"])), tuple(data["shape"]),
+                        data.get("n_classes", 0))
+    G.load_state_dict(load_file(str(path)))
+    return G.eval()
+
+
+def main(args: list[str]) -> int:
+    """Entry point for `ganrun export`; returns the exit code."""
+    try:
+        cfg = parse_key_values(args, ExportConfig)
+        if cfg.format not in FORMATS:
+            raise ConfigError(f"format={cfg.format!r}: use {', '.join(FORMATS)}")
+        ckpt = checkpoint.load(cfg.ckpt)
+        src = Path(cfg.ckpt)
+        default = (src if src.is_dir() else src.parent) / f"generator{FORMATS[cfg.format]}"
+        out = export(ckpt, cfg.format, Path(cfg.out) if cfg.out else default, cfg.ema)
+    except (ConfigError, CheckpointError) as e:
+        print(f"ganrun export: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"ganrun export: error: cannot write {cfg.out or 'the export'}: {e.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
