@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-USAGE = """usage: ganrun {train,sample,eval,export} [key=value ...]
+USAGE = """usage: ganrun {train,sample,eval,export,report} [key=value ...]
 
   ganrun train [overrides]          train a GAN (Hydra: -m for sweeps, --cfg job to print the config)
   ganrun sample ckpt=PATH [n=64] [out=grid.png|samples.npy|DIR/] [seed=0] [mode=interp out=walk.gif]
@@ -15,6 +15,7 @@ USAGE = """usage: ganrun {train,sample,eval,export} [key=value ...]
                                     quality metrics of a checkpoint (table + JSON)
   ganrun export ckpt=PATH format=safetensors|torchscript|onnx [out=FILE]
                                     the generator alone, for sharing
+  ganrun report DIR [out=PREFIX]    table (Markdown, CSV) and plot of every run under DIR
 
 Examples:
   ganrun train model=dcgan loss=wgan-gp
@@ -108,10 +109,14 @@ def main(argv: list[str] | None = None) -> None:
         from ganrun import evaluate
 
         sys.exit(evaluate.main(rest))
+    elif command == "report":
+        from ganrun import report
+
+        sys.exit(report.main(rest))
     elif command == "export":
         from ganrun import export
 
         sys.exit(export.main(rest))
     else:
-        print(f"ganrun: error: unknown command {command!r}; use one of: train, sample, eval, export", file=sys.stderr)
+        print(f"ganrun: error: unknown command {command!r}; use one of: train, sample, eval, export, report", file=sys.stderr)
         sys.exit(2)

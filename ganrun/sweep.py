@@ -11,16 +11,23 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 
+def read_run(run_dir: Path, name: str, missing: str = "no summary") -> dict[str, Any]:
+    """A run folder's row: its summary.json (or status `missing`) and its overrides, named `name`."""
+    summary_file = run_dir / "summary.json"
+    try:
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {"status": missing}
+    except json.JSONDecodeError:  # being written right now
+        summary = {"status": missing}
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
+    return {**summary, "run": name, "overrides": overrides}
+
+
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per run folder under sweep_dir: its overrides and its summary.json (or 'no summary')."""
-    rows = []
-    for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml"),
-                                 key=lambda p: (len(p.parent.parent.name), p.parent.parent.name)):
-        run_dir = overrides_file.parent.parent
-        summary_file = run_dir / "summary.json"
-        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {"status": "no summary"}
-        rows.append({**summary, "run": run_dir.name, "overrides": list(OmegaConf.load(overrides_file))})
-    return rows
+    return [read_run(p.parent.parent, p.parent.parent.name)
+            for p in sorted(sweep_dir.glob("*/.hydra/overrides.yaml"),
+                            key=lambda p: (len(p.parent.parent.name), p.parent.parent.name))]
 
 
 def varying(rows: list[dict[str, Any]]) -> list[str]:

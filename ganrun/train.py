@@ -54,6 +54,32 @@ def check_resumable(cfg: DictConfig, ckpt: dict[str, Any], shape: tuple[int, ...
                           f"raise train.steps to train further")
 
 
+def log_hparams(writer: Any, summary: dict[str, Any]) -> None:
+    """TensorBoard HParams: the run's overrides against its final losses and metrics, so the runs of a
+    sweep line up in the HParams tab (metrics as hparams/<name>, apart from the training curves)."""
+    params: dict[str, Any] = {}
+    for override in summary.get("overrides", []):
+        key, _, value = override.lstrip("+~").partition("=")
+        params[key] = _scalar(value)
+    if not params:
+        params["defaults"] = True
+    results = {**summary.get("losses", {}), **{f"eval/{k}": v for k, v in summary.get("metrics", {}).items()}}
+    metrics = {f"hparams/{k}": float(v) for k, v in results.items() if isinstance(v, (int, float))}
+    writer.add_hparams(params, metrics, run_name=".", global_step=summary.get("step"))
+
+
+def _scalar(text: str) -> Any:
+    """An override's value as HParams takes it: bool, int, float or the text itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 class NullWriter:
     """What ranks other than 0 log to: nothing."""
 
@@ -92,6 +118,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                                "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []}
     try:
         summary.update(fit(exp, cfg, run_dir, writer, resume=ckpt))
+        if ranks.main:
+            log_hparams(writer, summary)
     except Interrupted as e:
         summary.update({"status": "interrupted", "step": e.step, "error": str(e)})
         raise

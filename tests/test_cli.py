@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -138,7 +139,7 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["frobnicate"], "unknown command 'frobnicate'; use one of: train, sample, eval, export"),
+    (["frobnicate"], "unknown command 'frobnicate'; use one of: train, sample, eval, export, report"),
     (["sample"], "ckpt=PATH is required"),
     (["sample", "ckpt=/nonexistent/x.pt"], "ckpt=/nonexistent/x.pt: no such file"),
     (["sample", "ckpt=x.pt", "out=grid.jpg"], "out=grid.jpg: unsupported suffix; use one of .png, .npy"),
@@ -305,3 +306,36 @@ def test_conditional_on_an_unlabelled_set_is_one_line(tmp_path):
     r = run_cli("train", "model.conditional=true", "dataset=ring", *TINY, f"hydra.run.dir={tmp_path / 'r'}")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("ganrun train: error: model.conditional=true needs a labelled")
+
+
+def test_report_on_a_sweep_tables_csv_plot_and_hparams(tmp_path):
+    sweep = tmp_path / "sweep"
+    r = run_cli("train", "-m", "loss=gan,hinge", "dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"],
+                f"hydra.sweep.dir={sweep}", timeout=600)
+    assert r.returncode == 0, r.stderr
+    # a third run that has not finished: no summary.json yet
+    shutil.copytree(sweep / "1", sweep / "2")
+    (sweep / "2" / "summary.json").unlink()
+    r = run_cli("report", str(sweep))
+    assert r.returncode == 0, r.stderr
+    md = (sweep / "report.md").read_text()
+    assert "loss=gan" in md and "loss=hinge" in md and md.count("completed") == 2 and "running" in md
+    assert "modes" in md and "hq_percent" in md  # metrics from the summaries
+    with (sweep / "report.csv").open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:4] == ["run", "overrides", "status", "step"] and len(rows) == 4
+    assert Image.open(sweep / "report.png").size[0] > 100
+    # every run wrote TensorBoard HParams: its overrides against its final metrics
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(sweep / "0"))
+    acc.Reload()
+    assert "hparams/eval/modes" in acc.Tags()["scalars"]
+    assert "_hparams_/session_start_info" in acc.Tags().get("tensors", []) + list(acc.summary_metadata)
+
+
+def test_report_errors_are_one_line(tmp_path):
+    r = run_cli("report", str(tmp_path))
+    assert r.returncode == 2 and "no ganrun runs under" in r.stderr
+    r = run_cli("report")
+    assert r.returncode == 2 and "usage: ganrun report DIR" in r.stderr

@@ -1,0 +1,132 @@
+"""`ganrun report DIR [out=PREFIX]`: every run under DIR (a run, a sweep or all of outputs/) as a
+Markdown table, a CSV file and one PNG of losses and metrics against steps, one line per run.
+A run without a summary.json yet (a sweep still running) is listed as "running" with what its
+TensorBoard file holds so far."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+from ganrun.sweep import read_run, varying
+
+CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metric found
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run folders at or under root (those with a .hydra/overrides.yaml), in a stable order."""
+    found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
+    return sorted(found, key=lambda p: [(len(part), part) for part in p.relative_to(root).parts])
+
+
+def scalars(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """tag -> (steps, values) of the run's TensorBoard scalars (losses and eval metrics)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags().get("scalars", []):
+        if tag in CURVES or tag.startswith("eval/"):
+            events = acc.Scalars(tag)
+            out[tag] = ([e.step for e in events], [e.value for e in events])
+    return out
+
+
+def table_rows(root: Path) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
+    """(header, rows as text, the raw runs) for every run under root."""
+    runs = []
+    for run_dir in find_runs(root):
+        name = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
+        row = read_run(run_dir, name, missing="running")
+        row["dir"] = run_dir
+        if row["status"] == "running":  # no summary yet: the last logged values
+            curves = scalars(run_dir)
+            row["losses"] = {k: v[1][-1] for k, v in curves.items() if k in CURVES and v[1]}
+            row["step"] = max((v[0][-1] for v in curves.values() if v[0]), default=0)
+        runs.append(row)
+    metric_names = sorted({k for r in runs for k in r.get("metrics", {})})
+    header = ["run", "overrides", "status", "step", "loss/D", "loss/G", *metric_names, "time_s"]
+    body = []
+    for r, overrides in zip(runs, varying(runs) if runs else []):
+        losses, metrics = r.get("losses", {}), r.get("metrics", {})
+        body.append([r["run"], overrides or "(defaults)", r.get("status", "?"), str(r.get("step", "-")),
+                     *(f"{losses[k]:.4f}" if k in losses else "" for k in CURVES),
+                     *(f"{metrics[k]:.4g}" if k in metrics else "" for k in metric_names),
+                     f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else ""])
+    return header, body, runs
+
+
+def markdown(header: list[str], body: list[list[str]]) -> str:
+    cells = [[c.replace("|", "\\|") for c in row] for row in [header, *body]]
+    lines = ["| " + " | ".join(row) + " |" for row in cells]
+    lines.insert(1, "|" + "---|" * len(header))
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[dict[str, Any]], out: Path) -> bool:
+    """One panel per curve (losses, eval metrics), one line per run; False when nothing was logged."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {r["run"]: scalars(r["dir"]) for r in runs}
+    tags = [t for t in CURVES if any(t in c for c in curves.values())]
+    tags += sorted({t for c in curves.values() for t in c if t.startswith("eval/")})
+    if not tags:
+        return False
+    cols = min(3, len(tags))
+    rows = -(-len(tags) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False)
+    for ax, tag in zip(axes.flat, tags):
+        for name, c in curves.items():
+            if tag in c:
+                steps, values = c[tag]
+                ax.plot(steps, values, marker="o" if len(steps) < 3 else None, label=name)
+        ax.set_title(tag)
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(tags):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def main(args: list[str]) -> int:
+    """Entry point for `ganrun report DIR [out=PREFIX]`; returns the exit code."""
+    folders = [a for a in args if "=" not in a]
+    options = dict(a.split("=", 1) for a in args if "=" in a)
+    unknown = sorted(set(options) - {"dir", "out"})
+    if unknown or len(folders) + ("dir" in options) != 1:
+        print("ganrun report: error: usage: ganrun report DIR [out=PREFIX] (DIR: a run, a sweep or outputs/)",
+              file=sys.stderr)
+        return 2
+    root = Path(folders[0] if folders else options["dir"])
+    if not root.is_dir():
+        print(f"ganrun report: error: {root}: no such folder", file=sys.stderr)
+        return 2
+    header, body, runs = table_rows(root)
+    if not runs:
+        print(f"ganrun report: error: no ganrun runs under {root} (looked for */.hydra/overrides.yaml)",
+              file=sys.stderr)
+        return 2
+    prefix = Path(options.get("out", root / "report"))
+    try:
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        md = markdown(header, body)
+        prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} runs\n\n" + md)
+        with prefix.with_suffix(".csv").open("w", newline="") as f:
+            csv.writer(f).writerows([header, *body])
+        plotted = plot(runs, prefix.with_suffix(".png"))
+    except OSError as e:
+        print(f"ganrun report: error: cannot write {prefix}.*: {e.strerror}", file=sys.stderr)
+        return 2
+    print(md, end="")
+    print(f"wrote {prefix.with_suffix('.md')}, {prefix.with_suffix('.csv')}"
+          + (f", {prefix.with_suffix('.png')}" if plotted else " (no scalars logged yet: no plot)"))
+    return 0
