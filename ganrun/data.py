@@ -222,8 +222,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 class _FolderDataset(torch.utils.data.Dataset):
-    def __init__(self, files: list[Path], size: int, mode: str):
-        self.files, self.size, self.mode = files, size, mode
+    def __init__(self, files: list[Path], size: int, mode: str, labels: list[int] | None = None):
+        self.files, self.size, self.mode, self.labels = files, size, mode, labels
+        self.with_labels = False  # set by batches(labels=True)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -240,7 +241,8 @@ class _FolderDataset(torch.utils.data.Dataset):
             left, top = (w - self.size) // 2, (h - self.size) // 2
             im = im.crop((left, top, left + self.size, top + self.size))
             arr = np.asarray(im, dtype=np.uint8).reshape(self.size, self.size, -1)
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, size, size) uint8
+        image = torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, size, size) uint8
+        return (image, self.labels[i]) if self.with_labels else image
 
 
 class ImageFolder:
@@ -278,17 +280,23 @@ class ImageFolder:
             raise DataError(f"dataset.root={root} holds no readable images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.name = f"folder:{base.name}"
         self.shape = (channels, image_size, image_size)
-        self.labels = None
+        # classes: the first-level sub-folders, when every image sits in one and there are at least two
+        tops = [f.relative_to(base).parts[0] if len(f.relative_to(base).parts) > 1 else None for f in files]
+        self.classes = sorted(set(tops)) if None not in tops and len(set(tops)) > 1 else []
+        labels = [self.classes.index(t) for t in tops] if self.classes else None
+        self.labels = torch.tensor(labels) if labels else None
+        self.n_classes = len(self.classes)
         self.workers = workers
-        self._ds = _FolderDataset(files, image_size, "L" if channels == 1 else "RGB")
+        self._ds = _FolderDataset(files, image_size, "L" if channels == 1 else "RGB", labels)
 
     def __len__(self) -> int:
         return len(self._ds)
 
     def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
-                rank: int = 0, world: int = 1) -> Iterator[Tensor]:
+                rank: int = 0, world: int = 1, labels: bool = False) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
         """Endless shuffled batches decoded by DataLoader workers, from batch number `start` on;
-        rank / world: this rank's shard of every epoch. One DataLoader serves every epoch (its
+        rank / world: this rank's shard of every epoch; labels: (images, class labels) pairs, the
+        classes being the first-level sub-folders. One DataLoader serves every epoch (its
         batch sampler never ends), so the workers start once and keep prefetching; on CUDA the
         batches come through pinned memory with non-blocking copies."""
         n = len(self)
@@ -302,8 +310,12 @@ class ImageFolder:
         loader = torch.utils.data.DataLoader(self._ds, batch_sampler=_Endless(order), num_workers=self.workers,
                                              pin_memory=device.type == "cuda",
                                              prefetch_factor=4 if self.workers else None)
+        self._ds.with_labels = labels
         for batch in loader:
-            yield _to_unit_range(batch.to(device, non_blocking=True))
+            if labels:
+                yield _to_unit_range(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
+            else:
+                yield _to_unit_range(batch.to(device, non_blocking=True))
 
 
 # ---------------------------------------------------------------- 2-D toy mixtures

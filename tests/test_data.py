@@ -132,3 +132,33 @@ def test_image_folder_errors(tmp_path):
         data.ImageFolder(str(tmp_path))
     with pytest.raises(data.DataError, match="no such folder"):
         data.ImageFolder(str(tmp_path / "missing"))
+
+
+def test_image_folder_subfolders_are_classes(tmp_path):
+    from PIL import Image
+
+    for cls, level in (("cats", 0), ("dogs", 255)):
+        (tmp_path / cls).mkdir()
+        for i in range(4):
+            Image.new("L", (8, 8), level).save(tmp_path / cls / f"{i}.png")
+    ds = data.ImageFolder(str(tmp_path), image_size=8, channels=1, workers=0)
+    assert ds.classes == ["cats", "dogs"] and ds.n_classes == 2
+    x, y = next(ds.batches(8, torch.device("cpu"), labels=True))
+    assert torch.equal((x.flatten(1).mean(1) > 0).long(), y)  # white images are the dogs
+    (tmp_path / "stray.png").write_bytes((tmp_path / "cats" / "0.png").read_bytes())
+    assert data.ImageFolder(str(tmp_path), image_size=8, channels=1).n_classes == 0  # not all in sub-folders
+
+
+def test_conditional_training_on_a_class_folder(tmp_path):
+    from PIL import Image
+
+    from conftest import TINY, TINY_MODEL, compose_train
+    from ganrun.train import run
+
+    for cls, level in (("a", 0), ("b", 255)):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(8):
+            Image.new("RGB", (32, 32), (level, i * 20, 0)).save(tmp_path / "data" / cls / f"{i}.png")
+    cfg = compose_train("dataset=folder", f"dataset.root={tmp_path / 'data'}", "dataset.image_size=28",
+                        "dataset.workers=0", "model.conditional=true", *TINY, *TINY_MODEL["dcgan"])
+    assert run(cfg, tmp_path / "run")["status"] == "completed"
