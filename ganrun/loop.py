@@ -119,6 +119,24 @@ class Precision:
 FP32 = Precision()
 
 
+def unrolled_critic(D: nn.Module, loss: Loss, real: Tensor, fake: Tensor, cond: tuple[Tensor, ...],
+                    lr: float, steps: int) -> Callable[..., Tensor]:
+    """D as it would be after `steps` plain gradient steps (rate lr, D's learning rate) on its loss
+    against this real batch and these fakes, kept differentiable (create_graph), so G's gradient
+    through it accounts for how D would answer G's move (Unrolled GAN, Metz et al. 2017). Works on
+    copies of D's parameters; D's own weights and gradients are untouched. Buffers (BatchNorm running
+    statistics) are D's own."""
+    from torch.func import functional_call
+
+    params = {name: p.detach().requires_grad_(True) for name, p in D.named_parameters()}
+    for _ in range(steps):
+        d_loss = loss.d_loss(functional_call(D, params, (real, *cond)).float(),
+                             functional_call(D, params, (fake, *cond)).float())
+        grads = torch.autograd.grad(d_loss, list(params.values()), create_graph=True)
+        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
+    return lambda x, *labels: functional_call(D, params, (x, *labels))
+
+
 def _split(batch: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
     """(images, labels or None) from what a dataset's batches yield."""
     return batch if isinstance(batch, tuple) else (batch, None)
@@ -170,7 +188,9 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
         if n_critic > 1:
             fake = G(torch.randn(real.shape[0], G.latent_dim, device=real.device), *cond)
         D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-        loss_G = loss.g_loss(D(fake, *cond).float())
+        k = getattr(loss, "unroll_steps", 0)
+        critic = unrolled_critic(D_plain, loss, real, fake, cond, opt_D.param_groups[0]["lr"], k) if k else D
+        loss_G = loss.g_loss(critic(fake, *cond).float())
     opt_G.zero_grad(set_to_none=True)
     precision.backward(loss_G, "G")
     D.requires_grad_(True)

@@ -72,13 +72,18 @@ class _Regularised(Loss):
     r1_gamma > 0: R1 (Mescheder et al. 2018), r1_gamma / 2 * E ||grad D(x)||^2 on real data.
     dragan_weight > 0: DRAGAN (Kodali et al. 2017), dragan_weight * E (||grad D(x~)|| - 1)^2 on real
     data perturbed by x~ = x + 0.5 * std(x) * u, u ~ U[0, 1) per element.
+    unroll_steps = k > 0: Unrolled GAN (Metz et al. 2017), G's loss is taken against D after k
+    differentiable gradient steps on D's loss (see loop.unrolled_critic); D itself is not changed.
     """
 
-    def __init__(self, r1_gamma: float = 0.0, dragan_weight: float = 0.0):
+    def __init__(self, r1_gamma: float = 0.0, dragan_weight: float = 0.0, unroll_steps: int = 0):
         if r1_gamma < 0 or dragan_weight < 0:
             raise ValueError(f"loss.r1_gamma={r1_gamma}, loss.dragan_weight={dragan_weight}: must be >= 0")
+        if unroll_steps < 0:
+            raise ValueError(f"loss.unroll_steps={unroll_steps}: must be >= 0 (0: off; the paper uses 5 to 10)")
         self.r1_gamma = r1_gamma
         self.dragan_weight = dragan_weight
+        self.unroll_steps = unroll_steps
 
     def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
         total = real.new_zeros(())
@@ -95,8 +100,8 @@ class _Labelled(_Regularised):
     fake targets stay 0) and label noise (flip_prob: a random share of targets swapped)."""
 
     def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0, r1_gamma: float = 0.0,
-                 dragan_weight: float = 0.0):
-        super().__init__(r1_gamma, dragan_weight)
+                 dragan_weight: float = 0.0, unroll_steps: int = 0):
+        super().__init__(r1_gamma, dragan_weight, unroll_steps)
         _check_label(real_label, flip_prob)
         self.real_label = real_label
         self.flip_prob = flip_prob

@@ -214,3 +214,32 @@ def test_r1_only_looks_at_real_data():
     D = Spy([1.0, 0.0])
     losses.NonSaturating(r1_gamma=1.0).penalty(D, real, fake)
     assert len(D.seen) == 1 and torch.equal(D.seen[0], real)
+
+
+def test_unrolled_critic_gradient_by_hand():
+    # D(x) = w x, one fake a, one real r, non-saturating loss, one unrolled step of rate eta:
+    #   w1 = w - eta * dL_D/dw,  dL_D/dw = -r s(-w r) + a s(w a)   (s = sigmoid)
+    #   L_G = softplus(-w1 a);  dL_G/da = -s(-w1 a) * (w1 + a dw1/da),  dw1/da = -eta (s(wa) + a w s'(wa))
+    from ganrun.loop import unrolled_critic
+
+    w, r, a0, eta = 0.7, 1.5, -0.4, 0.3
+    D = torch.nn.Linear(1, 1, bias=False).double()
+    D.weight.data.fill_(w)
+    a = torch.tensor([[a0]], dtype=torch.float64, requires_grad=True)
+    real = torch.tensor([[r]], dtype=torch.float64)
+    loss = losses.NonSaturating(unroll_steps=1)
+    critic = unrolled_critic(D, loss, real, a, (), eta, 1)
+    g_loss = loss.g_loss(critic(a).view(-1))
+    (grad,) = torch.autograd.grad(g_loss, a)
+    s = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    w1 = w - eta * (-r * s(-w * r) + a0 * s(w * a0))
+    dw1 = -eta * (s(w * a0) + a0 * w * s(w * a0) * (1 - s(w * a0)))
+    expected = -s(-w1 * a0) * (w1 + a0 * dw1)
+    assert grad.item() == pytest.approx(expected, rel=1e-6)  # the loop takes losses on float32 logits
+    assert g_loss.item() == pytest.approx(math.log1p(math.exp(-w1 * a0)), rel=1e-6)
+    assert D.weight.item() == w and D.weight.grad is None  # D itself is untouched
+
+
+def test_unroll_steps_must_not_be_negative():
+    with pytest.raises(ValueError, match="loss.unroll_steps=-1: must be >= 0"):
+        losses.Hinge(unroll_steps=-1)

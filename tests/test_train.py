@@ -151,7 +151,7 @@ def test_monitor_warns_once_with_remedies(caplog):
 @pytest.mark.parametrize("option", ["model.pack=2", "model.minibatch_std=true", "model.spectral_norm=true",
                                     "train.ema=0.99", "loss.real_label=0.9", "loss.flip_prob=0.1",
                                     "model.d_dropout=0.3", "optimizer.lr_d=4e-4", "loss.r1_gamma=1.0",
-                                    "loss.dragan_weight=10"])
+                                    "loss.dragan_weight=10", "loss.unroll_steps=2"])
 def test_every_stabiliser_composes_and_trains(tmp_path, option):
     cfg = compose_train(option, *TINY, *TINY_MODEL["dcgan"])
     assert run(cfg, tmp_path)["status"] == "completed"
