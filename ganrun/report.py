@@ -81,16 +81,18 @@ def plot(runs: list[dict[str, Any]], out: Path) -> bool:
     cols = min(3, len(tags))
     rows = -(-len(tags) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False)
+    colours = {name: f"C{i % 10}" for i, name in enumerate(curves)}  # one colour per run in every panel
     for ax, tag in zip(axes.flat, tags):
         for name, c in curves.items():
             if tag in c:
                 steps, values = c[tag]
-                ax.plot(steps, values, marker="o" if len(steps) < 3 else None, label=name)
+                ax.plot(steps, values, marker="o" if len(steps) < 3 else None, label=name, color=colours[name])
         ax.set_title(tag)
         ax.set_xlabel("step")
     for ax in list(axes.flat)[len(tags):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize="small")
+    fig.legend(handles=[plt.Line2D([], [], color=c, label=n) for n, c in colours.items()], loc="upper right",
+               fontsize="small")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
