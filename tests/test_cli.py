@@ -142,7 +142,7 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
     (["frobnicate"], "unknown command 'frobnicate'; use one of: train, sample, eval, export, report"),
     (["sample"], "ckpt=PATH is required"),
     (["sample", "ckpt=/nonexistent/x.pt"], "ckpt=/nonexistent/x.pt: no such file"),
-    (["sample", "ckpt=x.pt", "out=grid.jpg"], "out=grid.jpg: unsupported suffix; use one of .png, .npy"),
+    (["sample", "ckpt=x.pt", "out=grid.jpg"], "out=grid.jpg: unsupported suffix; use .png, .npy, .gif or a folder (DIR/)"),
     (["sample", "ckpt=x.pt", "n=0"], "n=0: must be >= 1"),
     (["sample", "ckpt=x.pt", "colour=red"], "colour"),
     (["train", "train.steps=0"], "train.steps=0: must be >= 1"),
