@@ -6,6 +6,7 @@ The step returns tensors; only logging steps turn them into Python floats, becau
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -89,8 +90,9 @@ class Precision:
                         if mode == "fp16" else {})
 
     def autocast(self, penalty: bool = False) -> Any:
-        enabled = self.dtype is not None and not (penalty and self.mode == "fp16")
-        return torch.autocast(self.device_type, dtype=self.dtype or torch.float32, enabled=enabled)
+        if self.dtype is None or (penalty and self.mode == "fp16"):
+            return contextlib.nullcontext()  # float32: no autocast machinery on the hot path
+        return torch.autocast(self.device_type, dtype=self.dtype)
 
     def backward(self, loss: Tensor, net: str) -> None:
         (self.scalers[net].scale(loss) if self.scalers else loss).backward()
