@@ -379,7 +379,7 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
         torch.manual_seed(t.seed * 1_000_003 + ranks.rank * 10_007 + first)
     sampler = Sampler(exp, ema.G_ema if ema else G, t.n_samples, t.seed, run_dir / "samples")
     ckpt_dir = run_dir / "checkpoints"
-    show_bar = t.progress and sys.stderr.isatty() and distributed.world().main
+    show_bar = t.progress and sys.stderr.isatty() and ranks.main
     from tqdm import tqdm
 
     bar = tqdm(total=t.steps, initial=first - 1, disable=not show_bar, unit="step", dynamic_ncols=True)

@@ -129,7 +129,8 @@ def interpolate(ckpt: dict, rows: int, frames: int, seed: int, device: torch.dev
     ends = latents(2 * rows, G.latent_dim, seed, truncation)
     path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, frames)).reshape(rows * frames, -1)
     if n_classes:
-        row_class = torch.tensor(classes or list(range(n_classes)))[torch.arange(rows) % len(classes or range(n_classes))]
+        chosen = torch.tensor(classes or range(n_classes))
+        row_class = chosen[torch.arange(rows) % len(chosen)]  # the classes in turn, one per row
         x = G(path.to(device), row_class.repeat_interleave(frames).to(device))
     else:
         x = G(path.to(device))
