@@ -84,3 +84,16 @@ def test_ema_true_without_an_ema_generator(tmp_path):
     run(compose_train(*TINY, *TINY_MODEL["dcgan"]), tmp_path / "plain")
     r = run_cli("sample", f"ckpt={tmp_path / 'plain'}", "ema=true", f"out={tmp_path / 'x.png'}")
     assert r.returncode == 2 and "ema=true: this checkpoint has no EMA generator" in r.stderr
+
+
+def test_conditional_interp_keeps_one_class_per_row(tmp_path):
+    run(compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=true"), tmp_path / "cond")
+    from ganrun.sample import interpolate
+
+    ckpt = checkpoint.load(tmp_path / "cond")
+    strips = interpolate(ckpt, 3, 4, 0, torch.device("cpu"), classes=[3, 7])
+    assert strips.shape == (3, 4, 1, 28, 28)
+    # the same seed gives the same end points; rows take the classes in turn (3, 7, 3)
+    threes = interpolate(ckpt, 3, 4, 0, torch.device("cpu"), classes=[3])
+    assert torch.equal(strips[0], threes[0]) and torch.equal(strips[2], threes[2])
+    assert not torch.allclose(strips[1], threes[1])  # row 1 is class 7 in one, class 3 in the other
