@@ -1,6 +1,6 @@
-"""Datasets: images as uint8 tensors served in [-1, 1], and 2-D toy mixtures sampled on the fly.
+"""Datasets: images as uint8 tensors served in [-1, 1], and 1-D / 2-D toy mixtures sampled on the fly.
 
-Every dataset object has `kind` ("image" or "points"), `shape` (one sample's shape) and
+Every dataset object has `kind` ("image", or "points" for the toy mixtures), `shape` (one sample's shape) and
 `batches(batch_size, device, seed)`, an endless iterator of float batches already on `device`.
 Small image sets (MNIST, Fashion-MNIST, CIFAR-10, the MNIST sample) are moved to the device once
 and batched by indexing, so the GPU never waits on a loader; image folders stream through a
@@ -18,7 +18,7 @@ import math
 import os
 import struct
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -318,13 +318,12 @@ class ImageFolder:
                 yield _to_unit_range(batch.to(device, non_blocking=True))
 
 
-# ---------------------------------------------------------------- 2-D toy mixtures
+# ---------------------------------------------------------------- toy mixtures (1-D and 2-D)
 
-class Mixture2D:
-    """An equal-weight mixture of isotropic 2-D Gaussians with the given centres and sigma."""
+class Mixture:
+    """An equal-weight mixture of isotropic Gaussians with the given centres (K, d) and sigma."""
 
     kind = "points"
-    shape = (2,)
 
     def __init__(self, centers: Tensor, sigma: float, name: str):
         if sigma <= 0:
@@ -332,13 +331,21 @@ class Mixture2D:
         self.centers = centers.float()
         self.sigma = sigma
         self.name = name
+        self.shape = (self.centers.shape[1],)
         self.labels = None
 
     def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
-        """n points (n, 2) drawn from the mixture."""
+        """n points (n, d) drawn from the mixture."""
         centers = self.centers.to(device)
         idx = torch.randint(len(centers), (n,), generator=generator, device=device)
-        return centers[idx] + self.sigma * torch.randn(n, 2, generator=generator, device=device)
+        return centers[idx] + self.sigma * torch.randn(n, *self.shape, generator=generator, device=device)
+
+    def density(self, x: Tensor) -> Tensor:
+        """p_data(x) for points x (n, d): the mean of the components' normal densities."""
+        d = self.shape[0]
+        sq = torch.cdist(x.double(), self.centers.double().to(x.device)).pow(2)  # (n, K)
+        log_norm = -0.5 * d * math.log(2 * math.pi * self.sigma ** 2)
+        return (log_norm - sq / (2 * self.sigma ** 2)).exp().mean(dim=1)
 
     def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
                 rank: int = 0, world: int = 1) -> Iterator[Tensor]:
@@ -352,22 +359,30 @@ class Mixture2D:
             k += 1
 
 
-def ring(n_modes: int = 8, radius: float = 1.0, sigma: float = 0.01) -> Mixture2D:
+def gauss1d(means: Sequence[float] = (2.0,), sigma: float = 0.5) -> Mixture:
+    """1-D data for the original GAN paper's figure: one Gaussian N(mean, sigma^2), or an equal-weight
+    mixture when several means are given (default: a single Gaussian at 2)."""
+    if not len(means):
+        raise DataError("dataset.means=[]: give at least one mean, e.g. dataset.means=[2.0]")
+    return Mixture(torch.tensor(list(means), dtype=torch.float64).view(-1, 1), sigma, "gauss1d")
+
+
+def ring(n_modes: int = 8, radius: float = 1.0, sigma: float = 0.01) -> Mixture:
     """n_modes Gaussians evenly spaced on a circle (the 8-mode ring of the Unrolled GAN / PacGAN papers)."""
     if n_modes < 1:
         raise DataError(f"dataset.n_modes={n_modes}: must be >= 1")
     angles = torch.arange(n_modes, dtype=torch.float64) * (2 * math.pi / n_modes)
     centers = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
-    return Mixture2D(centers, sigma, "ring")
+    return Mixture(centers, sigma, "ring")
 
 
-def grid(side: int = 5, spacing: float = 2.0, sigma: float = 0.05) -> Mixture2D:
+def grid(side: int = 5, spacing: float = 2.0, sigma: float = 0.05) -> Mixture:
     """side x side Gaussians on a centred square grid; the defaults give centres at {-4,-2,0,2,4}^2."""
     if side < 1:
         raise DataError(f"dataset.side={side}: must be >= 1")
     ticks = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
     xs, ys = torch.meshgrid(ticks, ticks, indexing="ij")
-    return Mixture2D(torch.stack([xs.flatten(), ys.flatten()], dim=1), sigma, "grid")
+    return Mixture(torch.stack([xs.flatten(), ys.flatten()], dim=1), sigma, "grid")
 
 
 # ---------------------------------------------------------------- Stacked MNIST (1,000 modes)

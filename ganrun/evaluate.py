@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ganrun import classifier, images, metrics
 from ganrun.config import Device, instantiate, parse_key_values, resolve_target
-from ganrun.models.common import eval_mode
+from ganrun.models.common import eval_mode, noise
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Evaluator:
     def samples(self, G: nn.Module, z: Tensor | None, seed: int) -> Tensor:
         """n samples of G in eval mode on the CPU: from z, or from n fresh z drawn with `seed`."""
         if z is None or len(z) != self.n:
-            z = torch.randn(self.n, G.latent_dim, generator=torch.Generator().manual_seed(seed))
+            z = noise(G, self.n, generator=torch.Generator().manual_seed(seed))
         z = z.to(next(G.parameters()).device)
         with eval_mode(G):
             return torch.cat([G(chunk).float().cpu() for chunk in z.split(1000)])

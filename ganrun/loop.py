@@ -21,15 +21,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from ganrun import checkpoint, distributed, images, metrics
+from ganrun import checkpoint, distributed, game1d, images, metrics
 from ganrun.evaluate import Evaluator
 from ganrun.build import Experiment
 from ganrun.losses import Loss
-from ganrun.models.common import eval_mode
+from ganrun.models.common import eval_mode, noise
 
 log = logging.getLogger(__name__)
 
-TOY_POINTS = metrics.TOY_SAMPLES  # points per scatter plot (and evaluation) on the 2-D toy sets
+TOY_POINTS = metrics.TOY_SAMPLES  # points per plot (and evaluation) on the toy sets
 
 
 class NonFiniteError(RuntimeError):
@@ -160,7 +160,7 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
     for i in range(n_critic):
         real, y = _split(next(batches))  # y: class labels for a conditional model, else None
         cond = () if y is None else (y,)  # G and D get the labels; fakes take the real batch's classes
-        z = torch.randn(real.shape[0], G.latent_dim, device=real.device)
+        z = noise(G, real.shape[0], real.device)
         with precision.autocast():
             if n_critic == 1:
                 fake = G(z, *cond)  # kept with its graph: the G step below reuses this batch
@@ -188,7 +188,7 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
 
     with precision.autocast():
         if n_critic > 1:
-            fake = G(torch.randn(real.shape[0], G.latent_dim, device=real.device), *cond)
+            fake = G(noise(G, real.shape[0], real.device), *cond)
         D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
         k = getattr(loss, "unroll_steps", 0)
         critic = unrolled_critic(D_plain, loss, real, fake, cond, opt_D.param_groups[0]["lr"], k) if k else D
@@ -275,7 +275,8 @@ class EMA:
 
 
 class Sampler:
-    """Renders G's output on a fixed z: PNG files in samples/ and images in TensorBoard."""
+    """Renders G's output on a fixed z: PNG files in samples/ and images in TensorBoard (a grid of
+    images, a scatter plot of 2-D points, or the 1-D game's figure with D(x) for 1-D data)."""
 
     def __init__(self, exp: Experiment, G: nn.Module, n_images: int, seed: int, out_dir: Path):
         self.exp = exp
@@ -286,7 +287,7 @@ class Sampler:
         if self.labels is not None:  # conditional: one class per row
             n, self.labels = len(self.labels), self.labels.to(exp.device)
         gen = torch.Generator().manual_seed(seed + 1)  # fixed z, the same on every device
-        self.z = torch.randn(n, exp.G.latent_dim, generator=gen).to(exp.device)
+        self.z = noise(exp.G, n, generator=gen).to(exp.device)
         self.reference = exp.data.sample(TOY_POINTS, gen) if self.points else None
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -297,7 +298,9 @@ class Sampler:
         with eval_mode(G):  # BatchNorm uses running statistics, as `ganrun sample` will
             x = G(self.z) if self.labels is None else G(self.z, self.labels)
         path = self.out_dir / f"step_{step:06d}.png"
-        if self.points:
+        if self.points and self.exp.data.shape == (1,):
+            img = game1d.figure(G, self.exp.D, self.exp.data, self.exp.loss.probability, f"step {step}")
+        elif self.points:
             img = images.scatter(x, self.reference, self.exp.data.centers, f"step {step}")
         else:
             img = images.grid(x, self.nrow)

@@ -46,6 +46,8 @@ def input_grad_norm(D: nn.Module, x: Tensor) -> Tensor:
 class Loss:
     """Base class: no penalty, no constraint, raw critic means as stats."""
 
+    probability = False  # True when sigmoid(D's logit) is D's probability that x is real
+
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -121,6 +123,8 @@ class _ProbabilityLoss(_Labelled):
     real_label < 1 is one-sided label smoothing (fake targets stay 0); flip_prob swaps a random
     share of real and fake targets (noisy labels).
     """
+
+    probability = True
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         real_t, fake_t = self.targets(real_logits, fake_logits)

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from ganrun import checkpoint, images
+from ganrun import checkpoint, game1d, images
 from ganrun.build import build_models, pick_device
-from ganrun.config import ConfigError, Device, parse_key_values
+from ganrun.config import ConfigError, Device, instantiate, parse_key_values
 from ganrun.checkpoint import CheckpointError
 
 SUFFIXES = (".png", ".npy", ".gif", "")  # "": a folder of PNG files
@@ -24,7 +24,7 @@ SUFFIXES = (".png", ".npy", ".gif", "")  # "": a folder of PNG files
 class SampleConfig:
     ckpt: str = "???"  # a checkpoint file or a run folder (uses its checkpoints/last.pt)
     n: int = 64  # how many samples (mode=interp: how many interpolation rows)
-    out: str = "samples.png"  # .png grid (2-D points: scatter plot), .npy raw array, .gif (mode=interp), DIR/ PNG files
+    out: str = "samples.png"  # .png grid (points: scatter; 1-D: the game figure), .npy raw, .gif (interp), DIR/
     seed: int = 0  # fixes z
     nrow: int = 0  # images per grid row; 0: near-square (conditional models: one class per row)
     classes: Optional[List[int]] = None  # conditional models: these classes, one per row (default: all, up to 10)
@@ -68,10 +68,15 @@ def load_generator(ckpt: dict, device: torch.device, ema: bool | None = None) ->
     return G.to(device).eval()
 
 
-def latents(n: int, dim: int, seed: int, truncation: float = 0.0) -> torch.Tensor:
-    """n standard normal latent vectors from `seed` (on the CPU, so every device gets the same); with
-    truncation > 0, entries beyond +-truncation are redrawn until none is (a truncated normal)."""
+def latents(n: int, dim: int, seed: int, truncation: float = 0.0, prior: str = "gaussian") -> torch.Tensor:
+    """n latent vectors from `seed` (on the CPU, so every device gets the same): standard normal, or
+    uniform on [-1, 1] for prior="uniform"; with truncation > 0 (normal only), entries beyond
+    +-truncation are redrawn until none is (a truncated normal)."""
     gen = torch.Generator().manual_seed(seed)
+    if prior == "uniform":
+        if truncation > 0:
+            raise ConfigError("truncation=...: this G draws z uniformly on [-1, 1]; truncation is for a normal prior")
+        return torch.rand(n, dim, generator=gen).mul_(2).sub_(1)
     z = torch.randn(n, dim, generator=gen)
     if truncation > 0:
         while True:
@@ -113,7 +118,7 @@ def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[
     n_classes = getattr(G, "n_classes", 0)
     check_classes(n_classes, classes)
     labels, nrow = images.class_rows(n_classes, n, classes)
-    z = latents(n if labels is None else len(labels), G.latent_dim, seed, truncation)
+    z = latents(n if labels is None else len(labels), G.latent_dim, seed, truncation, G.latent)
     x = G(z.to(device)) if labels is None else G(z.to(device), labels.to(device))
     return x.float().cpu(), nrow
 
@@ -126,7 +131,7 @@ def interpolate(ckpt: dict, rows: int, frames: int, seed: int, device: torch.dev
     G = load_generator(ckpt, device, ema)
     n_classes = getattr(G, "n_classes", 0)
     check_classes(n_classes, classes)
-    ends = latents(2 * rows, G.latent_dim, seed, truncation)
+    ends = latents(2 * rows, G.latent_dim, seed, truncation, G.latent)
     path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, frames)).reshape(rows * frames, -1)
     if n_classes:
         chosen = torch.tensor(classes or range(n_classes))
@@ -135,6 +140,20 @@ def interpolate(ckpt: dict, rows: int, frames: int, seed: int, device: torch.dev
     else:
         x = G(path.to(device))
     return x.float().cpu().reshape(rows, frames, *x.shape[1:])
+
+
+def game_figure(ckpt: dict, device: torch.device, seed: int, ema: bool | None = None) -> torch.Tensor:
+    """The 1-D game's figure (game1d.figure) for a checkpoint trained on 1-D data: its G, its D, its
+    dataset and its loss (which says whether D's output is a probability), all rebuilt from the file."""
+    G = load_generator(ckpt, device, ema)
+    _, D = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]))
+    mismatch = checkpoint.first_mismatch(D, ckpt["D"])
+    if mismatch:
+        raise CheckpointError(f"the checkpoint's D weights do not fit its model config: {mismatch}")
+    D.load_state_dict(ckpt["D"])
+    data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset")
+    loss = instantiate(OmegaConf.create(ckpt["config"]["loss"]), "loss")
+    return game1d.figure(G, D.to(device).eval(), data, loss.probability, f"step {ckpt['step']}", seed)
 
 
 def write(samples: torch.Tensor, kind: str, out: Path, nrow: int) -> None:
@@ -192,7 +211,11 @@ def main(args: list[str]) -> int:
             samples = path.flatten(0, 1)
         else:
             samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema)
-            write(samples, kind, out, cfg.nrow or nrow)
+            if kind == "points" and list(ckpt["data"]["shape"]) == [1] and out.suffix.lower() == ".png":
+                out.parent.mkdir(parents=True, exist_ok=True)
+                images.save_png(game_figure(ckpt, device, cfg.seed, cfg.ema), out)
+            else:
+                write(samples, kind, out, cfg.nrow or nrow)
     except (ConfigError, CheckpointError) as e:
         print(f"ganrun sample: error: {e}", file=sys.stderr)
         return 2

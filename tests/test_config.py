@@ -19,8 +19,8 @@ GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
 
 
 def test_groups_have_the_documented_options():
-    assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "grid", "mnist", "mnist-sample", "ring",
-                                 "stacked-mnist"]
+    assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "gauss1d", "grid", "mnist", "mnist-sample",
+                                 "ring", "stacked-mnist"]
     assert GROUPS["model"] == ["dcgan", "mlp"]
     assert GROUPS["loss"] == ["gan", "hinge", "lsgan", "minimax", "wgan", "wgan-gp"]
     assert GROUPS["optimizer"] == ["adam", "rmsprop"]
@@ -216,11 +216,11 @@ def test_models_from_a_checkpoint_config_round_trip():
 
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
-SHAPES = {"ring": (2,), "grid": (2,), "cifar10": (3, 32, 32), "stacked-mnist": (3, 28, 28)}
+SHAPES = {"gauss1d": (1,), "ring": (2,), "grid": (2,), "cifar10": (3, 32, 32), "stacked-mnist": (3, 28, 28)}
 
 
 def test_the_documented_recipes_exist():
-    assert EXPERIMENTS == ["cifar10", "fashion-mnist", "grid", "mnist", "mnist-sample", "ring", "stacked-mnist"]
+    assert EXPERIMENTS == ["cifar10", "fashion-mnist", "gauss1d", "grid", "mnist", "mnist-sample", "ring", "stacked-mnist"]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

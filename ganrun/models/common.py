@@ -10,6 +10,22 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 Norm = Literal["batch", "layer", "none"]
+Latent = Literal["gaussian", "uniform"]
+
+
+def noise(G: nn.Module, n: int, device: torch.device | str | None = None,
+          generator: torch.Generator | None = None) -> Tensor:
+    """n latent vectors (n, G.latent_dim) from G's prior: standard normal, or uniform on [-1, 1]
+    (G.latent == "uniform", the original GAN paper's 1-D figure)."""
+    shape = (n, G.latent_dim)
+    if getattr(G, "latent", "gaussian") == "uniform":
+        return torch.rand(shape, generator=generator, device=device).mul_(2).sub_(1)
+    return torch.randn(shape, generator=generator, device=device)
+
+
+def check_latent(latent: str) -> None:
+    if latent not in ("gaussian", "uniform"):
+        raise ValueError(f"model.latent={latent}: use gaussian or uniform")
 
 
 @contextmanager

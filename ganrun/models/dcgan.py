@@ -4,7 +4,7 @@ G up-samples with stride-2 transposed convs (kernel 4: divisible by the stride, 
 checkerboard), BatchNorm + ReLU, tanh output. D mirrors it with stride-2 convs (no pooling) and
 LeakyReLU(0.2), BatchNorm from its second layer on, and returns one logit per image.
 At 64 px, latent 100, width 64 and 3 channels, both match pytorch/examples' dcgan layer for layer.
-Toy point sets (data_shape (2,)) get the MLP pair with a linear output instead.
+Toy point sets (data_shape (2,) or (1,)) get the MLP pair with a linear output instead.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from ganrun.models import mlp
-from ganrun.models.common import (ClassInput, MinibatchStd, Norm, Packed, Projection, check_conditional,
-                                  d_norm_layer, dcgan_init, maybe_sn)
+from ganrun.models.common import (ClassInput, Latent, MinibatchStd, Norm, Packed, Projection, check_conditional,
+                                  check_latent, d_norm_layer, dcgan_init, maybe_sn)
 
 SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of G's first feature map
 
@@ -29,9 +29,11 @@ def _channels(size: int, width: int) -> list[int]:
 class DCGANGenerator(ClassInput, nn.Module):
     """z (N, latent_dim) [and class labels y (N,) when conditional] -> image (N, C, size, size) in [-1, 1]."""
 
-    def __init__(self, channels: int, size: int, latent_dim: int, width: int, n_classes: int = 0):
+    def __init__(self, channels: int, size: int, latent_dim: int, width: int, n_classes: int = 0,
+                 latent: Latent = "gaussian"):
         super().__init__()
         self.latent_dim = latent_dim
+        self.latent = latent
         self.init_classes(n_classes)
         ch = _channels(size, width)
         # (N, latent (+ class embedding), 1, 1) -> (N, ch[0], base, base): a transposed conv as big as the map
@@ -81,16 +83,17 @@ class DCGANDiscriminator(Projection, nn.Module):
 def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dropout: float = 0.0,
          spectral_norm: bool = False, d_norm: Norm = "batch", toy_hidden: Sequence[int] = (500, 500),
          pack: int = 1, minibatch_std: bool = False, conditional: bool = False,
-         n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) for images of `data_shape` (C, H, W); 2-D points get MLPs with `toy_hidden` units.
+         n_classes: int = 0, latent: Latent = "gaussian") -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) for images of `data_shape` (C, H, W); toy points get MLPs with `toy_hidden` units.
 
     pack = m > 1: D sees m samples at once (PacGAN); minibatch_std: D gets the batch's spread as a feature.
     conditional: G gets a class embedding beside z, D a projection term (n_classes from the dataset).
     """
     if len(data_shape) == 1:
         return mlp.make(data_shape, latent_dim, toy_hidden, d_dropout, spectral_norm, "none", pack, minibatch_std,
-                        conditional, n_classes)
+                        conditional, n_classes, latent)
     n_classes = check_conditional(conditional, n_classes, pack)
+    check_latent(latent)
     if pack < 1:
         raise ValueError(f"model.pack={pack}: must be >= 1 (1: no packing)")
     channels, height, width_px = data_shape
@@ -101,7 +104,7 @@ def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dr
         raise ValueError(f"model: latent_dim={latent_dim} and width={width} must be >= 1")
     if not 0.0 <= d_dropout < 1.0:
         raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
-    G = DCGANGenerator(channels, height, latent_dim, width, n_classes)
+    G = DCGANGenerator(channels, height, latent_dim, width, n_classes, latent)
     D = DCGANDiscriminator(channels * pack, height, width, d_dropout, spectral_norm, d_norm, minibatch_std, n_classes)
     dcgan_init(G)
     dcgan_init(D)

@@ -7,17 +7,19 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ganrun.models.common import (ClassInput, MinibatchStd, Norm, Packed, Projection, check_conditional,
-                                  d_norm_layer, dcgan_init, maybe_sn)
+from ganrun.models.common import (ClassInput, Latent, MinibatchStd, Norm, Packed, Projection, check_conditional,
+                                  check_latent, d_norm_layer, dcgan_init, maybe_sn)
 
 
 class MLPGenerator(ClassInput, nn.Module):
     """z (N, latent_dim) [and class labels y (N,) when conditional] -> hidden ReLU layers -> data of
-    `data_shape`; tanh for images, linear for points."""
+    `data_shape`; tanh for images, linear for points. `latent`: z's prior (see common.noise)."""
 
-    def __init__(self, data_shape: Sequence[int], latent_dim: int, hidden: Sequence[int], n_classes: int = 0):
+    def __init__(self, data_shape: Sequence[int], latent_dim: int, hidden: Sequence[int], n_classes: int = 0,
+                 latent: Latent = "gaussian"):
         super().__init__()
         self.latent_dim = latent_dim
+        self.latent = latent
         self.data_shape = tuple(data_shape)
         self.init_classes(n_classes)
         layers: list[nn.Module] = []
@@ -67,20 +69,22 @@ class MLPDiscriminator(Projection, nn.Module):
 
 def make(data_shape: Sequence[int], latent_dim: int = 100, hidden: Sequence[int] = (500, 500),
          d_dropout: float = 0.0, spectral_norm: bool = False, d_norm: Norm = "none", pack: int = 1,
-         minibatch_std: bool = False, conditional: bool = False, n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) MLPs for data of `data_shape` (C, H, W) images or (2,) points.
+         minibatch_std: bool = False, conditional: bool = False, n_classes: int = 0,
+         latent: Latent = "gaussian") -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) MLPs for data of `data_shape` (C, H, W) images or (d,) points (1-D or 2-D toy sets).
 
     pack = m > 1: D sees m samples at once (PacGAN); minibatch_std: D gets the batch's spread as a feature.
     conditional: G gets a class embedding beside z, D a projection term (n_classes from the dataset).
     """
     n_classes = check_conditional(conditional, n_classes, pack)
+    check_latent(latent)
     if latent_dim < 1 or not hidden or min(hidden) < 1:
         raise ValueError(f"model: latent_dim={latent_dim} and hidden={list(hidden)} must be positive and non-empty")
     if not 0.0 <= d_dropout < 1.0:
         raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
     if pack < 1:
         raise ValueError(f"model.pack={pack}: must be >= 1 (1: no packing)")
-    G = MLPGenerator(data_shape, latent_dim, hidden, n_classes)
+    G = MLPGenerator(data_shape, latent_dim, hidden, n_classes, latent)
     d_shape = (data_shape[0] * pack, *data_shape[1:])
     D = MLPDiscriminator(d_shape, list(reversed(hidden)), d_dropout, spectral_norm, d_norm, minibatch_std, n_classes)
     if len(data_shape) == 3:
