@@ -26,6 +26,7 @@ from ganrun.evaluate import Evaluator
 from ganrun.build import Experiment
 from ganrun.losses import Loss
 from ganrun.models.common import eval_mode, noise
+from ganrun.models.vae import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +103,15 @@ class Precision:
         if self.scalers:
             self.scalers[net].unscale_(opt)
 
-    def step(self, opt: torch.optim.Optimizer, net: str) -> None:
+    def step(self, opt: torch.optim.Optimizer, net: str, *more: torch.optim.Optimizer) -> None:
+        """Step `opt` (and `more`, optimizers whose gradients came from the same scaled loss)."""
         if self.scalers:
-            self.scalers[net].step(opt)
+            for o in (opt, *more):
+                self.scalers[net].step(o)
             self.scalers[net].update()
         else:
-            opt.step()
+            for o in (opt, *more):
+                o.step()
 
     def state_dict(self) -> dict[str, Any]:
         return {net: s.state_dict() for net, s in self.scalers.items()}
@@ -213,19 +217,57 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
     return out
 
 
-def health(real: Tensor, fake: Tensor, real_logits: Tensor) -> dict[str, Tensor]:
+def vae_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimizer,
+             opt_D: torch.optim.Optimizer, batches: Iterator[Tensor], n_critic: int,
+             want_stats: bool, skip_nonfinite: bool = False, precision: Precision = FP32,
+             sync: Callable[[nn.Module], None] | None = None) -> dict[str, Tensor]:
+    """One VAE update (model=vae): G is the decoder, D the encoder; both minimise -ELBO on one batch
+    (the reparameterised z = mu + sigma * eps carries the gradient into the encoder). Same signature
+    and outputs as train_step, so fit() runs either; the GAN `loss` and n_critic do not apply.
+    loss/G: -ELBO per sample (nats, beta-weighted); vae/recon and vae/kl: its two terms."""
+    real, _ = _split(next(batches))
+    elbo = getattr(D, "_orig_mod", D).elbo
+    with precision.autocast():
+        mu, logvar = D(real)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        recon = G(z)
+    terms = elbo(real.float(), recon.float(), mu.float(), logvar.float())
+    opt_G.zero_grad(set_to_none=True)
+    opt_D.zero_grad(set_to_none=True)
+    precision.backward(terms["loss"], "G")
+    if sync:
+        sync(G)
+        sync(D)
+    out = {"loss/G": terms["loss"].detach(), "vae/recon": terms["recon"].detach(), "vae/kl": terms["kl"].detach()}
+    if want_stats:
+        precision.unscale(opt_G, "G")
+        out["grad_norm/G"], out["grad_norm/D"] = grad_norm(G), grad_norm(D)
+        with torch.no_grad():
+            out.update(health(real, G(torch.randn_like(mu)).float()))  # samples from the prior
+    if skip_nonfinite and not precision.scalers and not bool(torch.isfinite(terms["loss"])):
+        out["skipped"] = torch.tensor(1.0)
+        return out
+    precision.step(opt_G, "G", opt_D)
+    if skip_nonfinite:
+        out["skipped"] = torch.tensor(0.0)
+    return out
+
+
+def health(real: Tensor, fake: Tensor, real_logits: Tensor | None = None) -> dict[str, Tensor]:
     """Training-health signals on one batch (logging steps only).
 
     health/diversity: mean pairwise distance between G's samples over the same for real data; near 1
     when G is as varied as the data, near 0 when many z map to one output (mode collapse).
     health/d_real_sign: E[sign(D(x))], the overfitting signal adaptive augmentation watches; near 1
-    when D calls every real sample real with a margin.
+    when D calls every real sample real with a margin (only when real_logits are given).
     """
     with torch.no_grad():
         spread_fake = torch.pdist(fake.flatten(1).float()).mean()
         spread_real = torch.pdist(real.flatten(1).float()).mean()
-        return {"health/diversity": spread_fake / spread_real.clamp(min=1e-12),
-                "health/d_real_sign": real_logits.sign().mean()}
+        out = {"health/diversity": spread_fake / spread_real.clamp(min=1e-12)}
+        if real_logits is not None:
+            out["health/d_real_sign"] = real_logits.sign().mean()
+        return out
 
 
 class Monitor:
@@ -392,8 +434,10 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     monitor = Monitor()
     G_step, D_step = G, D  # what the training step runs: torch.compile'd views when train.compile
 
+    step_fn = vae_step if isinstance(D, Encoder) else train_step  # model=vae trains on its ELBO
+
     def one_step(G_s: nn.Module, D_s: nn.Module, want_stats: bool, source: Iterator[Tensor]) -> dict[str, Tensor]:
-        return train_step(G_s, D_s, exp.loss, exp.opt_G, exp.opt_D, source, t.n_critic,
+        return step_fn(G_s, D_s, exp.loss, exp.opt_G, exp.opt_D, source, t.n_critic,
                           want_stats=want_stats, skip_nonfinite=skip, precision=precision,
                           sync=distributed.average_gradients if ranks.active else None)
 
@@ -456,7 +500,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                 last = {k: float(v) for k, v in out.items()}  # the host sync, once per log_every steps
                 last["steps_per_s"] = (step - tick_step) / max(now - tick, 1e-9)
                 tick, tick_step = now, step
-                bad = [k for k in ("loss/D", "loss/G") if not math.isfinite(last[k])]
+                losses = {k.split("/")[1]: v for k, v in last.items() if k.startswith("loss/") and k != "loss/penalty"}
+                bad = [f"loss/{k}" for k, v in losses.items() if not math.isfinite(v)]
                 if bad and not skip:
                     raise NonFiniteError(f"step {step}: {bad[0]} = {last[bad[0]]}; lower the learning rates "
                                          f"(optimizer.lr_g / lr_d) or change the loss; kept the last good checkpoint")
@@ -464,10 +509,10 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                     writer.add_scalar(k, v, step)
                 if ranks.main:
                     monitor(step, last)
-                bar.set_postfix({"D": f"{last['loss/D']:.3f}", "G": f"{last['loss/G']:.3f}"}, refresh=False)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
                 if not show_bar:
-                    log.info("step %d/%d  loss/D %.4f  loss/G %.4f  %.1f steps/s", step, t.steps,
-                             last["loss/D"], last["loss/G"], last["steps_per_s"])
+                    log.info("step %d/%d  %s  %.1f steps/s", step, t.steps,
+                             "  ".join(f"loss/{k} {v:.4f}" for k, v in losses.items()), last["steps_per_s"])
             # samples and metrics leave the training RNG stream untouched, so when they run
             # does not change the training (a resumed run stays bit-identical to a straight one)
             with torch.random.fork_rng(devices=rng_devices):

@@ -104,11 +104,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if ckpt is not None:
         check_resumable(cfg, ckpt, exp.data.shape)
     if ranks.active:
+        if cfg.train.sync_bn:
+            exp.G, exp.D = (distributed.sync_batchnorm(m, exp.device) for m in (exp.G, exp.D))
         for module in (exp.G, exp.D):
             distributed.broadcast_module(module)
     n_g, n_d = (sum(p.numel() for p in m.parameters()) for m in (exp.G, exp.D))
-    log.info("data %s %s, G %s params, D %s params, loss %s, device %s -> %s", exp.data.name,
-             tuple(exp.data.shape), f"{n_g:,}", f"{n_d:,}", cfg.loss._target_.rsplit(".", 1)[-1], exp.device, run_dir)
+    vae = hasattr(exp.D, "elbo")  # model=vae: decoder in G's place, encoder in D's, trained on the ELBO
+    log.info("data %s %s, %s %s params, %s %s params, loss %s, device %s -> %s", exp.data.name,
+             tuple(exp.data.shape), "decoder" if vae else "G", f"{n_g:,}", "encoder" if vae else "D", f"{n_d:,}",
+             "ELBO (model=vae)" if vae else cfg.loss._target_.rsplit(".", 1)[-1], exp.device, run_dir)
     from torch.utils.tensorboard import SummaryWriter
 
     # on resume, TensorBoard drops the old file's points after the checkpoint: no duplicated steps
@@ -130,8 +134,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         writer.close()
         if ranks.main:
             write_summary(run_dir, summary)
-    log.info("done: %d steps in %.1f s; loss/D %.4f, loss/G %.4f; samples in %s", summary["step"],
-             summary["wall_time_s"], summary["losses"]["loss/D"], summary["losses"]["loss/G"], run_dir / "samples")
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["losses"].items() if k != "loss/penalty")
+    log.info("done: %d steps in %.1f s; %s; samples in %s", summary["step"], summary["wall_time_s"], losses,
+             run_dir / "samples")
     return summary
 
 

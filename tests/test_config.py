@@ -21,7 +21,7 @@ GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
 def test_groups_have_the_documented_options():
     assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "gauss1d", "grid", "mnist", "mnist-sample",
                                  "ring", "stacked-mnist"]
-    assert GROUPS["model"] == ["dcgan", "mlp"]
+    assert GROUPS["model"] == ["dcgan", "mlp", "vae"]
     assert GROUPS["loss"] == ["gan", "hinge", "lsgan", "minimax", "wgan", "wgan-gp"]
     assert GROUPS["optimizer"] == ["adam", "rmsprop"]
 
@@ -92,7 +92,10 @@ def test_models_build_for_datasets(model, dataset):
     z = torch.randn(3, exp.G.latent_dim)
     fake = exp.G(z)
     assert fake.shape == (3, *exp.data.shape)
-    assert exp.D(fake).shape == (3,)
+    if model == "vae":  # the encoder in D's place: the mean and log-variance of q(z | x)
+        assert [t.shape for t in exp.D(fake)] == [(3, exp.G.latent_dim)] * 2
+    else:
+        assert exp.D(fake).shape == (3,)
 
 
 @needs_shared_mnist
