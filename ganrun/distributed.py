@@ -14,6 +14,7 @@ NCCL on CUDA (one GPU per rank, cuda:LOCAL_RANK), gloo on CPU.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,3 +103,17 @@ def broadcast_object(obj: Any) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, 0)
     return box[0]
+
+
+def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module` with its BatchNorm layers turned into SyncBatchNorm, whose statistics cover every
+    rank's batch (train.sync_bn=true), when several ranks train on CUDA. The parameters are the same
+    objects, so optimizers built on them stay valid. PyTorch implements SyncBatchNorm for GPUs only:
+    on CPU ranks the module comes back unchanged, with a warning."""
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        return module
+    if device.type != "cuda":
+        log.warning("train.sync_bn: SyncBatchNorm needs CUDA; on %s each rank keeps its own BatchNorm statistics",
+                    device.type)
+        return module
+    return nn.SyncBatchNorm.convert_sync_batchnorm(module)

@@ -1,14 +1,17 @@
 """Datasets: IDX reading, the [-1, 1] range, batching, toy mixtures, image folders."""
 
 import gzip
+import itertools
 import struct
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA, needs_shared_mnist
+from conftest import SHARED_DATA, compose_train, needs_shared_mnist
 from ganrun import data
+from ganrun.build import build
+from ganrun.config import ConfigError
 
 
 def write_idx(path, array, compress=False):
@@ -162,3 +165,34 @@ def test_conditional_training_on_a_class_folder(tmp_path):
     cfg = compose_train("dataset=folder", f"dataset.root={tmp_path / 'data'}", "dataset.image_size=28",
                         "dataset.workers=0", "model.conditional=true", *TINY, *TINY_MODEL["dcgan"])
     assert run(cfg, tmp_path / "run")["status"] == "completed"
+
+
+def test_resident_and_host_batches_are_the_same():
+    """dataset.on_device only changes where a batch is gathered, never which images it holds."""
+    images, labels = torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8), torch.arange(50) % 10
+    cpu = torch.device("cpu")
+    on = data.TensorImages(images, labels, "t", on_device=True)
+    off = data.TensorImages(images, labels, "t", on_device=False)
+    assert on.resident(cpu) and not off.resident(cpu)
+    for kwargs in ({"seed": 3}, {"seed": 3, "start": 5, "labels": True}):  # 13 batches: over two epochs
+        for a, b in zip(itertools.islice(on.batches(8, cpu, **kwargs), 13), itertools.islice(off.batches(8, cpu, **kwargs), 13)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_on_device_auto_asks_the_gpu_for_room(monkeypatch):
+    """auto: always resident on the CPU; on CUDA only when the set needs under a quarter of free memory."""
+    small = data.TensorImages(torch.zeros(100, 1, 10, 10, dtype=torch.uint8), None, "t")  # 10,000 bytes
+    assert small.on_device == "auto" and small.resident(torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (50_000, 80_000))
+    assert small.resident(torch.device("cuda"))  # 10,000 < 0.25 * 50,000
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (30_000, 80_000))
+    assert not small.resident(torch.device("cuda"))
+    with pytest.raises(data.DataError, match="dataset.on_device='gpu'"):
+        data.TensorImages(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), None, "t", on_device="gpu")
+
+
+def test_on_device_composes_and_is_checked():
+    cfg = compose_train("dataset=mnist-sample", "dataset.on_device=false")
+    assert build(cfg).data.on_device is False
+    with pytest.raises(ConfigError, match="dataset.on_device='maybe'"):
+        build(compose_train("dataset=mnist-sample", "dataset.on_device=maybe"))

@@ -44,3 +44,21 @@ def test_two_ranks_train_in_sync_and_only_rank_0_writes(tmp_path):
         assert torch.equal(ckpt["G"][k], r0["G"][k])
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
         "last.pt", "step_000003.pt", "step_000006.pt"]
+
+
+def test_sync_batchnorm_converts_on_cuda_and_keeps_the_parameters(caplog):
+    from ganrun.distributed import sync_batchnorm
+    from ganrun.models import dcgan
+
+    G, D = dcgan.make((1, 28, 28), latent_dim=4, width=4)
+    params = list(D.parameters())
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    synced = sync_batchnorm(D, torch.device("cuda"))  # converting needs no GPU; running does
+    assert n_bn > 0 and sum(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules()) == n_bn
+    assert all(a is b for a, b in zip(params, synced.parameters()))  # optimizers built on D stay valid
+    with caplog.at_level("WARNING"):
+        assert sync_batchnorm(G, torch.device("cpu")) is G  # no SyncBatchNorm on CPU: unchanged, said once
+    assert "SyncBatchNorm needs CUDA" in caplog.text
+    caplog.clear()
+    mlp_G = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    assert sync_batchnorm(mlp_G, torch.device("cpu")) is mlp_G and not caplog.text  # nothing to sync
