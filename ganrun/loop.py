@@ -196,7 +196,7 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
         D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
         k = getattr(loss, "unroll_steps", 0)
         critic = unrolled_critic(D_plain, loss, real, fake, cond, opt_D.param_groups[0]["lr"], k) if k else D
-        loss_G = loss.g_loss(critic(fake, *cond).float())
+        loss_G = loss.g_loss(loss.select(critic(fake, *cond).float()))  # select: top-k training, else all
     opt_G.zero_grad(set_to_none=True)
     precision.backward(loss_G, "G")
     D.requires_grad_(True)
@@ -405,6 +405,12 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
     return 1.0
 
 
+def top_k_share(top_k: float, step: int, steps: int) -> float:
+    """Top-k training's share of fakes at G step `step` of `steps`: 1 at the start, falling linearly
+    to top_k at mid-training, then top_k (a function of the step, so resuming gets the same)."""
+    return max(top_k, 1.0 - (1.0 - top_k) * (step - 1) / max(steps / 2, 1))
+
+
 def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
         resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train up to cfg.train.steps G updates (continuing from `resume`, a checkpoint, when given);
@@ -479,6 +485,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                 for opt, lr in base_lrs:
                     for group in opt.param_groups:
                         group["lr"] = lr * factor
+            if getattr(exp.loss, "top_k", 1.0) < 1.0:
+                exp.loss.keep = top_k_share(exp.loss.top_k, step, t.steps)
             log_now = step % t.log_every == 0 or step == t.steps
             if t.compile and step == first:  # a failed compile retries eagerly on the same batches
                 head = [next(batches) for _ in range(t.n_critic)]

@@ -49,6 +49,14 @@ class Loss:
     """Base class: no penalty, no constraint, raw critic means as stats."""
 
     probability = False  # True when sigmoid(D's logit) is D's probability that x is real
+    keep = 1.0  # top-k training: the share of fakes G's loss uses at this step (set by the loop)
+
+    def select(self, fake_logits: Tensor) -> Tensor:
+        """The fake logits G learns from: all of them, or under top-k training the ceil(keep * N)
+        that D rates most real (Sinha et al. 2020: G is not pulled by samples D already rejects)."""
+        if self.keep >= 1.0:
+            return fake_logits
+        return fake_logits.topk(max(1, math.ceil(self.keep * fake_logits.numel()))).values
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
@@ -78,16 +86,23 @@ class _Regularised(Loss):
     data perturbed by x~ = x + 0.5 * std(x) * u, u ~ U[0, 1) per element.
     unroll_steps = k > 0: Unrolled GAN (Metz et al. 2017), G's loss is taken against D after k
     differentiable gradient steps on D's loss (see loop.unrolled_critic); D itself is not changed.
+    top_k = nu < 1: top-k training (Sinha et al. 2020), G's loss uses only the share of each fake
+    batch that D rates most real; the share falls linearly from 1 to nu over the first half of
+    training (loop.top_k_share) and stays there.
     """
 
-    def __init__(self, r1_gamma: float = 0.0, dragan_weight: float = 0.0, unroll_steps: int = 0):
+    def __init__(self, r1_gamma: float = 0.0, dragan_weight: float = 0.0, unroll_steps: int = 0,
+                 top_k: float = 1.0):
         if r1_gamma < 0 or dragan_weight < 0:
             raise ValueError(f"loss.r1_gamma={r1_gamma}, loss.dragan_weight={dragan_weight}: must be >= 0")
         if unroll_steps < 0:
             raise ValueError(f"loss.unroll_steps={unroll_steps}: must be >= 0 (0: off; the paper uses 5 to 10)")
+        if not 0.0 < top_k <= 1.0:
+            raise ValueError(f"loss.top_k={top_k}: the share of fakes kept, in (0, 1] (1: off; 0.5 to 0.75 in the paper)")
         self.r1_gamma = r1_gamma
         self.dragan_weight = dragan_weight
         self.unroll_steps = unroll_steps
+        self.top_k = top_k
 
     def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
         total = real.new_zeros(())
@@ -104,8 +119,8 @@ class _Labelled(_Regularised):
     fake targets stay 0) and label noise (flip_prob: a random share of targets swapped)."""
 
     def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0, r1_gamma: float = 0.0,
-                 dragan_weight: float = 0.0, unroll_steps: int = 0):
-        super().__init__(r1_gamma, dragan_weight, unroll_steps)
+                 dragan_weight: float = 0.0, unroll_steps: int = 0, top_k: float = 1.0):
+        super().__init__(r1_gamma, dragan_weight, unroll_steps, top_k)
         _check_label(real_label, flip_prob)
         self.real_label = real_label
         self.flip_prob = flip_prob

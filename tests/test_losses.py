@@ -243,3 +243,32 @@ def test_unrolled_critic_gradient_by_hand():
 def test_unroll_steps_must_not_be_negative():
     with pytest.raises(ValueError, match="loss.unroll_steps=-1: must be >= 0"):
         losses.Hinge(unroll_steps=-1)
+
+
+def test_top_k_keeps_the_fakes_d_rates_most_real():
+    loss = losses.NonSaturating(top_k=0.5)
+    logits = torch.tensor([3.0, -1.0, 2.0, 0.0, 1.0])
+    torch.testing.assert_close(loss.select(logits), logits)  # keep starts at 1: every fake
+    loss.keep = 0.5
+    torch.testing.assert_close(loss.select(logits), torch.tensor([3.0, 2.0, 1.0]))  # ceil(2.5) = 3 best
+    loss.keep = 0.01
+    torch.testing.assert_close(loss.select(logits), torch.tensor([3.0]))  # never fewer than one
+    with pytest.raises(ValueError, match="loss.top_k=0"):
+        losses.Hinge(top_k=0.0)
+
+
+def test_top_k_share_falls_to_nu_by_mid_training():
+    from ganrun.loop import top_k_share
+
+    assert top_k_share(0.5, 1, 100) == 1.0
+    assert top_k_share(0.5, 26, 100) == pytest.approx(0.75)
+    assert top_k_share(0.5, 51, 100) == pytest.approx(0.5) and top_k_share(0.5, 100, 100) == 0.5
+
+
+def test_top_k_trains_through_the_loop(tmp_path):
+    from conftest import TINY, compose_train
+    from ganrun.train import run
+
+    cfg = compose_train("dataset=ring", "model=mlp", "model.hidden=[8,8]", *TINY, "loss.top_k=0.5")
+    summary = run(cfg, tmp_path / "r")
+    assert summary["status"] == "completed"
