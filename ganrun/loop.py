@@ -242,8 +242,8 @@ def vae_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimize
     if want_stats:
         precision.unscale(opt_G, "G")
         out["grad_norm/G"], out["grad_norm/D"] = grad_norm(G), grad_norm(D)
-        with torch.no_grad():
-            out.update(health(real, G(torch.randn_like(mu)).float()))  # samples from the prior
+        with torch.no_grad(), eval_mode(G):  # samples from the prior, as the sampler draws them
+            out.update(health(real, G(torch.randn_like(mu)).float()))
     if skip_nonfinite and not precision.scalers and not bool(torch.isfinite(terms["loss"])):
         out["skipped"] = torch.tensor(1.0)
         return out
