@@ -37,7 +37,7 @@ class Encoder(nn.Module):
 
 def make(data_shape: Sequence[int], arch: Literal["conv", "mlp"] = "conv", latent_dim: int = 32,
          width: int = 64, hidden: Sequence[int] = (500, 500), d_norm: Norm = "batch", beta: float = 1.0,
-         recon_sigma: float = 0.0, conditional: bool = False, n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+         recon_sigma: float = 0.6, conditional: bool = False, n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """(decoder, encoder) for data of `data_shape`: arch=conv mirrors DCGAN (28, 32 or 64 px images),
     arch=mlp is fully connected (images or toy points; points always get it). d_norm: the encoder's
     normalisation (batch, layer or none). beta, recon_sigma: see losses.ELBO."""
