@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ganrun import images
 from ganrun.models.common import eval_mode, noise
 
 KDE_SAMPLES = 10_000  # G(z) draws behind the density estimate
@@ -81,13 +82,8 @@ def curves(G: nn.Module, D: nn.Module, data: Any, probability: bool = True, seed
 def figure(G: nn.Module, D: nn.Module, data: Any, probability: bool = True, title: str = "",
            seed: int = 0) -> Tensor:
     """The figure as a (3, H, W) image in [0, 1] (for PNG files and TensorBoard)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen needed
-    import matplotlib.pyplot as plt
-
     c = curves(G, D, data, probability, seed)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 4.2), dpi=80, sharex=True,
+    fig, (top, bottom) = images.pyplot().subplots(2, 1, figsize=(6, 4.2), dpi=80, sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1]})
     peak = max(float(c["p_data"].max()), float(c["p_g"].max()), 1e-12)
     scale = 1.0 / peak  # densities scaled to a peak of 1, so D(x) in [0, 1] shares the axis
@@ -108,7 +104,4 @@ def figure(G: nn.Module, D: nn.Module, data: Any, probability: bool = True, titl
     bottom.set_yticks([0, 1])
     bottom.set_yticklabels(["z", "x"])
     fig.tight_layout()
-    fig.canvas.draw()
-    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255)
+    return images.render(fig)

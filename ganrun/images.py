@@ -4,10 +4,29 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no screen needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def render(fig: Any) -> Tensor:
+    """A matplotlib figure as a (3, H, W) tensor in [0, 1], for PNG files and TensorBoard; closes it."""
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    pyplot().close(fig)
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255)
 
 
 def to_unit(images: Tensor) -> Tensor:
@@ -34,11 +53,7 @@ def save_png(image: Tensor, path: str | Path) -> None:
 def scatter(points: Tensor, reference: Tensor | None = None, centers: Tensor | None = None,
             title: str = "") -> Tensor:
     """Render G's 2-D samples (green) over real samples (grey) and mode centres (black x) as (3, H, W) in [0, 1]."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen needed
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     pts = points.detach().float().cpu().numpy()
     fig, ax = plt.subplots(figsize=(5, 5), dpi=80)
     if reference is not None:
@@ -56,10 +71,7 @@ def scatter(points: Tensor, reference: Tensor | None = None, centers: Tensor | N
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.canvas.draw()
-    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255)
+    return render(fig)
 
 
 def class_rows(n_classes: int, n: int, classes: list[int] | None = None) -> tuple[Tensor | None, int]:

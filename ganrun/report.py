@@ -68,11 +68,9 @@ def markdown(header: list[str], body: list[list[str]]) -> str:
 
 def plot(runs: list[dict[str, Any]], out: Path) -> bool:
     """One panel per curve (losses, eval metrics), one line per run; False when nothing was logged."""
-    import matplotlib
+    from ganrun.images import pyplot  # torch and matplotlib load only when a plot is wanted
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     curves = {r["run"]: scalars(r["dir"]) for r in runs}
     tags = [t for t in CURVES if any(t in c for c in curves.values())]
     tags += sorted({t for c in curves.values() for t in c if t.startswith("eval/")})

@@ -16,6 +16,7 @@ from ganrun import checkpoint, game1d, images
 from ganrun.build import build_models, pick_device
 from ganrun.config import ConfigError, Device, instantiate, parse_key_values
 from ganrun.checkpoint import CheckpointError
+from ganrun.models.common import draw
 
 SUFFIXES = (".png", ".npy", ".gif", "")  # "": a folder of PNG files
 
@@ -72,12 +73,10 @@ def latents(n: int, dim: int, seed: int, truncation: float = 0.0, prior: str = "
     """n latent vectors from `seed` (on the CPU, so every device gets the same): standard normal, or
     uniform on [-1, 1] for prior="uniform"; with truncation > 0 (normal only), entries beyond
     +-truncation are redrawn until none is (a truncated normal)."""
+    if prior == "uniform" and truncation > 0:
+        raise ConfigError("truncation=...: this G draws z uniformly on [-1, 1]; truncation is for a normal prior")
     gen = torch.Generator().manual_seed(seed)
-    if prior == "uniform":
-        if truncation > 0:
-            raise ConfigError("truncation=...: this G draws z uniformly on [-1, 1]; truncation is for a normal prior")
-        return torch.rand(n, dim, generator=gen).mul_(2).sub_(1)
-    z = torch.randn(n, dim, generator=gen)
+    z = draw((n, dim), prior, gen)
     if truncation > 0:
         while True:
             out = z.abs() > truncation

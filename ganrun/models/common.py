@@ -13,14 +13,19 @@ Norm = Literal["batch", "layer", "none"]
 Latent = Literal["gaussian", "uniform"]
 
 
-def noise(G: nn.Module, n: int, device: torch.device | str | None = None,
-          generator: torch.Generator | None = None) -> Tensor:
-    """n latent vectors (n, G.latent_dim) from G's prior: standard normal, or uniform on [-1, 1]
-    (G.latent == "uniform", the original GAN paper's 1-D figure)."""
-    shape = (n, G.latent_dim)
-    if getattr(G, "latent", "gaussian") == "uniform":
+def draw(shape: tuple[int, ...], prior: str = "gaussian", generator: torch.Generator | None = None,
+         device: torch.device | str | None = None) -> Tensor:
+    """Latent noise of `shape` from a prior: standard normal, or uniform on [-1, 1] (the original GAN
+    paper's 1-D figure)."""
+    if prior == "uniform":
         return torch.rand(shape, generator=generator, device=device).mul_(2).sub_(1)
     return torch.randn(shape, generator=generator, device=device)
+
+
+def noise(G: nn.Module, n: int, device: torch.device | str | None = None,
+          generator: torch.Generator | None = None) -> Tensor:
+    """n latent vectors (n, G.latent_dim) from G's prior (G.latent)."""
+    return draw((n, G.latent_dim), getattr(G, "latent", "gaussian"), generator, device)
 
 
 def check_latent(latent: str) -> None:
