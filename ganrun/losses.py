@@ -11,6 +11,10 @@ Interface (the loop calls nothing else):
                                          WGAN-GP, and R1 / DRAGAN on the other losses when set)
     constrain(D)                      -> called after every D step (WGAN's weight clipping)
     stats(real_logits, fake_logits)   -> dict of scalar tensors for logging (no host sync here)
+    select(fake_logits)               -> the fake logits G's loss sees (all; top-k training: the best)
+    probability                       -> whether sigmoid(logit) is D's probability (for plots)
+
+ELBO, at the end, is the VAE baseline's objective (model=vae), not a GAN loss.
 """
 
 from __future__ import annotations
