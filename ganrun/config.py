@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import importlib
 import inspect
+import sys
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, List, Literal, Optional, Tuple
@@ -28,6 +29,41 @@ PRECISIONS = ("32", "bf16", "fp16")
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the key and what would be valid."""
+
+
+class CommandErrors:
+    """The expected failures of a `ganrun NAME key=value ...` subcommand, as one line on stderr:
+
+        with CommandErrors("sample") as errors:
+            cfg = ...; errors.target = cfg.out   # what an OSError failed to write
+            ...
+        if errors.code:
+            return errors.code
+
+    A ConfigError or CheckpointError (bad input) prints its message; an OSError says what could not
+    be written. Either sets `code` to 2 and is swallowed; anything else propagates.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.target = "the output"
+        self.code = 0
+
+    def __enter__(self) -> "CommandErrors":
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> bool:
+        from ganrun.checkpoint import CheckpointError
+
+        if isinstance(error, (ConfigError, CheckpointError)):
+            message = str(error)
+        elif isinstance(error, OSError):
+            message = f"cannot write {self.target}: {error.strerror}"
+        else:
+            return False
+        print(f"ganrun {self.name}: error: {message}", file=sys.stderr)
+        self.code = 2
+        return True
 
 
 class Device(enum.Enum):

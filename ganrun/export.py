@@ -11,7 +11,6 @@ alone, in eval mode (BatchNorm running statistics), for sharing.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -22,8 +21,7 @@ from torch import nn
 
 from ganrun import checkpoint
 from ganrun.build import build_models
-from ganrun.checkpoint import CheckpointError
-from ganrun.config import ConfigError, parse_key_values
+from ganrun.config import CommandErrors, ConfigError, parse_key_values
 from ganrun.sample import load_generator
 
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
@@ -101,19 +99,16 @@ def load_safetensors(path: str | Path) -> nn.Module:
 
 def main(args: list[str]) -> int:
     """Entry point for `ganrun export`; returns the exit code."""
-    try:
+    with CommandErrors("export") as errors:
         cfg = parse_key_values(args, ExportConfig)
+        errors.target = cfg.out or "the export"
         if cfg.format not in FORMATS:
             raise ConfigError(f"format={cfg.format!r}: use {', '.join(FORMATS)}")
         ckpt = checkpoint.load(cfg.ckpt)
         src = Path(cfg.ckpt)
         default = (src if src.is_dir() else src.parent) / f"generator{FORMATS[cfg.format]}"
         out = export(ckpt, cfg.format, Path(cfg.out) if cfg.out else default, cfg.ema)
-    except (ConfigError, CheckpointError) as e:
-        print(f"ganrun export: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"ganrun export: error: cannot write {cfg.out or 'the export'}: {e.strerror}", file=sys.stderr)
-        return 2
+    if errors.code:
+        return errors.code
     print(f"wrote {out}")
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import List, Optional
 from pathlib import Path
@@ -14,7 +13,7 @@ from omegaconf import OmegaConf
 
 from ganrun import checkpoint, game1d, images
 from ganrun.build import build_models, pick_device
-from ganrun.config import ConfigError, Device, instantiate, parse_key_values
+from ganrun.config import CommandErrors, ConfigError, Device, instantiate, parse_key_values
 from ganrun.checkpoint import CheckpointError
 from ganrun.models.common import draw
 
@@ -194,8 +193,9 @@ def write_gif(path: torch.Tensor, out: Path, ms_per_frame: int = 120) -> None:
 
 def main(args: list[str]) -> int:
     """Entry point for `ganrun sample`; returns the exit code."""
-    try:
+    with CommandErrors("sample") as errors:
         cfg = parse(args)
+        errors.target = cfg.out
         device = pick_device(cfg.device.value)
         ckpt = checkpoint.load(cfg.ckpt)
         out, kind = Path(cfg.out), ckpt["data"]["kind"]
@@ -215,11 +215,7 @@ def main(args: list[str]) -> int:
                 images.save_png(game_figure(ckpt, device, cfg.seed, cfg.ema), out)
             else:
                 write(samples, kind, out, cfg.nrow or nrow)
-    except (ConfigError, CheckpointError) as e:
-        print(f"ganrun sample: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"ganrun sample: error: cannot write {cfg.out}: {e.strerror}", file=sys.stderr)
-        return 2
+    if errors.code:
+        return errors.code
     print(f"wrote {len(samples)} samples to {cfg.out}")
     return 0
