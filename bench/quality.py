@@ -7,7 +7,9 @@ Each setting is a list of ganrun overrides; every (dataset, setting, seed) is on
 in a temporary folder. Prints mean +- standard error of modes covered, % high quality and reverse KL,
 beside PacGAN's published rows, and the CPU time per seed (summed over the worker processes, so it
 does not depend on --jobs). --steps 0 keeps each setting's own step count; --with adds overrides to
-every setting (to try a change); --jobs runs seeds in that many single-threaded processes.
+every setting (to try a change); --jobs runs seeds in that many single-threaded processes. A setting
+with train.drs=true gets a second row: the same runs' samples kept by D's rejection test (DRS); its
+CPU time includes that sampling.
 """
 
 from __future__ import annotations
@@ -88,9 +90,11 @@ def main() -> None:
                     for seed in range(args.seeds)]
             results, cpus = zip(*(j.result() for j in jobs))
             cpu = sum(cpus) / args.seeds
-            rows.append((dataset, name, *(mean_se([r[k] for r in results]) for k in ("modes", "hq_percent", "reverse_kl")),
-                         f"{cpu:.0f}"))
-            print(" | ".join(map(str, rows[-1])), flush=True)
+            # a run with train.drs=true scores G alone and G filtered by D's rejection test (drs_*): two rows
+            for prefix, label in [("", name)] + [("drs_", f"{name} + DRS")] * ("drs_modes" in results[0]):
+                rows.append((dataset, label, *(mean_se([r[prefix + k] for r in results])
+                                               for k in ("modes", "hq_percent", "reverse_kl")), f"{cpu:.0f}"))
+                print(" | ".join(map(str, rows[-1])), flush=True)
         rows += [(dataset, n, f"{m}", f"{h}", f"{k}", "-") for n, m, h, k in PACGAN[dataset]]
     pool.shutdown()
     header = ("dataset", "setting", "modes", "% HQ", "reverse KL", "CPU s/seed")

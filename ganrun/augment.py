@@ -67,3 +67,8 @@ class Augmented(nn.Module):
             x = POLICIES[name](x)
         return self.D(x, *labels)
 
+
+
+def unaugmented(D: nn.Module) -> nn.Module:
+    """D itself, without the DiffAugment wrapper when it has one (to score clean samples)."""
+    return D.D if isinstance(D, Augmented) else D

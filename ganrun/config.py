@@ -92,6 +92,7 @@ class TrainConfig:
     sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over all ranks' batches (SyncBatchNorm)
     lr_schedule: str = "constant"  # constant, or linear / cosine decay of both learning rates to 0 at train.steps
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
+    drs: bool = False  # discriminator rejection sampling: D filters G's samples in metrics and `ganrun sample`
     on_nan: str = "stop"  # stop: end the run naming the step and loss; skip: drop that update and go on
     progress: bool = True  # progress bar on a terminal (never when output is not a TTY)
 
@@ -283,5 +284,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"train.batch_size={t.batch_size} must be a multiple of model.pack={pack}")
     check_node(cfg.dataset, "dataset")
     check_node(cfg.model, "model", ("data_shape",))
-    check_node(cfg.loss, "loss")
+    loss = check_node(cfg.loss, "loss")
+    if t.drs:
+        from ganrun import rejection
+
+        rejection.check(loss, cfg.model)
 

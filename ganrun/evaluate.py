@@ -11,13 +11,13 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from ganrun import classifier, images, metrics
+from ganrun import classifier, images, metrics, rejection
 from ganrun.config import Device, instantiate, parse_key_values, resolve_target
 from ganrun.models.common import eval_mode, noise
 
@@ -95,11 +95,22 @@ class Evaluator:
         return scores
 
     @torch.no_grad()
-    def __call__(self, G: nn.Module, z: Tensor | None = None, seed: int = 0) -> dict[str, float]:
-        """Scores for G's samples (eval mode) on z, or on n fresh z drawn with `seed`."""
+    def __call__(self, G: nn.Module, z: Tensor | None = None, seed: int = 0,
+                 D: nn.Module | None = None) -> dict[str, float]:
+        """Scores for G's samples (eval mode) on z, or on n fresh z drawn with `seed`. With D (a sigmoid
+        GAN's discriminator), also the scores of n samples kept by D's rejection test, as drs_<name>."""
         if self.data.kind != "points" and self.net is None:
             return {}
-        samples = self.samples(G, z, seed)
+        scores = self.score(self.samples(G, z, seed))
+        if D is not None:
+            kept, info = rejection.sample(G, D, self.n, torch.Generator().manual_seed(seed))
+            scores.update({f"drs_{k}": v for k, v in {**self.score(kept), **info}.items()})
+            self.settings["drs"] = (f"Azadi et al. 2019: keep x ~ G with probability exp(logit D(x) - max logit); "
+                                    f"at most {rejection.BUDGET} proposals per sample")
+        return scores
+
+    def score(self, samples: Tensor) -> dict[str, float]:
+        """The dataset's metrics for n samples on the CPU."""
         if self.data.kind == "points":
             return metrics.toy_metrics(samples, self.data.centers, self.data.sigma)
         if self.stacked:
@@ -121,6 +132,7 @@ class EvalConfig:
     device: Device = Device.auto
     inception: bool = False  # add Inception FID/KID (needs the `inception` extra and its weights)
     inception_weights: str = ""  # a local Inception weights file instead of the download
+    drs: Optional[bool] = None  # also score D's rejection sampling (drs_* keys); default: the run's train.drs
 
 
 def main(args: list[str]) -> int:
@@ -134,16 +146,18 @@ def main(args: list[str]) -> int:
     from ganrun.checkpoint import CheckpointError
     from ganrun.config import ConfigError
     from ganrun.data import DataError
-    from ganrun.sample import load_generator
+    from ganrun.sample import load_discriminator, load_generator, use_drs
 
     try:
         cfg = parse_key_values(args, EvalConfig)
         ckpt_path, n, seed = cfg.ckpt, cfg.n, cfg.seed
         ckpt = checkpoint.load(ckpt_path)
-        G = load_generator(ckpt, pick_device(cfg.device.value))
+        device = pick_device(cfg.device.value)
+        G = load_generator(ckpt, device)
         dataset_cfg = OmegaConf.create(ckpt["config"]["dataset"])
         evaluator = Evaluator(dataset_cfg, instantiate(dataset_cfg, "dataset"), n)
-        scores = evaluator(G, seed=seed)
+        D = load_discriminator(ckpt, device) if use_drs(ckpt, cfg.drs) else None
+        scores = evaluator(G, seed=seed, D=D)
         if cfg.inception and ckpt["data"]["kind"] == "image":
             try:
                 scores.update(evaluator.inception(G, seed, cfg.inception_weights))

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from ganrun import checkpoint, distributed, game1d, images, metrics
+from ganrun.augment import unaugmented
 from ganrun.evaluate import Evaluator
 from ganrun.build import Experiment
 from ganrun.losses import Loss
@@ -529,7 +530,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                     sampler(step, writer)
                 if ranks.main and (step == t.steps or (t.eval_every and step % t.eval_every == 0)):
                     evaluator = evaluator or Evaluator(cfg.dataset, exp.data, t.eval_n)
-                    scores = evaluator(sampler.G, sampler.z, seed=t.seed)  # the same z at every evaluation
+                    scores = evaluator(sampler.G, sampler.z, seed=t.seed,  # the same z at every evaluation
+                                       D=unaugmented(exp.D) if t.drs else None)
                     for k, v in scores.items():
                         writer.add_scalar(f"eval/{k}", v, step)
             stopping = stop.signum is not None

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from ganrun import checkpoint, game1d, images
+from ganrun import checkpoint, game1d, images, rejection
 from ganrun.build import build_models, pick_device
 from ganrun.config import CommandErrors, ConfigError, Device, instantiate, parse_key_values
 from ganrun.checkpoint import CheckpointError
@@ -32,6 +32,7 @@ class SampleConfig:
     frames: int = 8  # mode=interp: images per interpolation row (GIF frames: twice that, there and back)
     truncation: float = 0.0  # > 0: redraw every z entry beyond +-truncation (the truncation trick); 0: off
     ema: Optional[bool] = None  # the EMA generator when the checkpoint has one (default), or false: the raw G
+    drs: Optional[bool] = None  # D's rejection sampling filters the samples (default: the run's train.drs)
     device: Device = Device.auto
 
 
@@ -49,6 +50,8 @@ def parse(args: list[str]) -> SampleConfig:
         raise ConfigError(f"frames={cfg.frames}: must be >= 2")
     if cfg.truncation < 0:
         raise ConfigError(f"truncation={cfg.truncation}: must be > 0 (e.g. 1.0), or 0 for off")
+    if cfg.drs and (cfg.mode != "sample" or cfg.truncation > 0):
+        raise ConfigError("drs=true filters independent samples: it does not combine with mode=interp or truncation")
     return cfg
 
 
@@ -109,13 +112,17 @@ def check_classes(n_classes: int, classes: list[int] | None) -> None:
 
 @torch.no_grad()
 def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[int] | None = None,
-             truncation: float = 0.0, ema: bool | None = None) -> tuple[torch.Tensor, int]:
+             truncation: float = 0.0, ema: bool | None = None, drs: bool = False) -> tuple[torch.Tensor, int]:
     """Samples from the checkpoint's G (see load_generator) and the grid row length that fits them:
-    n samples, or for a conditional G one row per class of `classes` (n // rows each)."""
+    n samples, or for a conditional G one row per class of `classes` (n // rows each). drs: n samples
+    kept by D's rejection test (ganrun.rejection) instead."""
     G = load_generator(ckpt, device, ema)
     n_classes = getattr(G, "n_classes", 0)
     check_classes(n_classes, classes)
     labels, nrow = images.class_rows(n_classes, n, classes)
+    if drs:
+        x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed))
+        return x, nrow
     z = latents(n if labels is None else len(labels), G.latent_dim, seed, truncation, G.latent)
     x = G(z.to(device)) if labels is None else G(z.to(device), labels.to(device))
     return x.float().cpu(), nrow
@@ -140,18 +147,37 @@ def interpolate(ckpt: dict, rows: int, frames: int, seed: int, device: torch.dev
     return x.float().cpu().reshape(rows, frames, *x.shape[1:])
 
 
+def load_discriminator(ckpt: dict, device: torch.device) -> torch.nn.Module:
+    """D rebuilt from the checkpoint's model config, in eval mode (without its DiffAugment wrapper)."""
+    _, D = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]),
+                        ckpt["data"].get("n_classes", 0))
+    state = ckpt["D"]
+    if ckpt["config"].get("train", {}).get("augment"):  # saved as Augmented(D): keys under "D."
+        state = {k.removeprefix("D."): v for k, v in state.items()}
+    mismatch = checkpoint.first_mismatch(D, state)
+    if mismatch:
+        raise CheckpointError(f"the checkpoint's D weights do not fit its model config: {mismatch}")
+    D.load_state_dict(state)
+    return D.to(device).eval()
+
+
+def use_drs(ckpt: dict, drs: bool | None) -> bool:
+    """Whether to filter with D: `drs` when given, else the run's own train.drs (checked when it trained)."""
+    if drs is None:
+        return bool(ckpt["config"].get("train", {}).get("drs", False))
+    if drs:
+        rejection.check(instantiate(OmegaConf.create(ckpt["config"]["loss"]), "loss"), ckpt["config"]["model"])
+    return drs
+
+
 def game_figure(ckpt: dict, device: torch.device, seed: int, ema: bool | None = None) -> torch.Tensor:
     """The 1-D game's figure (game1d.figure) for a checkpoint trained on 1-D data: its G, its D, its
     dataset and its loss (which says whether D's output is a probability), all rebuilt from the file."""
     G = load_generator(ckpt, device, ema)
-    _, D = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]))
-    mismatch = checkpoint.first_mismatch(D, ckpt["D"])
-    if mismatch:
-        raise CheckpointError(f"the checkpoint's D weights do not fit its model config: {mismatch}")
-    D.load_state_dict(ckpt["D"])
+    D = load_discriminator(ckpt, device)
     data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset")
     loss = instantiate(OmegaConf.create(ckpt["config"]["loss"]), "loss")
-    return game1d.figure(G, D.to(device).eval(), data, loss.probability, f"step {ckpt['step']}", seed)
+    return game1d.figure(G, D, data, loss.probability, f"step {ckpt['step']}", seed)
 
 
 def write(samples: torch.Tensor, kind: str, out: Path, nrow: int) -> None:
@@ -199,6 +225,7 @@ def main(args: list[str]) -> int:
         device = pick_device(cfg.device.value)
         ckpt = checkpoint.load(cfg.ckpt)
         out, kind = Path(cfg.out), ckpt["data"]["kind"]
+        drs = False
         if cfg.mode == "interp":
             if kind == "points":
                 raise ConfigError("mode=interp is for image models; 2-D point sets have no picture to morph")
@@ -209,13 +236,15 @@ def main(args: list[str]) -> int:
                 write(path.flatten(0, 1), kind, out, cfg.frames)
             samples = path.flatten(0, 1)
         else:
-            samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema)
-            if kind == "points" and list(ckpt["data"]["shape"]) == [1] and out.suffix.lower() == ".png":
+            one_d = kind == "points" and list(ckpt["data"]["shape"]) == [1] and out.suffix.lower() == ".png"
+            drs = use_drs(ckpt, cfg.drs) and not (one_d or cfg.truncation > 0)
+            samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs)
+            if one_d:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 images.save_png(game_figure(ckpt, device, cfg.seed, cfg.ema), out)
             else:
                 write(samples, kind, out, cfg.nrow or nrow)
     if errors.code:
         return errors.code
-    print(f"wrote {len(samples)} samples to {cfg.out}")
+    print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))
     return 0
