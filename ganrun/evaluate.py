@@ -105,8 +105,8 @@ class Evaluator:
         if D is not None:
             kept, info = rejection.sample(G, D, self.n, torch.Generator().manual_seed(seed))
             scores.update({f"drs_{k}": v for k, v in {**self.score(kept), **info}.items()})
-            self.settings["drs"] = (f"Azadi et al. 2019: keep x ~ G with probability exp(logit D(x) - max logit); "
-                                    f"at most {rejection.BUDGET} proposals per sample")
+            self.settings["drs"] = (f"Azadi et al. 2019: keep x ~ G with probability exp(logit D(x) - M), M the max "
+                                    f"logit capped at {rejection.BUDGET} expected proposals per sample")
         return scores
 
     def score(self, samples: Tensor) -> dict[str, float]:
