@@ -180,9 +180,10 @@ def game_figure(ckpt: dict, device: torch.device, seed: int, ema: bool | None = 
     return game1d.figure(G, D, data, loss.probability, f"step {ckpt['step']}", seed)
 
 
-def write(samples: torch.Tensor, kind: str, out: Path, nrow: int) -> None:
-    """Save samples: .npy raw (images in [0, 1], points as is), .png grid or scatter plot, or a
-    folder (out ending in /, or with no suffix) of one PNG per image."""
+def write(samples: torch.Tensor, kind: str, out: Path, nrow: int, data: object = None) -> None:
+    """Save samples: .npy raw (images in [0, 1], points as is), .png grid or scatter plot (over the
+    2-D mixture `data`'s samples and mode centres when given), or a folder (out ending in /, or with
+    no suffix) of one PNG per image."""
     if out.suffix.lower() == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         arr = samples if kind == "points" else images.to_unit(samples)
@@ -195,7 +196,9 @@ def write(samples: torch.Tensor, kind: str, out: Path, nrow: int) -> None:
             images.save_png(images.to_unit(x), out / f"{i:06d}.png")
     elif kind == "points":
         out.parent.mkdir(parents=True, exist_ok=True)
-        images.save_png(images.scatter(samples, title=f"{len(samples)} samples"), out)
+        reference = data.sample(len(samples), torch.Generator().manual_seed(0)) if data is not None else None
+        images.save_png(images.scatter(samples, reference, getattr(data, "centers", None),
+                                       f"{len(samples)} samples"), out)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         images.save_png(images.grid(samples, nrow), out)
@@ -243,7 +246,8 @@ def main(args: list[str]) -> int:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 images.save_png(game_figure(ckpt, device, cfg.seed, cfg.ema), out)
             else:
-                write(samples, kind, out, cfg.nrow or nrow)
+                data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset") if kind == "points" else None
+                write(samples, kind, out, cfg.nrow or nrow, data)
     if errors.code:
         return errors.code
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))
