@@ -68,7 +68,6 @@ class Augmented(nn.Module):
         return self.D(x, *labels)
 
 
-
 def unaugmented(D: nn.Module) -> nn.Module:
     """D itself, without the DiffAugment wrapper when it has one (to score clean samples)."""
     return D.D if isinstance(D, Augmented) else D

@@ -7,12 +7,12 @@ near-optimal, but the correction it makes is the one a GAN needs: samples betwee
 p_g > p_data) are rejected and under-filled modes (p_data > p_g) are kept more often.
 
 M is the largest logit seen so far (as in the paper): it starts as the maximum over a first pool of
-proposals (scored, then dropped) and rises when a later proposal beats it. A cap bounds it: on the first pool, M may not
-push the expected acceptance rate below 1 / budget. A D that rates a rare corner of G's output
-thousands of times above the rest would otherwise make almost every proposal fail; with the cap,
-proposals above M are all kept (the density ratio clipped at e^M) and the expected cost stays at
-`budget` proposals per sample. Should 3 x budget proposals per sample still not give n samples, the
-rest are the rejected proposals D rated most real, and the caller is told.
+proposals (scored, then dropped) and rises when a later proposal beats it. A cap bounds it: on the
+first pool, M may not push the expected acceptance rate below 1 / budget. A D that rates a rare
+corner of G's output thousands of times above the rest would otherwise make almost every proposal
+fail; with the cap, proposals above M are all kept (the density ratio clipped at e^M) and the
+expected cost stays at `budget` proposals per sample. Should 3 x budget proposals per sample still
+not give n samples, the rest are the rejected proposals D rated most real, and the caller is told.
 """
 
 from __future__ import annotations

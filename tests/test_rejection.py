@@ -174,3 +174,14 @@ def test_drs_on_a_wgan_checkpoint_is_one_line(tmp_path):
         r = run_cli(command, f"ckpt={tmp_path / 'w'}", "drs=true", f"out={tmp_path / 'x.json'}"
                     if command == "eval" else f"out={tmp_path / 'x.png'}")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "sigmoid GAN loss" in r.stderr
+
+
+def test_drs_on_an_image_model_behind_diffaugment(tmp_path):
+    # D is saved inside the DiffAugment wrapper; DRS scores clean images with the bare D
+    summary = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.augment=[translation]", "train.drs=true"),
+                  tmp_path / "img")
+    assert {"drs_classes", "drs_fd", "drs_accept_rate"} <= set(summary["metrics"])
+    from ganrun.sample import generate
+
+    kept, _ = generate(checkpoint.load(tmp_path / "img"), 16, 0, torch.device("cpu"), drs=True)
+    assert kept.shape == (16, 1, 28, 28) and kept.abs().max() <= 1
