@@ -31,10 +31,11 @@ def main() -> None:
     config.register()
     with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
         cfg: DictConfig = compose(config_name="train", overrides=args.overrides)
-    evaluator = Evaluator(cfg.dataset, instantiate(cfg.dataset, "dataset"), args.n)  # as `ganrun eval` builds it
-    # the training split only (the 5k sample's default, "all", holds the test images too)
+    # the training split only (the 5k sample's default, "all", holds the test images too); the evaluator
+    # builds its classifier and reference from the dataset config, as `ganrun eval` does
     data = instantiate(OmegaConf.create({**OmegaConf.to_container(cfg.dataset, resolve=True), "split": "train"}),
                        "dataset")
+    evaluator = Evaluator(cfg.dataset, data, args.n)
     if evaluator.reference is None:
         raise SystemExit(f"no classifier reference for this dataset: {evaluator.settings}")
     idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))[:args.n]

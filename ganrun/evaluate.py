@@ -154,9 +154,9 @@ def main(args: list[str]) -> int:
         ckpt = checkpoint.load(ckpt_path)
         device = pick_device(cfg.device.value)
         G = load_generator(ckpt, device)
+        D = load_discriminator(ckpt, device) if use_drs(ckpt, cfg.drs) else None  # refused before any work
         dataset_cfg = OmegaConf.create(ckpt["config"]["dataset"])
         evaluator = Evaluator(dataset_cfg, instantiate(dataset_cfg, "dataset"), n)
-        D = load_discriminator(ckpt, device) if use_drs(ckpt, cfg.drs) else None
         scores = evaluator(G, seed=seed, D=D)
         if cfg.inception and ckpt["data"]["kind"] == "image":
             try:
