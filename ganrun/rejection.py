@@ -13,6 +13,12 @@ corner of G's output thousands of times above the rest would otherwise make almo
 fail; with the cap, proposals above M are all kept (the density ratio clipped at e^M) and the
 expected cost stays at `budget` proposals per sample. Should 3 x budget proposals per sample still
 not give n samples, the rest are the rejected proposals D rated most real, and the caller is told.
+
+PacGAN packing (model.pack = m): D's logit then estimates the log ratio of m independent samples
+together, log prod p_data(x_i) / p_g(x_i), so a pack is kept or dropped whole and the kept packs are
+draws of m independent samples from p_data. Minibatch standard deviation (model.minibatch_std) adds
+the spread of the scored chunk as a feature just before D's last, linear layer: a constant shift of
+every logit in a chunk of 10,000, which the bound M absorbs.
 """
 
 from __future__ import annotations
@@ -45,14 +51,12 @@ def bound_cap(logit: Tensor, budget: float) -> float:
 
 
 def check(loss: Any, model_cfg: Any) -> None:
-    """A ConfigError unless D's logit estimates log(p_data / p_g) for one sample at a time."""
+    """A ConfigError unless D's logit estimates log(p_data / p_g) (of a sample, or of a pack of them)."""
     if str(model_cfg.get("_target_", "")).endswith("vae.make"):
         raise ConfigError("train.drs filters a GAN's samples with its D; model=vae has an encoder instead")
     if not getattr(loss, "probability", False):
         raise ConfigError(f"train.drs needs a sigmoid GAN loss (loss=gan or loss=minimax), whose D logit estimates "
                           f"log(p_data / p_g); {getattr(loss, '__name__', type(loss).__name__)} has no such D")
-    if model_cfg.get("pack", 1) > 1 or model_cfg.get("minibatch_std", False):
-        raise ConfigError("train.drs scores one sample at a time: drop model.pack and model.minibatch_std")
     if model_cfg.get("conditional", False):
         raise ConfigError("train.drs works on unconditional models; drop model.conditional or train.drs")
 
@@ -63,26 +67,31 @@ def sample(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator,
     """n samples of G (on the CPU) kept by D's rejection test, and {accept_rate, filled}: the share of
     proposals kept, and how many samples came from the fallback when 3 * n * budget proposals ran out."""
     device = next(G.parameters()).device
-    first_pool = min(max(10 * n, CHUNK), 100_000)  # scored only: sets the first M and its cap
+    pack = getattr(D, "m", 1)  # PacGAN: one logit per pack of m samples, kept or dropped together
+    chunk = CHUNK - CHUNK % pack
+    first_pool = min(max(10 * n, chunk), 100_000)  # scored only: sets the first M and its cap
+    first_pool -= first_pool % pack
 
     def propose(m: int) -> tuple[Tensor, Tensor]:
+        """m samples and the logit of the pack each belongs to (its own logit when pack = 1)."""
         z = noise(G, m, generator=generator).to(device)
-        x = torch.cat([G(c) for c in z.split(CHUNK)])
-        logit = torch.cat([D(c).reshape(len(c), -1)[:, 0] for c in x.split(CHUNK)]).float()
-        return x.float().cpu(), logit.cpu()
+        x = torch.cat([G(c) for c in z.split(chunk)])
+        logit = torch.cat([D(c).reshape(len(c) // pack, -1)[:, 0] for c in x.split(chunk)]).float()
+        return x.float().cpu(), logit.cpu().repeat_interleave(pack)
 
     kept: list[Tensor] = []
     n_kept = drawn = 0
     reserve_x, reserve_logit = None, torch.empty(0)  # the best rejected proposals, for a short budget
     with eval_mode(G), eval_mode(D):
-        first = torch.cat([propose(min(CHUNK, first_pool - i))[1] for i in range(0, first_pool, CHUNK)])
+        first = torch.cat([propose(min(chunk, first_pool - i))[1] for i in range(0, first_pool, chunk)])
         cap = bound_cap(first, budget)  # set on proposals that are not kept: M does not depend on them
         bound = min(float(first.max()), cap)
         while n_kept < n and drawn < 3 * n * budget:
-            x, logit = propose(CHUNK)
+            x, logit = propose(chunk)
             drawn += len(x)
             bound = min(max(bound, float(logit.max())), cap)
-            keep = torch.rand(len(x), generator=generator).log() < logit - bound  # u < exp(logit - M)
+            u = torch.rand(len(x) // pack, generator=generator).repeat_interleave(pack)
+            keep = u.log() < logit - bound  # u < exp(logit - M)
             kept.append(x[keep])
             n_kept += int(keep.sum())
             pool_x = x[~keep] if reserve_x is None else torch.cat([reserve_x, x[~keep]])

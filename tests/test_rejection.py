@@ -14,6 +14,7 @@ from ganrun import checkpoint, metrics, rejection
 from ganrun.config import ConfigError, validate
 from ganrun.data import grid
 from ganrun.losses import NonSaturating, Wasserstein
+from ganrun.models.common import Packed
 from ganrun.train import run
 
 
@@ -55,6 +56,23 @@ def test_an_exact_ratio_turns_the_proposal_into_the_data_distribution():
     # the acceptance rate of exact rejection sampling is 1 / M with M = max p_data / p_g = 4 e^(5/6) here
     # (give or take sampling noise; the running bound starts a little below the true maximum)
     assert 0.95 / (4 * math.exp(5 / 6)) < info["accept_rate"] < 1.2 / (4 * math.exp(5 / 6))
+
+
+def test_a_packed_D_keeps_whole_packs_and_samples_the_data_distribution():
+    # PacGAN: D sees (N/2, 4) pairs and its optimal logit is the sum of the two samples' log ratios;
+    # keeping a pair with probability exp(logit - M) makes both members draws from p_data, at 1 / M^2
+    per_sample = LogRatio(normal_log_density(torch.tensor([1.0, -0.5]), 0.5), normal_log_density(torch.zeros(2), 1.0))
+
+    class PairRatio(nn.Module):
+        def forward(self, pairs):
+            return per_sample(pairs[:, :2]) + per_sample(pairs[:, 2:])
+
+    x, info = rejection.sample(Identity(), Packed(PairRatio(), 2), 20000, torch.Generator().manual_seed(0))
+    assert x.shape == (20000, 2) and info["filled"] == 0
+    assert torch.allclose(x.mean(0), torch.tensor([1.0, -0.5]), atol=0.02)
+    assert torch.allclose(x.std(0), torch.tensor([0.5, 0.5]), atol=0.02)
+    m2 = (4 * math.exp(5 / 6)) ** 2  # the bound of the pair's ratio: about 84 pairs proposed per pair kept
+    assert 0.9 / m2 < info["accept_rate"] < 1.2 / m2
 
 
 def test_it_mends_an_unbalanced_generator_with_bridges():
@@ -123,8 +141,6 @@ def test_a_D_that_turns_after_the_first_pool_falls_back_to_its_best_proposals(ca
 
 @pytest.mark.parametrize("loss, model, message", [
     (Wasserstein(), {"pack": 1}, "needs a sigmoid GAN loss"),
-    (NonSaturating(), {"pack": 2}, "one sample at a time"),
-    (NonSaturating(), {"minibatch_std": True}, "one sample at a time"),
     (NonSaturating(), {"conditional": True}, "unconditional models"),
     (NonSaturating(), {"_target_": "ganrun.models.vae.make"}, "model=vae has an encoder"),
 ])
@@ -134,8 +150,9 @@ def test_drs_refuses_a_D_whose_logit_is_not_a_log_ratio(loss, model, message):
 
 
 def test_train_drs_is_checked_before_any_work():
-    validate(compose_train("dataset=ring", "model=mlp", "train.drs=true"))  # gan: fine
-    for extra in (["loss=wgan-gp"], ["loss=hinge"], ["model.pack=2"]):
+    for fine in ([], ["model.pack=2"], ["model.minibatch_std=true"]):  # gan, packed or not
+        validate(compose_train("dataset=ring", "model=mlp", "train.drs=true", *fine))
+    for extra in (["loss=wgan-gp"], ["loss=hinge"], ["model.conditional=true", "dataset=mnist-sample"]):
         with pytest.raises(ConfigError, match="train.drs"):
             validate(compose_train("dataset=ring", "model=mlp", "train.drs=true", *extra))
 
@@ -185,3 +202,15 @@ def test_drs_on_an_image_model_behind_diffaugment(tmp_path):
 
     kept, _ = generate(checkpoint.load(tmp_path / "img"), 16, 0, torch.device("cpu"), drs=True)
     assert kept.shape == (16, 1, 28, 28) and kept.abs().max() <= 1
+
+
+def test_drs_with_packing_and_minibatch_std_end_to_end(tmp_path):
+    run_dir = tmp_path / "packed"
+    summary = run(compose_train("dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"], "model.pack=2",
+                                "model.minibatch_std=true", "train.drs=true"), run_dir)
+    m = summary["metrics"]
+    assert {"drs_modes", "drs_hq_percent", "drs_accept_rate"} <= set(m) and 0 < m["drs_accept_rate"] <= 1
+    from ganrun.sample import generate
+
+    kept, _ = generate(checkpoint.load(run_dir), 51, 0, torch.device("cpu"), drs=True)  # odd n: packs cut to n
+    assert kept.shape == (51, 2)
