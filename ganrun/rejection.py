@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ganrun.config import ConfigError
-from ganrun.models.common import eval_mode, noise
+from ganrun.models.common import Packed, eval_mode, noise
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def sample(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator,
     """n samples of G (on the CPU) kept by D's rejection test, and {accept_rate, filled}: the share of
     proposals kept, and how many samples came from the fallback when 3 * n * budget proposals ran out."""
     device = next(G.parameters()).device
-    pack = getattr(D, "m", 1)  # PacGAN: one logit per pack of m samples, kept or dropped together
+    pack = D.m if isinstance(D, Packed) else 1  # PacGAN: one logit per pack of m samples, kept or dropped whole
     chunk = CHUNK - CHUNK % pack
     first_pool = min(max(10 * n, chunk), 100_000)  # scored only: sets the first M and its cap
     first_pool -= first_pool % pack
