@@ -39,6 +39,10 @@ class SmallCNN(nn.Module):
         """Penultimate features (N, 128) of images in [-1, 1]."""
         return self.body(x)
 
+    def classify(self, feats: Tensor) -> Tensor:
+        """Class probabilities (N, classes) from features."""
+        return torch.softmax(self.head(feats), dim=1)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
 

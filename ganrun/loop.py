@@ -207,7 +207,7 @@ def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimi
         precision.unscale(opt_G, "G")
         out["grad_norm/G"] = grad_norm(G)
         out.update(loss.stats(real_logits.detach(), fake_logits.detach()))
-        out.update(health(real, fake.detach(), real_logits.detach()))
+        out.update(health(real, fake.detach(), real_logits.detach(), y))
     if skip_nonfinite and not precision.scalers and not bool(torch.isfinite(loss_G)):
         skipped += 1
     else:
@@ -254,21 +254,34 @@ def vae_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimize
     return out
 
 
-def health(real: Tensor, fake: Tensor, real_logits: Tensor | None = None) -> dict[str, Tensor]:
+def health(real: Tensor, fake: Tensor, real_logits: Tensor | None = None,
+           labels: Tensor | None = None) -> dict[str, Tensor]:
     """Training-health signals on one batch (logging steps only).
 
     health/diversity: mean pairwise distance between G's samples over the same for real data; near 1
-    when G is as varied as the data, near 0 when many z map to one output (mode collapse).
+    when G is as varied as the data, near 0 when many z map to one output (mode collapse). With labels
+    (a conditional model: fakes drawn for the real batch's classes) only pairs of one class count, so
+    a G that draws one image per class reads near 0 too.
     health/d_real_sign: E[sign(D(x))], the overfitting signal adaptive augmentation watches; near 1
     when D calls every real sample real with a margin (only when real_logits are given).
     """
     with torch.no_grad():
-        spread_fake = torch.pdist(fake.flatten(1).float()).mean()
-        spread_real = torch.pdist(real.flatten(1).float()).mean()
+        same = None
+        if labels is not None:
+            same = labels[:, None] == labels[None, :]
+            same.fill_diagonal_(False)
+            same = same if bool(same.any()) else None  # no two of one class: all pairs
+        spread_fake, spread_real = _spread(fake, same), _spread(real, same)
         out = {"health/diversity": spread_fake / spread_real.clamp(min=1e-12)}
         if real_logits is not None:
             out["health/d_real_sign"] = real_logits.sign().mean()
         return out
+
+
+def _spread(x: Tensor, pairs: Tensor | None) -> Tensor:
+    """Mean distance between the rows of x over all pairs, or over the pairs marked in `pairs` (N, N)."""
+    flat = x.flatten(1).float()
+    return torch.pdist(flat).mean() if pairs is None else torch.cdist(flat, flat)[pairs].mean()
 
 
 class Monitor:
@@ -437,6 +450,7 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     bar = tqdm(total=t.steps, initial=first - 1, disable=not show_bar, unit="step", dynamic_ncols=True)
     last: dict[str, float] = {}
     scores: dict[str, float] = {}
+    floor: dict[str, float] = {}
     evaluator: Evaluator | None = None  # built at the first evaluation (it may train a classifier)
     monitor = Monitor()
     G_step, D_step = G, D  # what the training step runs: torch.compile'd views when train.compile
@@ -530,10 +544,12 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                     sampler(step, writer)
                 if ranks.main and (step == t.steps or (t.eval_every and step % t.eval_every == 0)):
                     evaluator = evaluator or Evaluator(cfg.dataset, exp.data, t.eval_n)
-                    scores = evaluator(sampler.G, sampler.z, seed=t.seed,  # the same z at every evaluation
-                                       D=unaugmented(exp.D) if t.drs else None)
+                    scores, floor = evaluator(sampler.G, sampler.z, seed=t.seed,  # the same z at every evaluation
+                                              D=unaugmented(exp.D) if t.drs else None)
                     for k, v in scores.items():
                         writer.add_scalar(f"eval/{k}", v, step)
+                    for k, v in floor.items():  # real data scored alike: the floor beside each curve
+                        writer.add_scalar(f"eval_real/{k}", v, step)
             stopping = stop.signum is not None
             if ranks.active:  # all ranks stop at the same step: they agree at logging steps
                 stopping = log_now and distributed.any_rank(stopping, exp.device)
@@ -551,6 +567,7 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     return {"status": "completed", "step": t.steps, "steps": t.steps, "resumed_from": first - 1 if resume else None,
             "losses": {k: v for k, v in last.items() if k.startswith("loss/")},
             "stats": {k: v for k, v in last.items() if not k.startswith("loss/")}, "metrics": scores,
+            "metrics_real": floor, "per_class": evaluator.per_class if evaluator else {},
             "metric_settings": evaluator.settings if evaluator else {},
             "skipped_updates": skipped_total, "wall_time_s": round(wall, 2), "steps_per_s": round((t.steps - first + 1) / wall, 3),
             "device": str(exp.device)}

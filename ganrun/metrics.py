@@ -42,17 +42,59 @@ def toy_metrics(samples: Tensor, centers: Tensor, sigma: float) -> dict[str, flo
             "reverse_kl": kl_to_uniform(counts)}
 
 
-def frechet_distance(a: Tensor, b: Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (N, d):
-    ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), in float64."""
-    a, b = a.double(), b.double()
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    s_a, s_b = torch.cov(a.T), torch.cov(b.T)
+def gaussian_stats(a: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean, covariance) of a feature set (N, d), in float64."""
+    a = a.double()
+    return a.mean(0), torch.cov(a.T)
+
+
+def frechet_from_stats(mu_a: Tensor, s_a: Tensor, mu_b: Tensor, s_b: Tensor) -> float:
+    """Fréchet distance between two Gaussians: ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))."""
+    mu_a, s_a, mu_b, s_b = mu_a.double(), s_a.double(), mu_b.double(), s_b.double()
     # Tr((S_a S_b)^(1/2)) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD matrix
     vals, vecs = torch.linalg.eigh(s_a)
     root_a = (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
     middle = torch.linalg.eigvalsh(root_a @ s_b @ root_a).clamp(min=0).sqrt().sum()
     return float((mu_a - mu_b).pow(2).sum() + s_a.trace() + s_b.trace() - 2 * middle)
+
+
+def frechet_distance(a: Tensor, b: Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N, d), in float64."""
+    return frechet_from_stats(*gaussian_stats(a), *gaussian_stats(b))
+
+
+def knn_radii(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
+    """Distance from each row of x (N, d) to its k-th nearest other row (float64)."""
+    x = x.double()
+    # kthvalue k + 1: each row's nearest row is itself, at distance 0
+    return torch.cat([torch.cdist(part, x).kthvalue(k + 1, dim=1).values for part in x.split(chunk)])
+
+
+def prdc(real: Tensor, fake: Tensor, k: int = 3, real_radii: Tensor | None = None,
+         chunk: int = 2048) -> dict[str, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al.
+    2020) of fake features against real features, with k-nearest-neighbour balls (k = 3 by default).
+
+    precision: share of fakes inside some real sample's ball (fidelity); recall: share of reals inside
+    some fake sample's ball (diversity); density: fakes per real ball, over k (about 1 when fakes are
+    spread like the reals); coverage: share of real balls holding at least one fake. real_radii: the
+    reals' k-NN radii, when already computed.
+    """
+    real, fake = real.double(), fake.double()
+    r_real = knn_radii(real, k, chunk) if real_radii is None else real_radii.double()
+    r_fake = knn_radii(fake, k, chunk)
+    in_real_ball = torch.zeros(len(fake), dtype=torch.bool)
+    balls_hit = torch.zeros(len(fake), dtype=torch.float64)
+    recalled, covered = 0, 0
+    for start in range(0, len(real), chunk):
+        d = torch.cdist(real[start:start + chunk], fake)  # (chunk of reals, fakes)
+        inside = d < r_real[start:start + chunk, None]  # fake j in real i's ball
+        in_real_ball |= inside.any(0)
+        balls_hit += inside.sum(0)
+        recalled += int((d < r_fake[None]).any(1).sum())
+        covered += int(inside.any(1).sum())
+    return {"precision": float(in_real_ball.double().mean()), "recall": recalled / len(real),
+            "density": float(balls_hit.mean()) / k, "coverage": covered / len(real)}
 
 
 def kid(a: Tensor, b: Tensor, subsets: int = 10, subset_size: int = 1000, seed: int = 0) -> float:
@@ -72,12 +114,19 @@ def kid(a: Tensor, b: Tensor, subsets: int = 10, subset_size: int = 1000, seed: 
     return total / subsets
 
 
-def class_metrics(probs: Tensor) -> dict[str, float]:
+def class_metrics(probs: Tensor, confident: float = 0.9) -> dict[str, float]:
     """From classifier probabilities (N, classes): classes covered (predicted at least once), KL of the
-    predicted-class histogram to uniform, and the mean top probability."""
+    predicted-class histogram to uniform, the mean top probability, and the share of samples whose top
+    probability is over `confident` (read as one class without doubt)."""
+    top = probs.max(1).values
     counts = torch.bincount(probs.argmax(1), minlength=probs.shape[1])
     return {"classes": float((counts > 0).sum()), "class_kl": kl_to_uniform(counts),
-            "confidence": float(probs.max(1).values.mean())}
+            "confidence": float(top.mean()), "confident": float((top > confident).double().mean())}
+
+
+def mean_distance(x: Tensor) -> float:
+    """Mean pairwise Euclidean distance between the rows of x (N, d); nan below 2 rows."""
+    return float(torch.pdist(x.double()).mean()) if len(x) > 1 else math.nan
 
 
 class MetricUnavailable(RuntimeError):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ganrun.sweep import read_run, varying
+from ganrun.sweep import metric_cell, read_run, varying
 
 CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metric found
 
@@ -29,7 +29,7 @@ def scalars(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
     acc.Reload()
     out = {}
     for tag in acc.Tags().get("scalars", []):
-        if tag in CURVES or tag.startswith("eval/"):
+        if tag in CURVES or tag.startswith(("eval/", "eval_real/")):
             events = acc.Scalars(tag)
             out[tag] = ([e.step for e in events], [e.value for e in events])
     return out
@@ -51,10 +51,10 @@ def table_rows(root: Path) -> tuple[list[str], list[list[str]], list[dict[str, A
     header = ["run", "overrides", "status", "step", "loss/D", "loss/G", *metric_names, "time_s"]
     body = []
     for r, overrides in zip(runs, varying(runs) if runs else []):
-        losses, metrics = r.get("losses", {}), r.get("metrics", {})
+        losses = r.get("losses", {})
         body.append([r["run"], overrides or "(defaults)", r.get("status", "?"), str(r.get("step", "-")),
                      *(f"{losses[k]:.4f}" if k in losses else "" for k in CURVES),
-                     *(f"{metrics[k]:.4g}" if k in metrics else "" for k in metric_names),
+                     *(metric_cell(r, k, "") for k in metric_names),
                      f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else ""])
     return header, body, runs
 
@@ -67,7 +67,8 @@ def markdown(header: list[str], body: list[list[str]]) -> str:
 
 
 def plot(runs: list[dict[str, Any]], out: Path) -> bool:
-    """One panel per curve (losses, eval metrics), one line per run; False when nothing was logged."""
+    """One panel per curve (losses, eval metrics), one line per run (real data's score dashed beside each
+    metric); False when nothing was logged."""
     from ganrun.images import pyplot  # torch and matplotlib load only when a plot is wanted
 
     plt = pyplot()
@@ -85,6 +86,9 @@ def plot(runs: list[dict[str, Any]], out: Path) -> bool:
             if tag in c:
                 steps, values = c[tag]
                 ax.plot(steps, values, marker="o" if len(steps) < 3 else None, label=name, color=colours[name])
+            floor = c.get(tag.replace("eval/", "eval_real/", 1))
+            if floor:  # real data scored alike, dashed in the run's colour
+                ax.plot(*floor, linestyle="--", color=colours[name], alpha=0.6)
         ax.set_title(tag)
         ax.set_xlabel("step")
     for ax in list(axes.flat)[len(tags):]:

@@ -248,6 +248,9 @@ def main(args: list[str]) -> int:
             else:
                 data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset") if kind == "points" else None
                 write(samples, kind, out, cfg.nrow or nrow, data)
+                labels = images.class_rows(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes)[0]
+                if labels is not None and out.suffix.lower() == ".npy":  # the classes asked for, for `ganrun eval`
+                    np.save(out.with_suffix(".labels.npy"), labels.numpy())
     if errors.code:
         return errors.code
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))

@@ -30,6 +30,21 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
                             key=lambda p: (len(p.parent.parent.name), p.parent.parent.name))]
 
 
+DISTANCES = ("fd", "intra_fd")  # shown as a multiple of real data's own score at the same n (KID, unbiased, has a floor near 0)
+
+
+def versus_real(name: str, value: float, floor: dict[str, float]) -> str:
+    """" (27x real)" for a distance whose real-data floor is known (drs_ scores share their plain floor)."""
+    real = floor.get(name.removeprefix("drs_"))
+    return f" ({value / real:.1f}x real)" if real and name.removeprefix("drs_") in DISTANCES else ""
+
+
+def metric_cell(row: dict[str, Any], name: str, missing: str = "-") -> str:
+    """A run's final metric as table text, a distance followed by its multiple of the real-data floor."""
+    value = row.get("metrics", {}).get(name)
+    return missing if value is None else f"{value:.4g}" + versus_real(name, value, row.get("metrics_real", {}))
+
+
 def varying(rows: list[dict[str, Any]]) -> list[str]:
     """Each row's overrides minus those every run shares (what the sweep varies), as text."""
     common = set.intersection(*(set(r["overrides"]) for r in rows)) if len(rows) > 1 else set()
@@ -45,7 +60,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         losses = r.get("losses", {})
         body.append([r["run"], overrides or "(defaults)", r.get("status", "?"), str(r.get("step", "-")),
                      *(f"{losses[k]:.4f}" if k in losses else "-" for k in ("loss/D", "loss/G")),
-                     *(f"{r['metrics'][k]:.4g}" if k in r.get("metrics", {}) else "-" for k in metric_names),
+                     *(metric_cell(r, k) for k in metric_names),
                      f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else "-"])
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *body]]

@@ -157,6 +157,11 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
      "train.device=cuda but torch sees no CUDA GPU" if not __import__("torch").cuda.is_available() else "must be >= 1"),
     (["train", "resume=/nonexistent/run"], "no such file"),
     (["train", "train.on_nan=ignore"], "train.on_nan='ignore': use stop or skip"),
+    (["eval"], "give ckpt=PATH (a checkpoint or run folder) or samples=PATH dataset=NAME"),
+    (["eval", "samples=x.npy"], "samples=PATH needs dataset=NAME"),
+    (["eval", "samples=/nonexistent.npy", "dataset=mnist-sample"], "samples=/nonexistent.npy: give an .npy file"),
+    (["eval", "samples=x.npy", "dataset=nope"], "Could not find 'dataset/nope'"),
+    (["eval", "ckpt=x.pt", "dataset.root=/tmp"], "dataset.root=/tmp: dataset keys go with samples=PATH"),
 ])
 def test_bad_input_gets_one_line_and_exit_2(args, message, tmp_path):
     r = run_cli(*args, f"hydra.run.dir={tmp_path / 'r'}" if args[0] == "train" else "seed=0", cwd=tmp_path)
@@ -177,18 +182,84 @@ def test_eval_on_images_and_points(image_run, toy_run, tmp_path):
     r = run_cli("eval", f"ckpt={image_run}", "n=300")
     assert r.returncode == 0, r.stderr
     report = json.loads((image_run / "eval" / "step_000004.json").read_text())
-    assert {"classes", "class_kl", "confidence", "fd", "kid"} == set(report["metrics"])
-    assert report["settings"]["samples"] == 300 and "weights_sha256" in report["settings"]
-    assert "fd" in r.stdout and "wrote" in r.stdout
+    assert {"classes", "class_kl", "confidence", "confident", "fd", "kid", "precision", "recall", "density",
+            "coverage", "class_diversity"} == set(report["metrics"]) == set(report["real"])
+    assert report["settings"]["samples"] == 300 and len(report["settings"]["weights_sha256"]) == 64
+    assert report["settings"]["feature_net_test_accuracy"] >= 0.99 and len(report["per_class"]["share"]) == 10
+    assert "fd" in r.stdout and "x real" in r.stdout and "wrote" in r.stdout
     r = run_cli("eval", f"ckpt={toy_run}", f"out={tmp_path / 'toy.json'}")
     assert r.returncode == 0, r.stderr
     toy = json.loads((tmp_path / "toy.json").read_text())
     assert set(toy["metrics"]) == {"modes", "hq_percent", "reverse_kl"} and toy["settings"]["samples"] == 2500
 
 
-def test_training_summary_carries_metrics(image_run):
+def test_training_summary_carries_metrics_beside_the_real_floor(image_run):
     summary = json.loads((image_run / "summary.json").read_text())
     assert summary["metrics"]["classes"] >= 1 and summary["metric_settings"]["samples"] == 200
+    assert set(summary["metrics_real"]) == set(summary["metrics"]) and summary["metrics_real"]["fd"] < 30
+    assert len(summary["per_class"]["diversity"]) == 10
+
+
+def test_report_shows_each_fd_as_a_multiple_of_real_data(image_run, tmp_path):
+    r = run_cli("report", str(image_run), f"out={tmp_path / 'rep'}")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((image_run / "summary.json").read_text())
+    ratio = summary["metrics"]["fd"] / summary["metrics_real"]["fd"]
+    assert f"({ratio:.1f}x real)" in (tmp_path / "rep.md").read_text()
+
+
+def real_digits(n: int) -> np.ndarray:
+    """n real digits of the offline sample as `ganrun sample out=*.npy` writes images: (n, 1, 28, 28) in [0, 1]."""
+    from ganrun import data
+
+    images = data.mnist_sample().images  # stored class by class: take a random subset
+    return (images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]].float() / 255).numpy()
+
+
+def test_eval_scores_an_npy_and_a_folder_of_pngs_alike(tmp_path):
+    x = real_digits(300)
+    np.save(tmp_path / "real.npy", x)
+    r = run_cli("eval", "samples=real.npy", "dataset=mnist-sample", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "real.eval.json").read_text())  # the default out: beside the samples
+    assert report["n"] == 300 and report["metrics"]["classes"] == 10
+    assert report["metrics"]["precision"] > 0.7 and report["metrics"]["fd"] < 3 * report["real"]["fd"]
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, img in enumerate(x):
+        Image.fromarray((img[0] * 255).round().astype(np.uint8)).save(folder / f"{i:04d}.png")
+    r = run_cli("eval", f"samples={folder}", "dataset=mnist-sample", f"out={tmp_path / 'f.json'}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    from_pngs = json.loads((tmp_path / "f.json").read_text())
+    for key in ("fd", "precision", "recall", "density", "coverage"):
+        assert from_pngs["metrics"][key] == pytest.approx(report["metrics"][key], rel=1e-4), key
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((10, 3, 28, 28), np.float32), "images of shape (3, 28, 28), the dataset's are (1, 28, 28)"),
+    (np.full((10, 1, 28, 28), -1.0, np.float32), "values from -1 to -1; images must be in [0, 1]"),
+])
+def test_eval_refuses_samples_that_do_not_fit_the_dataset(tmp_path, array, message):
+    np.save(tmp_path / "bad.npy", array)
+    r = run_cli("eval", "samples=bad.npy", "dataset=mnist-sample", cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "bad.eval.json").exists()
+
+
+def test_conditional_samples_carry_their_labels_to_eval(tmp_path):
+    run_dir = tmp_path / "c"
+    r = run_cli("train", *TINY_DCGAN, "model.conditional=true", f"hydra.run.dir={run_dir}")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("sample", f"ckpt={run_dir}", "n=200", "out=s.npy", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "s.labels.npy").tolist() == [c for c in range(10) for _ in range(20)]
+    r = run_cli("eval", "samples=s.npy", "dataset=mnist-sample", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "s.eval.json").read_text())
+    assert {"hit_rate", "intra_fd", "class_diversity"} <= set(report["metrics"])
+    assert report["real"]["hit_rate"] > 0.9 and len(report["per_class"]["hit_rate"]) == 10
+    summary = json.loads((run_dir / "summary.json").read_text())  # the run's own evaluation: per class too
+    assert "hit_rate" in summary["metrics"] and "hit_rate" in summary["metrics_real"]
 
 
 def test_a_failing_run_does_not_stop_the_sweep(tmp_path):

@@ -71,5 +71,55 @@ def test_class_metrics_on_hand_made_probabilities():
     m = metrics.class_metrics(probs)
     assert m["classes"] == 2
     assert m["confidence"] == pytest.approx((0.9 + 0.8 + 0.7 + 0.6) / 4)
+    assert m["confident"] == 0.0  # no top probability over 0.9
+    assert metrics.class_metrics(probs, confident=0.75)["confident"] == 0.5
     # predicted histogram (3, 1, 0) of 4 against uniform over 3
     assert m["class_kl"] == pytest.approx(0.75 * math.log(0.75 * 3) + 0.25 * math.log(0.25 * 3))
+
+
+def test_frechet_from_stats_matches_the_sample_version():
+    torch.manual_seed(1)
+    a, b = torch.randn(500, 6), 2 * torch.randn(400, 6) + 1
+    assert metrics.frechet_from_stats(*metrics.gaussian_stats(a), *metrics.gaussian_stats(b)) == pytest.approx(
+        metrics.frechet_distance(a, b), rel=1e-12)
+
+
+def test_knn_radii_on_points_on_a_line():
+    x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    # k = 1: the nearest other point; k = 2: the second nearest
+    torch.testing.assert_close(metrics.knn_radii(x, 1), torch.tensor([1.0, 1.0, 2.0, 4.0], dtype=torch.float64))
+    torch.testing.assert_close(metrics.knn_radii(x, 2), torch.tensor([3.0, 2.0, 3.0, 6.0], dtype=torch.float64))
+
+
+def test_prdc_on_hand_made_points():
+    real = torch.tensor([[0.0], [1.0], [3.0], [7.0]])  # k = 1 radii: 1, 1, 2, 4
+    fake = torch.tensor([[0.5], [20.0]])  # 0.5 lies in the balls of reals 0 and 1; 20 in none
+    m = metrics.prdc(real, fake, k=1)
+    assert m["precision"] == 0.5
+    assert m["density"] == pytest.approx((2 + 0) / 2 / 1)
+    assert m["coverage"] == 0.5  # the balls of reals 0 and 1 hold a fake
+    # fake radii (k = 1): both 19.5; every real is within 19.5 of a fake
+    assert m["recall"] == 1.0
+
+
+def test_prdc_agrees_with_the_prdc_package():
+    prdc = pytest.importorskip("prdc")
+    torch.manual_seed(2)
+    real = torch.randn(700, 8)
+    fake = 1.3 * torch.randn(500, 8) + 0.4
+    ours = metrics.prdc(real, fake, k=3, chunk=256)  # chunks smaller than the sets: the loop is exercised
+    theirs = prdc.compute_prdc(real.numpy().astype("float64"), fake.numpy().astype("float64"), nearest_k=3)
+    for key in ("precision", "recall", "density", "coverage"):
+        assert ours[key] == pytest.approx(float(theirs[key]), abs=1e-9), key
+    assert 0.2 < ours["precision"] < 0.95 and 0.2 < ours["coverage"] < 0.95  # not a trivial all-or-nothing case
+
+
+def test_prdc_separates_fidelity_from_diversity():
+    torch.manual_seed(3)
+    real = torch.randn(1000, 4)
+    same = metrics.prdc(real, torch.randn(1000, 4))
+    narrow = metrics.prdc(real, 0.3 * torch.randn(1000, 4))  # faithful but not diverse
+    wide = metrics.prdc(real, 3.0 * torch.randn(1000, 4))  # diverse but unfaithful
+    assert same["precision"] > 0.8 and same["recall"] > 0.8 and 0.8 < same["density"] < 1.2
+    assert narrow["precision"] > 0.95 and narrow["recall"] < 0.5 and narrow["coverage"] < same["coverage"]
+    assert wide["precision"] < 0.4 and wide["recall"] > 0.8

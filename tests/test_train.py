@@ -135,6 +135,26 @@ def test_health_signals():
     assert collapsed["health/diversity"].item() < 0.01 and collapsed["health/d_real_sign"].item() == 0.0
 
 
+def test_health_of_a_conditional_generator_counts_pairs_within_a_class():
+    from ganrun.loop import Monitor, health
+
+    torch.manual_seed(0)
+    labels = torch.arange(16) % 4
+    real = torch.randn(16, 1, 4, 4)
+    one_per_class = torch.randn(4, 1, 4, 4)[labels]  # G ignores z: one image per class
+    assert health(real, one_per_class)["health/diversity"].item() > 0.5  # across classes it looks varied
+    within = health(real, one_per_class, labels=labels)["health/diversity"].item()
+    assert within == 0.0
+    assert "mode collapse" in Monitor()(10, {"health/diversity": within})[0]
+    varied = health(real, torch.randn(16, 1, 4, 4), labels=labels)["health/diversity"].item()
+    assert 0.7 < varied < 1.3
+    # within-class pairs only: hand-made 1-D distances
+    x = torch.tensor([[0.0], [1.0], [10.0], [13.0]])
+    y = torch.tensor([[0.0], [2.0], [10.0], [14.0]])
+    out = health(y, x, labels=torch.tensor([0, 0, 1, 1]))["health/diversity"].item()
+    assert out == pytest.approx((1 + 3) / (2 + 4))
+
+
 def test_monitor_warns_once_with_remedies(caplog):
     from ganrun.loop import Monitor
 
