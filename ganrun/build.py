@@ -12,6 +12,8 @@ from torch import nn
 from ganrun.augment import Augmented
 from ganrun.config import ConfigError, instantiate, optimizer_kwargs, resolve_target
 from ganrun.losses import Loss
+from ganrun.models.vae import Encoder
+from ganrun.objectives import Adversarial, VAEObjective
 
 
 def pick_device(name: str) -> torch.device:
@@ -54,6 +56,7 @@ class Experiment:
     G: nn.Module
     D: nn.Module
     loss: Loss
+    objective: Any  # what one training step does: objectives.Adversarial, or VAEObjective for model=vae
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
     device: torch.device
@@ -78,4 +81,6 @@ def build(cfg: DictConfig) -> Experiment:
         raise ConfigError(f"loss._target_={cfg.loss._target_} is not a ganrun.losses.Loss")
     opt_G = build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g, device)
     opt_D = build_optimizer(cfg.optimizer, D.parameters(), cfg.optimizer.lr_d, device)
-    return Experiment(data, G, D, loss, opt_G, opt_D, device)
+    # model=vae: the decoder sits in G's place, the encoder in D's, and the step minimises the ELBO
+    objective = VAEObjective(D.elbo) if isinstance(D, Encoder) else Adversarial(loss)
+    return Experiment(data, G, D, loss, objective, opt_G, opt_D, device)

@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganrun.errors import CheckpointError  # noqa: F401  (re-exported)
+
 FORMAT = "ganrun/1"
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read (missing, corrupt, or not a ganrun checkpoint)."""
 
 
 def rng_state() -> dict[str, Any]:

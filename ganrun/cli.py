@@ -24,6 +24,9 @@ Examples:
 """
 
 
+COMMANDS = {"sample": "sample", "eval": "evaluate", "export": "export", "report": "report"}  # command -> module
+
+
 def resume_in_place(args: list[str]) -> list[str]:
     """`resume=RUN` continues writing into RUN's own folder unless hydra.run.dir is given."""
     resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
@@ -37,23 +40,6 @@ def resume_in_place(args: list[str]) -> list[str]:
     else:
         return args  # a missing or loose checkpoint: a new run folder (a missing one is refused later)
     return [*args, f"hydra.run.dir={run_dir}"]
-
-
-def one_line(error: BaseException) -> str:
-    """Hydra/OmegaConf's multi-line composition errors, folded into one line (the cause included)."""
-    text = str(error) + ("\n" + str(error.__cause__) if error.__cause__ else "")
-    skip = ("Set the environment", "Config search path", "provider=", "full_key", "reference_type",
-            "object_type", "To append")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(skip)]
-    out: list[str] = []
-    for ln in lines:
-        if out and out[-1].endswith(":") and ":" not in ln:  # an "Available options in 'x':" list
-            out[-1] += " " + ln
-        elif out and out[-1].startswith("Available options") and ":" not in ln:
-            out[-1] += ", " + ln
-        else:
-            out.append(ln)
-    return "; ".join(out)
 
 
 def check_composes(args: list[str]) -> None:
@@ -75,6 +61,7 @@ def check_composes(args: list[str]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from ganrun import config
+    from ganrun.errors import one_line
 
     config.register()
     try:
@@ -101,22 +88,13 @@ def main(argv: list[str] | None = None) -> None:
             extra = ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
         sys.argv = ["ganrun train", *resume_in_place(rest), *extra]  # Hydra reads sys.argv
         train.main()
-    elif command == "sample":
-        from ganrun import sample
+    elif command in COMMANDS:
+        import importlib
 
-        sys.exit(sample.main(rest))
-    elif command == "eval":
-        from ganrun import evaluate
+        from ganrun import errors
 
-        sys.exit(evaluate.main(rest))
-    elif command == "report":
-        from ganrun import report
-
-        sys.exit(report.main(rest))
-    elif command == "export":
-        from ganrun import export
-
-        sys.exit(export.main(rest))
+        module = importlib.import_module(f"ganrun.{COMMANDS[command]}")
+        sys.exit(errors.run(command, module.main, rest))  # bad input: one line, exit 2
     else:
         print(f"ganrun: error: unknown command {command!r}; use one of: train, sample, eval, export, report", file=sys.stderr)
         sys.exit(2)

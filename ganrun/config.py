@@ -14,56 +14,21 @@ import inspect
 import sys
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, List, Literal, Optional, Tuple
+from typing import Any, Callable, List, Literal, Optional, Sequence, Tuple
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-# Config-driven construction may only reach these modules (a config cannot name os.system).
+from ganrun.errors import ConfigError  # noqa: F401  (re-exported: the config checks raise it)
+
+# Config-driven construction may only reach these modules (a config cannot name os.system), plus the
+# user's own packages listed in the top-level `plugins` key (never the standard library).
 ALLOWED_TARGET_PREFIXES = ("ganrun.", "torch.optim.", "torch.nn.")
+_plugins: tuple[str, ...] = ()
 
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
 PRECISIONS = ("32", "bf16", "fp16")
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message names the key and what would be valid."""
-
-
-class CommandErrors:
-    """The expected failures of a `ganrun NAME key=value ...` subcommand, as one line on stderr:
-
-        with CommandErrors("sample") as errors:
-            cfg = ...; errors.target = cfg.out   # what an OSError failed to write
-            ...
-        if errors.code:
-            return errors.code
-
-    A ConfigError or CheckpointError (bad input) prints its message; an OSError says what could not
-    be written. Either sets `code` to 2 and is swallowed; anything else propagates.
-    """
-
-    def __init__(self, name: str):
-        self.name = name
-        self.target = "the output"
-        self.code = 0
-
-    def __enter__(self) -> "CommandErrors":
-        return self
-
-    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> bool:
-        from ganrun.checkpoint import CheckpointError
-
-        if isinstance(error, (ConfigError, CheckpointError)):
-            message = str(error)
-        elif isinstance(error, OSError):
-            message = f"cannot write {self.target}: {error.strerror}"
-        else:
-            return False
-        print(f"ganrun {self.name}: error: {message}", file=sys.stderr)
-        self.code = 2
-        return True
 
 
 class Device(enum.Enum):
@@ -121,6 +86,7 @@ class Config:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     resume: str = ""  # a run folder or checkpoint to continue (its folder is reused unless hydra.run.dir is given)
+    plugins: List[str] = field(default_factory=list)  # your own packages configs may name targets in, e.g. [mylab]
 
 
 def register() -> None:
@@ -131,11 +97,26 @@ def register() -> None:
 # ---------------------------------------------------------------- targets
 
 
+def allow_plugins(packages: Sequence[str]) -> None:
+    """Let configs name targets in these packages of the user's own (the `plugins` key); a standard-library
+    module (os, subprocess, ...) is refused."""
+    global _plugins
+    prefixes = []
+    for name in packages:
+        top = str(name).strip().strip(".").split(".")[0]
+        if not top or top in sys.stdlib_module_names or top in ("torch", "builtins"):
+            raise ConfigError(f"plugins=[{name}]: give your own package (e.g. plugins=[mylab]); the standard "
+                              f"library and torch itself cannot be plugins")
+        prefixes.append(str(name).strip().strip(".") + ".")
+    _plugins = tuple(prefixes)
+
+
 def resolve_target(path: str, where: str) -> Callable[..., Any]:
-    """Import an allow-listed `_target_`; anything else is a ConfigError."""
-    if not isinstance(path, str) or not path.startswith(ALLOWED_TARGET_PREFIXES):
+    """Import an allow-listed `_target_` (ganrun, torch.optim, torch.nn, the plugins); else a ConfigError."""
+    allowed = ALLOWED_TARGET_PREFIXES + _plugins
+    if not isinstance(path, str) or not path.startswith(allowed):
         raise ConfigError(f"{where}._target_={path!r} is not allowed: targets must live in "
-                          f"{', '.join(p.rstrip('.') for p in ALLOWED_TARGET_PREFIXES)}")
+                          f"{', '.join(p.rstrip('.') for p in allowed)}; add your own package with plugins=[NAME]")
     module_name, _, attr = path.rpartition(".")
     try:
         obj = getattr(importlib.import_module(module_name), attr)
@@ -255,6 +236,7 @@ def parse_key_values(args: list[str], schema: type) -> Any:
 
 def validate(cfg: DictConfig) -> None:
     """Check every part of a composed train config before any work starts."""
+    allow_plugins(cfg.get("plugins") or [])
     t = cfg.train
     for key in ("steps", "batch_size", "n_critic", "log_every", "sample_every", "n_samples", "eval_n"):
         if t[key] < 1:

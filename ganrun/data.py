@@ -27,15 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganrun.errors import DataError  # noqa: F401  (re-exported)
+
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "test"]
 OnDevice = Union[bool, Literal["auto"]]
 RESIDENT_SHARE = 0.25  # on_device=auto: keep a set on the GPU when it needs under this share of free memory
 
-
-class DataError(ValueError):
-    """A dataset that cannot be loaded as configured (the message says how to fix it)."""
 
 
 def _to_unit_range(batch: Tensor) -> Tensor:

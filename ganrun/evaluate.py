@@ -351,7 +351,7 @@ def dataset_config(name: str, overrides: list[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from ganrun.cli import one_line
+    from ganrun.errors import one_line
     from ganrun.config import ConfigError, check_node, register
 
     register()  # the train config's schema
@@ -380,7 +380,8 @@ def table(scores: dict[str, float], floor: dict[str, float]) -> str:
 def score_checkpoint(cfg: EvalConfig) -> tuple[Evaluator, dict[str, Any]]:
     from ganrun import checkpoint
     from ganrun.build import pick_device
-    from ganrun.sample import load_discriminator, load_generator, use_drs
+    from ganrun.artifacts import load_discriminator, load_generator
+    from ganrun.sample import use_drs
 
     ckpt = checkpoint.load(cfg.ckpt)
     device = pick_device(cfg.device.value)
@@ -418,34 +419,26 @@ def score_samples(cfg: EvalConfig, overrides: list[str]) -> tuple[Evaluator, dic
 
 def main(args: list[str]) -> int:
     """`ganrun eval ckpt=PATH | samples=PATH dataset=NAME [dataset.key=value] [n=5000] [out=JSON]`: print the
-    metrics table beside real data's, write JSON."""
+    metrics table beside real data's, write JSON (bad input raises a UserError: see ganrun.errors.run)."""
     import json
 
-    from ganrun.config import CommandErrors, ConfigError
-    from ganrun.data import DataError
+    from ganrun.config import ConfigError
 
     overrides = [a for a in args if a.startswith("dataset.")]
-    with CommandErrors("eval") as errors:
-        try:
-            cfg = parse_key_values([a for a in args if a not in overrides], EvalConfig)
-            if bool(cfg.ckpt) == bool(cfg.samples):
-                raise ConfigError("give ckpt=PATH (a checkpoint or run folder) or samples=PATH dataset=NAME, not both")
-            if overrides and not cfg.samples:
-                raise ConfigError(f"{overrides[0]}: dataset keys go with samples=PATH; a checkpoint carries its dataset")
-            evaluator, report = score_samples(cfg, overrides) if cfg.samples else score_checkpoint(cfg)
-        except (DataError, features.FeatureError) as e:
-            raise ConfigError(str(e)) from None
-        out = report.pop("out")
-        if not report["metrics"]:
-            print(f"ganrun eval: no metrics for this dataset ({evaluator.settings.get('skipped', '')})")
-            return 0
-        report.update({"per_class": evaluator.per_class, "settings": evaluator.settings})
-        print(table(report["metrics"], report["real"]))
-        print("settings: " + ", ".join(f"{k}={v}" for k, v in evaluator.settings.items()))
-        errors.target = str(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-    if errors.code:
-        return errors.code
+    cfg = parse_key_values([a for a in args if a not in overrides], EvalConfig)
+    if bool(cfg.ckpt) == bool(cfg.samples):
+        raise ConfigError("give ckpt=PATH (a checkpoint or run folder) or samples=PATH dataset=NAME, not both")
+    if overrides and not cfg.samples:
+        raise ConfigError(f"{overrides[0]}: dataset keys go with samples=PATH; a checkpoint carries its dataset")
+    evaluator, report = score_samples(cfg, overrides) if cfg.samples else score_checkpoint(cfg)
+    out = report.pop("out")
+    if not report["metrics"]:
+        print(f"ganrun eval: no metrics for this dataset ({evaluator.settings.get('skipped', '')})")
+        return 0
+    report.update({"per_class": evaluator.per_class, "settings": evaluator.settings})
+    print(table(report["metrics"], report["real"]))
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in evaluator.settings.items()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from ganrun import checkpoint
-from ganrun.build import build_models
-from ganrun.config import CommandErrors, ConfigError, parse_key_values
-from ganrun.sample import load_generator
+from ganrun.config import ConfigError, parse_key_values
+from ganrun.artifacts import load_generator, networks
 
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
 
@@ -62,7 +60,8 @@ def export(ckpt: dict, fmt: str, out: Path, ema: bool | None = None) -> Path:
             from safetensors.torch import save_file
         except ImportError:
             raise ConfigError("format=safetensors needs the safetensors package: pip install -e '.[export]'") from None
-        meta = {"ganrun_model": json.dumps(ckpt["config"]["model"]), "data": json.dumps(ckpt["data"])}
+        meta = {"ganrun_model": json.dumps(ckpt["config"]["model"]), "data": json.dumps(ckpt["data"]),
+                "plugins": json.dumps(ckpt["config"].get("plugins", []))}
         save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(out), metadata=meta)
     elif fmt == "torchscript":
         with torch.no_grad():
@@ -91,24 +90,19 @@ def load_safetensors(path: str | Path) -> nn.Module:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     data = json.loads(meta["data"])
-    G, _ = build_models(OmegaConf.create(json.loads(meta["ganrun_model"])), tuple(data["shape"]),
-                        data.get("n_classes", 0))
+    G, _ = networks(json.loads(meta["ganrun_model"]), data, json.loads(meta.get("plugins", "[]")))
     G.load_state_dict(load_file(str(path)))
     return G.eval()
 
 
 def main(args: list[str]) -> int:
-    """Entry point for `ganrun export`; returns the exit code."""
-    with CommandErrors("export") as errors:
-        cfg = parse_key_values(args, ExportConfig)
-        errors.target = cfg.out or "the export"
-        if cfg.format not in FORMATS:
-            raise ConfigError(f"format={cfg.format!r}: use {', '.join(FORMATS)}")
-        ckpt = checkpoint.load(cfg.ckpt)
-        src = Path(cfg.ckpt)
-        default = (src if src.is_dir() else src.parent) / f"generator{FORMATS[cfg.format]}"
-        out = export(ckpt, cfg.format, Path(cfg.out) if cfg.out else default, cfg.ema)
-    if errors.code:
-        return errors.code
+    """Entry point for `ganrun export` (bad input raises a UserError: see ganrun.errors.run)."""
+    cfg = parse_key_values(args, ExportConfig)
+    if cfg.format not in FORMATS:
+        raise ConfigError(f"format={cfg.format!r}: use {', '.join(FORMATS)}")
+    ckpt = checkpoint.load(cfg.ckpt)
+    src = Path(cfg.ckpt)
+    default = (src if src.is_dir() else src.parent) / f"generator{FORMATS[cfg.format]}"
+    out = export(ckpt, cfg.format, Path(cfg.out) if cfg.out else default, cfg.ema)
     print(f"wrote {out}")
     return 0

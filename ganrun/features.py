@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganrun.errors import FeatureError
+
 FEATURES = 128
 N_CLASSES = 10  # the networks have one more output: "no class" (outlier exposure, see FeatureNet)
 SIZE = 28  # the networks see 28x28 grey images; other sizes are resized first
@@ -61,10 +63,6 @@ class FeatureNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Class logits (N, n_classes + 1), the last one "no class"."""
         return self.head(self.features(x))
-
-
-class FeatureError(RuntimeError):
-    """A shipped feature network that is missing or altered; the message says how to restore it."""
 
 
 @dataclass

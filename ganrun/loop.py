@@ -6,7 +6,6 @@ The step returns tensors; only logging steps turn them into Python floats, becau
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -23,11 +22,11 @@ from torch import Tensor, nn
 
 from ganrun import checkpoint, distributed, game1d, images, metrics
 from ganrun.augment import unaugmented
-from ganrun.evaluate import Evaluator
 from ganrun.build import Experiment
-from ganrun.losses import Loss
+from ganrun.evaluate import Evaluator
+from ganrun.health import Monitor
 from ganrun.models.common import eval_mode, noise
-from ganrun.models.vae import Encoder
+from ganrun.precision import FP32, Precision
 
 log = logging.getLogger(__name__)
 
@@ -69,244 +68,6 @@ class StopFlag:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-
-
-def grad_norm(module: nn.Module) -> Tensor:
-    """The total L2 norm of a module's current gradients."""
-    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
-    return torch.stack(norms).norm() if norms else torch.zeros(())
-
-
-class Precision:
-    """How the training step computes: "32" (plain float32), "bf16" (autocast to bfloat16) or "fp16"
-    (autocast to float16 with a gradient scaler per network, so small gradients do not underflow;
-    the scaler skips a step whose gradients overflowed and lowers its scale). Losses are taken on
-    float32 logits. Under fp16, gradient penalties (WGAN-GP, R1, DRAGAN) run in float32: their double
-    backward would need its own scaling to be safe in float16."""
-
-    def __init__(self, mode: str = "32", device_type: str = "cpu"):
-        self.mode = mode
-        self.device_type = device_type
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
-        self.scalers = ({"D": torch.amp.GradScaler(device_type), "G": torch.amp.GradScaler(device_type)}
-                        if mode == "fp16" else {})
-
-    def autocast(self, penalty: bool = False) -> Any:
-        if self.dtype is None or (penalty and self.mode == "fp16"):
-            return contextlib.nullcontext()  # float32: no autocast machinery on the hot path
-        return torch.autocast(self.device_type, dtype=self.dtype)
-
-    def backward(self, loss: Tensor, net: str) -> None:
-        (self.scalers[net].scale(loss) if self.scalers else loss).backward()
-
-    def unscale(self, opt: torch.optim.Optimizer, net: str) -> None:
-        """Gradients back to their true size before they are measured (fp16 only)."""
-        if self.scalers:
-            self.scalers[net].unscale_(opt)
-
-    def step(self, opt: torch.optim.Optimizer, net: str, *more: torch.optim.Optimizer) -> None:
-        """Step `opt` (and `more`, optimizers whose gradients came from the same scaled loss)."""
-        if self.scalers:
-            for o in (opt, *more):
-                self.scalers[net].step(o)
-            self.scalers[net].update()
-        else:
-            for o in (opt, *more):
-                o.step()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {net: s.state_dict() for net, s in self.scalers.items()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for net, s in self.scalers.items():
-            if net in state:
-                s.load_state_dict(state[net])
-
-
-FP32 = Precision()
-
-
-def unrolled_critic(D: nn.Module, loss: Loss, real: Tensor, fake: Tensor, cond: tuple[Tensor, ...],
-                    lr: float, steps: int) -> Callable[..., Tensor]:
-    """D as it would be after `steps` plain gradient steps (rate lr, D's learning rate) on its loss
-    against this real batch and these fakes, kept differentiable (create_graph), so G's gradient
-    through it accounts for how D would answer G's move (Unrolled GAN, Metz et al. 2017). Works on
-    copies of D's parameters; D's own weights and gradients are untouched. Buffers (BatchNorm running
-    statistics) are D's own."""
-    from torch.func import functional_call
-
-    params = {name: p.detach().requires_grad_(True) for name, p in D.named_parameters()}
-    for _ in range(steps):
-        d_loss = loss.d_loss(functional_call(D, params, (real, *cond)).float(),
-                             functional_call(D, params, (fake, *cond)).float())
-        grads = torch.autograd.grad(d_loss, list(params.values()), create_graph=True)
-        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
-    return lambda x, *labels: functional_call(D, params, (x, *labels))
-
-
-def _split(batch: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
-    """(images, labels or None) from what a dataset's batches yield."""
-    return batch if isinstance(batch, tuple) else (batch, None)
-
-
-def train_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimizer,
-               opt_D: torch.optim.Optimizer, batches: Iterator[Tensor], n_critic: int,
-               want_stats: bool, skip_nonfinite: bool = False, precision: Precision = FP32,
-               sync: Callable[[nn.Module], None] | None = None) -> dict[str, Tensor]:
-    """n_critic D updates then one G update; returns scalar tensors (stats only when want_stats).
-
-    skip_nonfinite: an update whose loss is NaN/inf is skipped (counted in "skipped"); this checks
-    the loss on the host every step, a sync the default path avoids. sync(module), when given, runs
-    after each backward (data-parallel training averages the gradients over the ranks there).
-    """
-    out: dict[str, Tensor] = {}
-    skipped = 0
-    D_plain = getattr(D, "_orig_mod", D)  # double backward goes through the plain (uncompiled) D
-    for i in range(n_critic):
-        real, y = _split(next(batches))  # y: class labels for a conditional model, else None
-        cond = () if y is None else (y,)  # G and D get the labels; fakes take the real batch's classes
-        z = noise(G, real.shape[0], real.device)
-        with precision.autocast():
-            if n_critic == 1:
-                fake = G(z, *cond)  # kept with its graph: the G step below reuses this batch
-            else:
-                with torch.no_grad():
-                    fake = G(z, *cond)
-            real_logits, fake_logits = D(real, *cond).float(), D(fake.detach(), *cond).float()
-            loss_D = loss.d_loss(real_logits, fake_logits)
-        with precision.autocast(penalty=True):
-            critic = D_plain if y is None else (lambda x: D_plain(x, y))
-            penalty = loss.penalty(critic, real, fake.detach())
-        opt_D.zero_grad(set_to_none=True)
-        precision.backward(loss_D + penalty, "D")
-        if sync:
-            sync(D)
-        if want_stats and i == n_critic - 1:
-            precision.unscale(opt_D, "D")
-            out["grad_norm/D"] = grad_norm(D)
-        # (under fp16 the gradient scaler itself skips a step whose gradients overflowed)
-        if skip_nonfinite and not precision.scalers and not bool(torch.isfinite(loss_D + penalty)):
-            skipped += 1
-            continue
-        precision.step(opt_D, "D")
-        loss.constrain(D)
-
-    with precision.autocast():
-        if n_critic > 1:
-            fake = G(noise(G, real.shape[0], real.device), *cond)
-        D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-        k = getattr(loss, "unroll_steps", 0)
-        critic = unrolled_critic(D_plain, loss, real, fake, cond, opt_D.param_groups[0]["lr"], k) if k else D
-        loss_G = loss.g_loss(loss.select(critic(fake, *cond).float()))  # select: top-k training, else all
-    opt_G.zero_grad(set_to_none=True)
-    precision.backward(loss_G, "G")
-    D.requires_grad_(True)
-    if sync:
-        sync(G)
-    if want_stats:
-        precision.unscale(opt_G, "G")
-        out["grad_norm/G"] = grad_norm(G)
-        out.update(loss.stats(real_logits.detach(), fake_logits.detach()))
-        out.update(health(real, fake.detach(), real_logits.detach(), y))
-    if skip_nonfinite and not precision.scalers and not bool(torch.isfinite(loss_G)):
-        skipped += 1
-    else:
-        precision.step(opt_G, "G")
-    if skip_nonfinite:
-        out["skipped"] = torch.tensor(float(skipped))
-    out.update({"loss/D": loss_D.detach(), "loss/G": loss_G.detach(), "loss/penalty": penalty.detach()})
-    return out
-
-
-def vae_step(G: nn.Module, D: nn.Module, loss: Loss, opt_G: torch.optim.Optimizer,
-             opt_D: torch.optim.Optimizer, batches: Iterator[Tensor], n_critic: int,
-             want_stats: bool, skip_nonfinite: bool = False, precision: Precision = FP32,
-             sync: Callable[[nn.Module], None] | None = None) -> dict[str, Tensor]:
-    """One VAE update (model=vae): G is the decoder, D the encoder; both minimise -ELBO on one batch
-    (the reparameterised z = mu + sigma * eps carries the gradient into the encoder). Same signature
-    and outputs as train_step, so fit() runs either; the GAN `loss` and n_critic do not apply.
-    loss/G: -ELBO per sample (nats, beta-weighted); vae/recon and vae/kl: its two terms."""
-    real, _ = _split(next(batches))
-    elbo = getattr(D, "_orig_mod", D).elbo
-    with precision.autocast():
-        mu, logvar = D(real)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = G(z)
-    terms = elbo(real.float(), recon.float(), mu.float(), logvar.float())
-    opt_G.zero_grad(set_to_none=True)
-    opt_D.zero_grad(set_to_none=True)
-    precision.backward(terms["loss"], "G")
-    if sync:
-        sync(G)
-        sync(D)
-    out = {"loss/G": terms["loss"].detach(), "vae/recon": terms["recon"].detach(), "vae/kl": terms["kl"].detach()}
-    if want_stats:
-        precision.unscale(opt_G, "G")
-        out["grad_norm/G"], out["grad_norm/D"] = grad_norm(G), grad_norm(D)
-        with torch.no_grad(), eval_mode(G):  # samples from the prior, as the sampler draws them
-            out.update(health(real, G(torch.randn_like(mu)).float()))
-    if skip_nonfinite and not precision.scalers and not bool(torch.isfinite(terms["loss"])):
-        out["skipped"] = torch.tensor(1.0)
-        return out
-    precision.step(opt_G, "G", opt_D)
-    if skip_nonfinite:
-        out["skipped"] = torch.tensor(0.0)
-    return out
-
-
-def health(real: Tensor, fake: Tensor, real_logits: Tensor | None = None,
-           labels: Tensor | None = None) -> dict[str, Tensor]:
-    """Training-health signals on one batch (logging steps only).
-
-    health/diversity: mean pairwise distance between G's samples over the same for real data; near 1
-    when G is as varied as the data, near 0 when many z map to one output (mode collapse). With labels
-    (a conditional model: fakes drawn for the real batch's classes) only pairs of one class count, so
-    a G that draws one image per class reads near 0 too.
-    health/d_real_sign: E[sign(D(x))], the overfitting signal adaptive augmentation watches; near 1
-    when D calls every real sample real with a margin (only when real_logits are given).
-    """
-    with torch.no_grad():
-        same = None
-        if labels is not None:
-            same = labels[:, None] == labels[None, :]
-            same.fill_diagonal_(False)
-            same = same if bool(same.any()) else None  # no two of one class: all pairs
-        spread_fake, spread_real = _spread(fake, same), _spread(real, same)
-        out = {"health/diversity": spread_fake / spread_real.clamp(min=1e-12)}
-        if real_logits is not None:
-            out["health/d_real_sign"] = real_logits.sign().mean()
-        return out
-
-
-def _spread(x: Tensor, pairs: Tensor | None) -> Tensor:
-    """Mean distance between the rows of x over all pairs, or over the pairs marked in `pairs` (N, N)."""
-    flat = x.flatten(1).float()
-    return torch.pdist(flat).mean() if pairs is None else torch.cdist(flat, flat)[pairs].mean()
-
-
-class Monitor:
-    """Warns on the terminal (once per kind) when a health signal trips, naming the usual remedies."""
-
-    def __init__(self) -> None:
-        self.warned: set[str] = set()
-
-    def __call__(self, step: int, stats: dict[str, float]) -> list[str]:
-        found = []
-        if stats.get("health/diversity", 1.0) < 0.25:
-            found.append(("collapse", f"step {step}: possible mode collapse: G's samples are "
-                          f"{stats['health/diversity']:.2f}x as spread out as the data; try loss=wgan-gp, "
-                          f"model.spectral_norm=true, a lower optimizer.lr_g, or train.n_critic > 1"))
-        if stats.get("D(G(z))", 1.0) < 0.02 and stats.get("D(x)", 0.0) > 0.98:
-            found.append(("d_wins", f"step {step}: D wins outright (D(G(z)) = {stats['D(G(z))']:.3f}); try "
-                          f"loss.real_label=0.9, loss.flip_prob=0.05, model.d_dropout=0.3, a lower "
-                          f"optimizer.lr_d, or loss=wgan-gp"))
-        messages = []
-        for kind, message in found:
-            if kind not in self.warned:
-                self.warned.add(kind)
-                log.warning(message)
-                messages.append(message)
-        return messages
 
 
 class EMA:
@@ -355,7 +116,7 @@ class Sampler:
             x = G(self.z) if self.labels is None else G(self.z, self.labels)
         path = self.out_dir / f"step_{step:06d}.png"
         if self.points and self.exp.data.shape == (1,):
-            img = game1d.figure(G, self.exp.D, self.exp.data, self.exp.loss.probability, f"step {step}")
+            img = game1d.figure(G, self.exp.D, self.exp.data, self.exp.objective.probability, f"step {step}")
         elif self.points:
             img = images.scatter(x, self.reference, self.exp.data.centers, f"step {step}")
         else:
@@ -419,12 +180,6 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
     return 1.0
 
 
-def top_k_share(top_k: float, step: int, steps: int) -> float:
-    """Top-k training's share of fakes at G step `step` of `steps`: 1 at the start, falling linearly
-    to top_k at mid-training, then top_k (a function of the step, so resuming gets the same)."""
-    return max(top_k, 1.0 - (1.0 - top_k) * (step - 1) / max(steps / 2, 1))
-
-
 def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
         resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train up to cfg.train.steps G updates (continuing from `resume`, a checkpoint, when given);
@@ -455,12 +210,10 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     monitor = Monitor()
     G_step, D_step = G, D  # what the training step runs: torch.compile'd views when train.compile
 
-    step_fn = vae_step if isinstance(D, Encoder) else train_step  # model=vae trains on its ELBO
-
     def one_step(G_s: nn.Module, D_s: nn.Module, want_stats: bool, source: Iterator[Tensor]) -> dict[str, Tensor]:
-        return step_fn(G_s, D_s, exp.loss, exp.opt_G, exp.opt_D, source, t.n_critic,
-                          want_stats=want_stats, skip_nonfinite=skip, precision=precision,
-                          sync=distributed.average_gradients if ranks.active else None)
+        return exp.objective.step(G_s, D_s, exp.opt_G, exp.opt_D, source, t.n_critic, want_stats=want_stats,
+                                  skip_nonfinite=skip, precision=precision,
+                                  sync=distributed.average_gradients if ranks.active else None)
 
     rng_devices = [exp.device] if exp.device.type == "cuda" else []
     skip = t.on_nan == "skip"
@@ -500,8 +253,7 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                 for opt, lr in base_lrs:
                     for group in opt.param_groups:
                         group["lr"] = lr * factor
-            if getattr(exp.loss, "top_k", 1.0) < 1.0:
-                exp.loss.keep = top_k_share(exp.loss.top_k, step, t.steps)
+            exp.objective.at_step(step, t.steps)  # step-dependent schedules (top-k's share)
             log_now = step % t.log_every == 0 or step == t.steps
             if t.compile and step == first:  # a failed compile retries eagerly on the same batches
                 head = [next(batches) for _ in range(t.n_critic)]

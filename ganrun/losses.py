@@ -1,19 +1,21 @@
-"""GAN losses: each class owns its math, the training loop owns everything else.
+"""GAN losses: the logit math of each one, nothing else.
 
 Sign convention, stated once: D returns *logits*, one real number per sample, and higher means
 "more real". For the probability losses (gan, minimax) D(x) = sigmoid(logit); for the others the
 logit is the critic's raw score. Every method returns a quantity to *minimise*.
 
-Interface (the loop calls nothing else):
-    d_loss(real_logits, fake_logits)  -> scalar tensor, D's loss
-    g_loss(fake_logits)               -> scalar tensor, G's loss
-    penalty(D, real, fake)            -> scalar tensor added to D's loss (zero unless it needs D:
-                                         WGAN-GP, and R1 / DRAGAN on the other losses when set)
-    constrain(D)                      -> called after every D step (WGAN's weight clipping)
-    stats(real_logits, fake_logits)   -> dict of scalar tensors for logging (no host sync here)
-    select(fake_logits)               -> the fake logits G's loss sees (all; top-k training: the best)
-    probability                       -> whether sigmoid(logit) is D's probability (for plots)
+Interface (an adversarial objective, ganrun.objectives, calls nothing else):
+    d_loss(real_logits, fake_logits)            -> scalar tensor, D's loss
+    g_loss(fake_logits, real_logits=None)        -> scalar tensor, G's loss (real_logits: for the
+                                                    relativistic losses, whose `paired` is True)
+    stats(real_logits, fake_logits)             -> dict of scalar tensors for logging (no host sync here)
+    probability                                 -> whether sigmoid(logit) is D's probability
+    components()                                -> (regularizers, G-update) the loss config turns on:
+                                                    penalties and constraints for D (ganrun.regularizers),
+                                                    unrolling and top-k selection for G (ganrun.objectives)
 
+The loss config carries the keys of those components (r1_gamma, gp_weight, unroll_steps, ...), so
+`loss.r1_gamma=1.0` works on every loss that takes it; the objects themselves live elsewhere.
 ELBO, at the end, is the VAE baseline's objective (model=vae), not a GAN loss.
 """
 
@@ -23,7 +25,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from ganrun.regularizers import DRAGAN, R1, R2, GradientPenalty, Regularizer, WeightClip
+from ganrun.updates import GUpdate
 
 
 def _check_label(real_label: float, flip_prob: float) -> None:
@@ -42,39 +47,21 @@ def _targets(logits: Tensor, value: float, flip_to: float, flip_prob: float) -> 
     return target
 
 
-def input_grad_norm(D: nn.Module, x: Tensor) -> Tensor:
-    """Per-sample ||grad_x D(x)||_2, kept differentiable w.r.t. D's weights (double backward)."""
-    x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
-    return grad.flatten(1).norm(2, dim=1)
-
-
 class Loss:
-    """Base class: no penalty, no constraint, raw critic means as stats."""
+    """Base class: raw critic means as stats; no regularizer, plain G updates."""
 
     probability = False  # True when sigmoid(D's logit) is D's probability that x is real
-    keep = 1.0  # top-k training: the share of fakes G's loss uses at this step (set by the loop)
-
-    def select(self, fake_logits: Tensor) -> Tensor:
-        """The fake logits G learns from: all of them, or under top-k training the ceil(keep * N)
-        that D rates most real (Sinha et al. 2020: G is not pulled by samples D already rejects)."""
-        if self.keep >= 1.0:
-            return fake_logits
-        return fake_logits.topk(max(1, math.ceil(self.keep * fake_logits.numel()))).values
+    paired = False  # True when G's loss compares each fake with a real sample (relativistic losses)
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
-    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        """Extra D loss that needs D itself; zero by default."""
-        return real.new_zeros(())
-
-    @torch.no_grad()
-    def constrain(self, D: nn.Module) -> None:
-        """Hook run after each D optimizer step; nothing by default."""
+    def components(self) -> tuple[list[Regularizer], GUpdate]:
+        """The D regularizers and the G-update variant this loss's config turns on."""
+        return [], GUpdate()
 
     @torch.no_grad()
     def stats(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
@@ -83,39 +70,46 @@ class Loss:
 
 
 class _Regularised(Loss):
-    """Optional gradient penalties for the non-Wasserstein losses (added to D's loss):
+    """The keys of the optional components for the non-Wasserstein losses:
 
     r1_gamma > 0: R1 (Mescheder et al. 2018), r1_gamma / 2 * E ||grad D(x)||^2 on real data.
+    r2_gamma > 0: R2, r2_gamma / 2 * E ||grad D(G(z))||^2 on the fakes (R3GAN pairs it with R1).
     dragan_weight > 0: DRAGAN (Kodali et al. 2017), dragan_weight * E (||grad D(x~)|| - 1)^2 on real
     data perturbed by x~ = x + 0.5 * std(x) * u, u ~ U[0, 1) per element.
     unroll_steps = k > 0: Unrolled GAN (Metz et al. 2017), G's loss is taken against D after k
-    differentiable gradient steps on D's loss (see loop.unrolled_critic); D itself is not changed.
+    differentiable gradient steps on D's loss (objectives.unrolled_critic); D itself is not changed.
     top_k = nu < 1: top-k training (Sinha et al. 2020), G's loss uses only the share of each fake
     batch that D rates most real; the share falls linearly from 1 to nu over the first half of
-    training (loop.top_k_share) and stays there.
+    training (objectives.top_k_share) and stays there.
     """
 
     def __init__(self, r1_gamma: float = 0.0, dragan_weight: float = 0.0, unroll_steps: int = 0,
-                 top_k: float = 1.0):
-        if r1_gamma < 0 or dragan_weight < 0:
-            raise ValueError(f"loss.r1_gamma={r1_gamma}, loss.dragan_weight={dragan_weight}: must be >= 0")
+                 top_k: float = 1.0, r2_gamma: float = 0.0):
+        if r1_gamma < 0 or dragan_weight < 0 or r2_gamma < 0:
+            raise ValueError(f"loss.r1_gamma={r1_gamma}, loss.r2_gamma={r2_gamma}, loss.dragan_weight={dragan_weight}: "
+                             f"must be >= 0")
         if unroll_steps < 0:
             raise ValueError(f"loss.unroll_steps={unroll_steps}: must be >= 0 (0: off; the paper uses 5 to 10)")
         if not 0.0 < top_k <= 1.0:
             raise ValueError(f"loss.top_k={top_k}: the share of fakes kept, in (0, 1] (1: off; 0.5 to 0.75 in the paper)")
+        if top_k < 1.0 and self.paired:
+            raise ValueError(f"loss.top_k={top_k}: top-k training drops fakes, which a paired (relativistic) "
+                             f"loss compares with real samples one to one; leave loss.top_k=1")
         self.r1_gamma = r1_gamma
+        self.r2_gamma = r2_gamma
         self.dragan_weight = dragan_weight
         self.unroll_steps = unroll_steps
         self.top_k = top_k
 
-    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        total = real.new_zeros(())
+    def components(self) -> tuple[list[Regularizer], GUpdate]:
+        regs: list[Regularizer] = []
         if self.r1_gamma > 0:
-            total = total + self.r1_gamma / 2 * input_grad_norm(D, real).pow(2).mean()
+            regs.append(R1(self.r1_gamma))
+        if self.r2_gamma > 0:
+            regs.append(R2(self.r2_gamma))
         if self.dragan_weight > 0:
-            perturbed = real + 0.5 * real.std() * torch.rand_like(real)
-            total = total + self.dragan_weight * (input_grad_norm(D, perturbed) - 1).pow(2).mean()
-        return total
+            regs.append(DRAGAN(self.dragan_weight))
+        return regs, GUpdate(self.unroll_steps, self.top_k)
 
 
 class _Labelled(_Regularised):
@@ -123,8 +117,8 @@ class _Labelled(_Regularised):
     fake targets stay 0) and label noise (flip_prob: a random share of targets swapped)."""
 
     def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0, r1_gamma: float = 0.0,
-                 dragan_weight: float = 0.0, unroll_steps: int = 0, top_k: float = 1.0):
-        super().__init__(r1_gamma, dragan_weight, unroll_steps, top_k)
+                 dragan_weight: float = 0.0, unroll_steps: int = 0, top_k: float = 1.0, r2_gamma: float = 0.0):
+        super().__init__(r1_gamma, dragan_weight, unroll_steps, top_k, r2_gamma)
         _check_label(real_label, flip_prob)
         self.real_label = real_label
         self.flip_prob = flip_prob
@@ -160,14 +154,14 @@ class _ProbabilityLoss(_Labelled):
 class NonSaturating(_ProbabilityLoss):
     """The usual GAN: G maximises log D(G(z)), i.e. minimises -E log sigmoid(fake_logit)."""
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return F.softplus(-fake_logits).mean()  # -log sigmoid(l) = softplus(-l)
 
 
 class Minimax(_ProbabilityLoss):
     """The original saturating game: G minimises E log(1 - D(G(z)))."""
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
 
 
@@ -186,14 +180,11 @@ class Wasserstein(Loss):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return fake_logits.mean() - real_logits.mean()
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
 
-    @torch.no_grad()
-    def constrain(self, D: nn.Module) -> None:
-        if self.clip > 0:
-            for p in D.parameters():
-                p.clamp_(-self.clip, self.clip)
+    def components(self) -> tuple[list[Regularizer], GUpdate]:
+        return [WeightClip(self.clip)] if self.clip > 0 else [], GUpdate()
 
     @torch.no_grad()
     def stats(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
@@ -212,10 +203,8 @@ class WassersteinGP(Wasserstein):
             raise ValueError(f"loss.gp_weight={gp_weight}: must be >= 0 (the paper uses 10)")
         self.gp_weight = gp_weight
 
-    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
-        x_hat = eps * real + (1 - eps) * fake.detach()
-        return self.gp_weight * (input_grad_norm(D, x_hat) - 1).pow(2).mean()
+    def components(self) -> tuple[list[Regularizer], GUpdate]:
+        return [GradientPenalty(self.gp_weight)], GUpdate()
 
 
 class Hinge(_Regularised):
@@ -225,7 +214,7 @@ class Hinge(_Regularised):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
 
 
@@ -238,8 +227,24 @@ class LeastSquares(_Labelled):
         real_t, fake_t = self.targets(real_logits, fake_logits)
         return 0.5 * ((real_logits - real_t).pow(2).mean() + (fake_logits - fake_t).pow(2).mean())
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return 0.5 * (fake_logits - 1).pow(2).mean()
+
+
+class RelativisticPairing(_Regularised):
+    """RpGAN (Jolicoeur-Martineau 2019; the loss of R3GAN, Huang et al. 2024): each fake is judged
+    against a real sample of the same batch. D minimises E softplus(D(G(z_i)) - D(x_i)); G minimises
+    E softplus(D(x_i) - D(G(z_i))). R3GAN adds R1 and R2 (loss.r1_gamma, loss.r2_gamma)."""
+
+    paired = True
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return F.softplus(fake_logits - real_logits).mean()
+
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        if real_logits is None:
+            raise ValueError("the relativistic pairing loss compares each fake with a real sample: pass real_logits")
+        return F.softplus(real_logits - fake_logits).mean()
 
 
 class ELBO:

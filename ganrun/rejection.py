@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ganrun.config import ConfigError
+from ganrun.errors import ConfigError
 from ganrun.models.common import Packed, eval_mode, noise
 
 log = logging.getLogger(__name__)

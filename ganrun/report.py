@@ -6,10 +6,10 @@ TensorBoard file holds so far."""
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 from typing import Any
 
+from ganrun.errors import ConfigError
 from ganrun.sweep import metric_cell, read_run, varying
 
 CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metric found
@@ -107,29 +107,20 @@ def main(args: list[str]) -> int:
     options = dict(a.split("=", 1) for a in args if "=" in a)
     unknown = sorted(set(options) - {"dir", "out"})
     if unknown or len(folders) + ("dir" in options) != 1:
-        print("ganrun report: error: usage: ganrun report DIR [out=PREFIX] (DIR: a run, a sweep or outputs/)",
-              file=sys.stderr)
-        return 2
+        raise ConfigError("usage: ganrun report DIR [out=PREFIX] (DIR: a run, a sweep or outputs/)")
     root = Path(folders[0] if folders else options["dir"])
     if not root.is_dir():
-        print(f"ganrun report: error: {root}: no such folder", file=sys.stderr)
-        return 2
+        raise ConfigError(f"{root}: no such folder")
     header, body, runs = table_rows(root)
     if not runs:
-        print(f"ganrun report: error: no ganrun runs under {root} (looked for */.hydra/overrides.yaml)",
-              file=sys.stderr)
-        return 2
+        raise ConfigError(f"no ganrun runs under {root} (looked for */.hydra/overrides.yaml)")
     prefix = Path(options.get("out", root / "report"))
-    try:
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        md = markdown(header, body)
-        prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} runs\n\n" + md)
-        with prefix.with_suffix(".csv").open("w", newline="") as f:
-            csv.writer(f).writerows([header, *body])
-        plotted = plot(runs, prefix.with_suffix(".png"))
-    except OSError as e:
-        print(f"ganrun report: error: cannot write {prefix}.*: {e.strerror}", file=sys.stderr)
-        return 2
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    md = markdown(header, body)
+    prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} runs\n\n" + md)
+    with prefix.with_suffix(".csv").open("w", newline="") as f:
+        csv.writer(f).writerows([header, *body])
+    plotted = plot(runs, prefix.with_suffix(".png"))
     print(md, end="")
     print(f"wrote {prefix.with_suffix('.md')}, {prefix.with_suffix('.csv')}"
           + (f", {prefix.with_suffix('.png')}" if plotted else " (no scalars logged yet: no plot)"))

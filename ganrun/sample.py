@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from ganrun import checkpoint, game1d, images, rejection
-from ganrun.build import build_models, pick_device
-from ganrun.config import CommandErrors, ConfigError, Device, instantiate, parse_key_values
-from ganrun.checkpoint import CheckpointError
+from ganrun.artifacts import load_discriminator, load_generator
+from ganrun.build import pick_device
+from ganrun.config import ConfigError, Device, instantiate, parse_key_values
 from ganrun.models.common import draw
 
 SUFFIXES = (".png", ".npy", ".gif", "")  # "": a folder of PNG files
@@ -53,22 +53,6 @@ def parse(args: list[str]) -> SampleConfig:
     if cfg.drs and (cfg.mode != "sample" or cfg.truncation > 0):
         raise ConfigError("drs=true filters independent samples: it does not combine with mode=interp or truncation")
     return cfg
-
-
-def load_generator(ckpt: dict, device: torch.device, ema: bool | None = None) -> torch.nn.Module:
-    """G rebuilt from the checkpoint's own model config, in eval mode, with its EMA weights when it
-    has them (ema=None or True) or its raw weights (ema=False)."""
-    G, _ = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]),
-                        ckpt["data"].get("n_classes", 0))
-    if ema and "G_ema" not in ckpt:
-        raise ConfigError("ema=true: this checkpoint has no EMA generator (train with train.ema=0.999)")
-    state = ckpt["G_ema"] if "G_ema" in ckpt and ema is not False else ckpt["G"]
-    mismatch = checkpoint.first_mismatch(G, state)
-    if mismatch:
-        raise CheckpointError(f"the checkpoint's G weights do not fit its model config ({ckpt['config']['model']['_target_']}): "
-                              f"{mismatch}")
-    G.load_state_dict(state)
-    return G.to(device).eval()
 
 
 def latents(n: int, dim: int, seed: int, truncation: float = 0.0, prior: str = "gaussian") -> torch.Tensor:
@@ -147,20 +131,6 @@ def interpolate(ckpt: dict, rows: int, frames: int, seed: int, device: torch.dev
     return x.float().cpu().reshape(rows, frames, *x.shape[1:])
 
 
-def load_discriminator(ckpt: dict, device: torch.device) -> torch.nn.Module:
-    """D rebuilt from the checkpoint's model config, in eval mode (without its DiffAugment wrapper)."""
-    _, D = build_models(OmegaConf.create(ckpt["config"]["model"]), tuple(ckpt["data"]["shape"]),
-                        ckpt["data"].get("n_classes", 0))
-    state = ckpt["D"]
-    if ckpt["config"].get("train", {}).get("augment"):  # saved as Augmented(D): keys under "D."
-        state = {k.removeprefix("D."): v for k, v in state.items()}
-    mismatch = checkpoint.first_mismatch(D, state)
-    if mismatch:
-        raise CheckpointError(f"the checkpoint's D weights do not fit its model config: {mismatch}")
-    D.load_state_dict(state)
-    return D.to(device).eval()
-
-
 def use_drs(ckpt: dict, drs: bool | None) -> bool:
     """Whether to filter with D: `drs` when given, else the run's own train.drs (checked when it trained)."""
     if drs is None:
@@ -221,37 +191,33 @@ def write_gif(path: torch.Tensor, out: Path, ms_per_frame: int = 120) -> None:
 
 
 def main(args: list[str]) -> int:
-    """Entry point for `ganrun sample`; returns the exit code."""
-    with CommandErrors("sample") as errors:
-        cfg = parse(args)
-        errors.target = cfg.out
-        device = pick_device(cfg.device.value)
-        ckpt = checkpoint.load(cfg.ckpt)
-        out, kind = Path(cfg.out), ckpt["data"]["kind"]
-        drs = False
-        if cfg.mode == "interp":
-            if kind == "points":
-                raise ConfigError("mode=interp is for image models; 2-D point sets have no picture to morph")
-            path = interpolate(ckpt, cfg.n, cfg.frames, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema)
-            if out.suffix.lower() == ".gif":
-                write_gif(path, out)
-            else:  # one row per interpolation
-                write(path.flatten(0, 1), kind, out, cfg.frames)
-            samples = path.flatten(0, 1)
+    """Entry point for `ganrun sample` (bad input raises a UserError: see ganrun.errors.run)."""
+    cfg = parse(args)
+    device = pick_device(cfg.device.value)
+    ckpt = checkpoint.load(cfg.ckpt)
+    out, kind = Path(cfg.out), ckpt["data"]["kind"]
+    drs = False
+    if cfg.mode == "interp":
+        if kind == "points":
+            raise ConfigError("mode=interp is for image models; 2-D point sets have no picture to morph")
+        path = interpolate(ckpt, cfg.n, cfg.frames, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema)
+        if out.suffix.lower() == ".gif":
+            write_gif(path, out)
+        else:  # one row per interpolation
+            write(path.flatten(0, 1), kind, out, cfg.frames)
+        samples = path.flatten(0, 1)
+    else:
+        one_d = kind == "points" and list(ckpt["data"]["shape"]) == [1] and out.suffix.lower() == ".png"
+        drs = use_drs(ckpt, cfg.drs) and not (one_d or cfg.truncation > 0)
+        samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs)
+        if one_d:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            images.save_png(game_figure(ckpt, device, cfg.seed, cfg.ema), out)
         else:
-            one_d = kind == "points" and list(ckpt["data"]["shape"]) == [1] and out.suffix.lower() == ".png"
-            drs = use_drs(ckpt, cfg.drs) and not (one_d or cfg.truncation > 0)
-            samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs)
-            if one_d:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                images.save_png(game_figure(ckpt, device, cfg.seed, cfg.ema), out)
-            else:
-                data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset") if kind == "points" else None
-                write(samples, kind, out, cfg.nrow or nrow, data)
-                labels = images.class_rows(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes)[0]
-                if labels is not None and out.suffix.lower() == ".npy":  # the classes asked for, for `ganrun eval`
-                    np.save(out.with_suffix(".labels.npy"), labels.numpy())
-    if errors.code:
-        return errors.code
+            data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset") if kind == "points" else None
+            write(samples, kind, out, cfg.nrow or nrow, data)
+            labels = images.class_rows(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes)[0]
+            if labels is not None and out.suffix.lower() == ".npy":  # the classes asked for, for `ganrun eval`
+                np.save(out.with_suffix(".labels.npy"), labels.numpy())
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))
     return 0

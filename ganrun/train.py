@@ -17,17 +17,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganrun import checkpoint, config, distributed
 from ganrun.build import build
-from ganrun.checkpoint import CheckpointError
 from ganrun.config import ConfigError
-from ganrun.data import DataError
+from ganrun.errors import UserError
 from ganrun.loop import Interrupted, NonFiniteError, fit, write_summary
+from ganrun.objectives import VAEObjective
 
 log = logging.getLogger("ganrun")
 
 config.register()
 
 # Errors a user can fix: one line, exit code 2, no traceback.
-USER_ERRORS = (ConfigError, DataError, CheckpointError)
+USER_ERRORS = (UserError,)
 EXIT_INTERRUPTED = 3  # SIGINT/SIGTERM: the checkpoint is saved, `resume=` continues
 
 
@@ -109,7 +109,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         for module in (exp.G, exp.D):
             distributed.broadcast_module(module)
     n_g, n_d = (sum(p.numel() for p in m.parameters()) for m in (exp.G, exp.D))
-    vae = hasattr(exp.D, "elbo")  # model=vae: decoder in G's place, encoder in D's, trained on the ELBO
+    vae = isinstance(exp.objective, VAEObjective)  # model=vae: decoder in G's place, encoder in D's
     log.info("data %s %s, %s %s params, %s %s params, loss %s, device %s -> %s", exp.data.name,
              tuple(exp.data.shape), "decoder" if vae else "G", f"{n_g:,}", "encoder" if vae else "D", f"{n_d:,}",
              "ELBO (model=vae)" if vae else cfg.loss._target_.rsplit(".", 1)[-1], exp.device, run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from conftest import ROOT, SHARED_DATA, compose_train, needs_shared_mnist
+from conftest import ROOT, SHARED_DATA, TINY, TINY_MODEL, compose_train, needs_shared_mnist, run_cli
 from ganrun import config, losses
 from ganrun.build import build, build_models, build_optimizer
 from ganrun.config import ConfigError
@@ -22,7 +23,7 @@ def test_groups_have_the_documented_options():
     assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "gauss1d", "grid", "mnist", "mnist-sample",
                                  "ring", "stacked-mnist"]
     assert GROUPS["model"] == ["dcgan", "mlp", "vae"]
-    assert GROUPS["loss"] == ["gan", "hinge", "lsgan", "minimax", "wgan", "wgan-gp"]
+    assert GROUPS["loss"] == ["gan", "hinge", "lsgan", "minimax", "rpgan", "wgan", "wgan-gp"]
     assert GROUPS["optimizer"] == ["adam", "rmsprop"]
 
 
@@ -242,3 +243,30 @@ def test_experiment_recipe_composes_and_the_command_line_wins():
     assert cfg.dataset._target_ == "ganrun.data.mnist_sample" and cfg.model.width == 64
     assert cfg.train.batch_size == 32 and cfg.train.steps == 7
     config.validate(cfg)
+
+
+# ---------------------------------------------------------------- plugins: targets from the user's own package
+
+
+def test_a_loss_from_the_users_own_package_trains_when_its_package_is_a_plugin(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # the user's package is importable
+    (tmp_path / "conf" / "loss").mkdir(parents=True)  # and their own YAML names it, as the docs say
+    (tmp_path / "conf" / "loss" / "margin.yaml").write_text("_target_: plugin_pkg.losses.MarginLeastSquares\n"
+                                                            "margin: 2.0\n")
+    args = ["--config-dir", str(tmp_path / "conf"), "loss=margin", *TINY, *TINY_MODEL["dcgan"]]
+    r = run_cli("train", *args, f"hydra.run.dir={tmp_path / 'no'}")
+    assert r.returncode == 2 and "add your own package with plugins=[NAME]" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_cli("train", *args, "plugins=[plugin_pkg]", f"hydra.run.dir={tmp_path / 'yes'}")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "yes" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["losses"]["loss/D"] > 0
+    r = run_cli("sample", f"ckpt={tmp_path / 'yes'}", "n=4", f"out={tmp_path / 'g.png'}")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("plugin", ["os", "subprocess", "torch", "builtins"])
+def test_the_standard_library_cannot_be_a_plugin(plugin):
+    with pytest.raises(ConfigError, match=f"plugins=\\[{plugin}\\]: give your own package"):
+        config.allow_plugins([plugin])
+    config.allow_plugins([])

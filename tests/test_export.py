@@ -7,7 +7,7 @@ import torch
 
 from conftest import TINY, TINY_MODEL, compose_train, run_cli
 from ganrun import checkpoint
-from ganrun.sample import load_generator
+from ganrun.artifacts import load_generator
 from ganrun.train import run
 
 
@@ -72,5 +72,7 @@ def test_onnx_export_runs_in_onnxruntime(trained, tmp_path):
 def test_export_errors_are_one_line(trained, capsys):
     from ganrun.export import main
 
-    assert main([f"ckpt={trained}", "format=pickle"]) == 2
+    from ganrun import errors
+
+    assert errors.run("export", main, [f"ckpt={trained}", "format=pickle"]) == 2  # the path the CLI takes
     assert "format='pickle': use safetensors, torchscript, onnx" in capsys.readouterr().err

@@ -12,7 +12,8 @@ from conftest import TINY, TINY_MODEL, compose_train
 from ganrun import checkpoint, config, losses
 from ganrun.build import build_models
 from ganrun.config import ConfigError
-from ganrun.loop import Precision, train_step
+from ganrun.objectives import Adversarial
+from ganrun.precision import Precision
 from ganrun.train import run
 
 LOSSES = [losses.NonSaturating(), losses.Minimax(), losses.Hinge(), losses.LeastSquares(),
@@ -20,13 +21,14 @@ LOSSES = [losses.NonSaturating(), losses.Minimax(), losses.Hinge(), losses.Least
 
 
 def one_step(loss: losses.Loss, precision: Precision, G0, D0) -> tuple[dict, dict]:
-    """One train_step from fixed weights, batch and noise; returns (step output, G's new weights)."""
+    """One training step from fixed weights, batch and noise; returns (step output, G's new weights)."""
     G, D = copy.deepcopy(G0), copy.deepcopy(D0)
     opt_G = torch.optim.SGD(G.parameters(), lr=0.1)
     opt_D = torch.optim.SGD(D.parameters(), lr=0.1)
     real = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
     torch.manual_seed(0)
-    out = train_step(G, D, loss, opt_G, opt_D, iter([real] * 5), n_critic=1, want_stats=True, precision=precision)
+    out = Adversarial(loss).step(G, D, opt_G, opt_D, iter([real] * 5), n_critic=1, want_stats=True,
+                                 precision=precision)
     return out, {k: v.clone() for k, v in G.state_dict().items()}
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from conftest import TINY, compose_train, run_cli
 from ganrun import data, game1d
 from ganrun.losses import Minimax, NonSaturating
-from ganrun.loop import train_step
+from ganrun.objectives import Adversarial
 from ganrun.models import mlp
 from ganrun.models.common import noise
 from ganrun.train import run
@@ -92,7 +92,7 @@ def _train_d(G: Affine, mix: data.Mixture, steps: int = 1000):
     opt_G = torch.optim.SGD(G.parameters(), lr=0.0)
     batches = mix.batches(1024, torch.device("cpu"), seed=0)
     for _ in range(steps):
-        train_step(G, D, loss, opt_G, opt_D, batches, n_critic=1, want_stats=False)
+        Adversarial(loss).step(G, D, opt_G, opt_D, batches, n_critic=1, want_stats=False)
     return D, loss
 
 

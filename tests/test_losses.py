@@ -8,6 +8,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from ganrun import losses
+from ganrun.regularizers import total_penalty
 
 LN3 = math.log(3.0)
 # sigmoid(0) = 1/2, sigmoid(ln 3) = 3/4, sigmoid(-ln 3) = 1/4
@@ -101,7 +102,7 @@ def test_weight_clipping_bounds_every_critic_weight():
     with torch.no_grad():
         for p in D.parameters():
             p.normal_(0, 1)
-    losses.Wasserstein(clip=0.01).constrain(D)
+    constrain(losses.Wasserstein(clip=0.01), D)
     for p in D.parameters():
         assert p.abs().max() <= 0.01
     assert any((p.abs() == 0.01).any() for p in D.parameters())  # clamped, not zeroed
@@ -111,8 +112,19 @@ def test_no_clipping_when_clip_is_zero():
     D = nn.Linear(3, 1)
     with torch.no_grad():
         D.weight.fill_(5.0)
-    losses.Wasserstein(clip=0.0).constrain(D)
+    constrain(losses.Wasserstein(clip=0.0), D)
     assert (D.weight == 5.0).all()
+
+
+def penalty(loss, D, real, fake):
+    """The D penalty a loss's config turns on (its regularizers, summed in order)."""
+    return total_penalty(loss.components()[0], D, real, fake)
+
+
+def constrain(loss, D):
+    """The constraints a loss's config turns on, applied as after a D step."""
+    for reg in loss.components()[0]:
+        reg.after_step(D)
 
 
 class Linear(nn.Module):
@@ -143,20 +155,20 @@ def test_gradient_penalty_on_known_gradient_norm(w, expect):
     # gp = 10 * (||w|| - 1)^2 whatever the interpolates are: ||w|| = 2 -> 10, 1 -> 0, 5 -> 160
     D = Linear(w)
     real, fake = torch.randn(16, 2), torch.randn(16, 2)
-    assert_close(losses.WassersteinGP().penalty(D, real, fake), t(expect))
+    assert_close(penalty(losses.WassersteinGP(), D, real, fake), t(expect))
 
 
 def test_gradient_penalty_is_differentiable_in_the_critic_weights():
     # d/dw 10 (||w|| - 1)^2 = 20 (||w|| - 1) w / ||w||; at w = (2, 0): (20, 0)
     D = Linear([2.0, 0.0])
-    losses.WassersteinGP().penalty(D, torch.randn(8, 2), torch.randn(8, 2)).backward()
+    penalty(losses.WassersteinGP(), D, torch.randn(8, 2), torch.randn(8, 2)).backward()
     assert_close(D.w.grad, t([20.0, 0.0]))
 
 
 def test_gradient_penalty_uses_interpolates_between_real_and_fake():
     real, fake = torch.zeros(64, 2), torch.ones(64, 2)
     D = Spy([1.0, 0.0])
-    losses.WassersteinGP(gp_weight=1.0).penalty(D, real, fake)
+    penalty(losses.WassersteinGP(gp_weight=1.0), D, real, fake)
     x_hat = D.seen[0]
     assert (x_hat[:, 0] == x_hat[:, 1]).all()  # one eps per sample, on the segment real -> fake
     assert 0 <= x_hat.min() and x_hat.max() <= 1 and x_hat.std() > 0.1
@@ -168,7 +180,7 @@ def test_wgan_gp_has_no_clipping():
 
 def test_other_losses_have_zero_penalty():
     for loss in (losses.NonSaturating(), losses.Minimax(), losses.Wasserstein(), losses.Hinge(), losses.LeastSquares()):
-        assert_close(loss.penalty(nn.Linear(2, 1), torch.randn(4, 2), torch.randn(4, 2)), t(0.0))
+        assert_close(penalty(loss, nn.Linear(2, 1), torch.randn(4, 2), torch.randn(4, 2)), t(0.0))
 
 
 def test_hinge():
@@ -190,19 +202,19 @@ def test_least_squares():
 def test_r1_penalty_on_known_gradient():
     # gamma / 2 * ||w||^2 = 2 / 2 * 25 for w = (3, 4), on any real batch
     loss = losses.NonSaturating(r1_gamma=2.0)
-    assert_close(loss.penalty(Linear([3.0, 4.0]), torch.randn(8, 2), torch.randn(8, 2)), t(25.0))
+    assert_close(penalty(loss, Linear([3.0, 4.0]), torch.randn(8, 2), torch.randn(8, 2)), t(25.0))
 
 
 @pytest.mark.parametrize("w, expect", [([0.6, 0.8], 0.0), ([2.0, 0.0], 10.0)])
 def test_dragan_penalty_on_known_gradient(w, expect):
     loss = losses.Hinge(dragan_weight=10.0)
-    assert_close(loss.penalty(Linear(w), torch.randn(8, 2), torch.randn(8, 2)), t(expect))
+    assert_close(penalty(loss, Linear(w), torch.randn(8, 2), torch.randn(8, 2)), t(expect))
 
 
 def test_r1_and_dragan_add_up_and_reach_d():
     loss = losses.LeastSquares(r1_gamma=1.0, dragan_weight=10.0)
     D = Linear([2.0, 0.0])
-    value = loss.penalty(D, torch.randn(8, 2), torch.randn(8, 2))
+    value = penalty(loss, D, torch.randn(8, 2), torch.randn(8, 2))
     assert_close(value, t(0.5 * 4 + 10.0))
     value.backward()
     # d/dw [1/2 ||w||^2 + 10 (||w|| - 1)^2] at w = (2, 0): w + 20 (||w|| - 1) w / ||w|| = (2 + 20, 0)
@@ -212,7 +224,7 @@ def test_r1_and_dragan_add_up_and_reach_d():
 def test_r1_only_looks_at_real_data():
     real, fake = torch.zeros(4, 2), torch.ones(4, 2)
     D = Spy([1.0, 0.0])
-    losses.NonSaturating(r1_gamma=1.0).penalty(D, real, fake)
+    penalty(losses.NonSaturating(r1_gamma=1.0), D, real, fake)
     assert len(D.seen) == 1 and torch.equal(D.seen[0], real)
 
 
@@ -220,7 +232,7 @@ def test_unrolled_critic_gradient_by_hand():
     # D(x) = w x, one fake a, one real r, non-saturating loss, one unrolled step of rate eta:
     #   w1 = w - eta * dL_D/dw,  dL_D/dw = -r s(-w r) + a s(w a)   (s = sigmoid)
     #   L_G = softplus(-w1 a);  dL_G/da = -s(-w1 a) * (w1 + a dw1/da),  dw1/da = -eta (s(wa) + a w s'(wa))
-    from ganrun.loop import unrolled_critic
+    from ganrun.updates import unrolled_critic
 
     w, r, a0, eta = 0.7, 1.5, -0.4, 0.3
     D = torch.nn.Linear(1, 1, bias=False).double()
@@ -246,19 +258,20 @@ def test_unroll_steps_must_not_be_negative():
 
 
 def test_top_k_keeps_the_fakes_d_rates_most_real():
-    loss = losses.NonSaturating(top_k=0.5)
+    update = losses.NonSaturating(top_k=0.5).components()[1]
     logits = torch.tensor([3.0, -1.0, 2.0, 0.0, 1.0])
-    torch.testing.assert_close(loss.select(logits), logits)  # keep starts at 1: every fake
-    loss.keep = 0.5
-    torch.testing.assert_close(loss.select(logits), torch.tensor([3.0, 2.0, 1.0]))  # ceil(2.5) = 3 best
-    loss.keep = 0.01
-    torch.testing.assert_close(loss.select(logits), torch.tensor([3.0]))  # never fewer than one
+    torch.testing.assert_close(update.select(logits), logits)  # keep starts at 1: every fake
+    update.at_step(51, 100)  # mid-training: the share has fallen to top_k
+    assert update.keep == pytest.approx(0.5)
+    torch.testing.assert_close(update.select(logits), torch.tensor([3.0, 2.0, 1.0]))  # ceil(2.5) = 3 best
+    update.keep = 0.01
+    torch.testing.assert_close(update.select(logits), torch.tensor([3.0]))  # never fewer than one
     with pytest.raises(ValueError, match="loss.top_k=0"):
         losses.Hinge(top_k=0.0)
 
 
 def test_top_k_share_falls_to_nu_by_mid_training():
-    from ganrun.loop import top_k_share
+    from ganrun.updates import top_k_share
 
     assert top_k_share(0.5, 1, 100) == 1.0
     assert top_k_share(0.5, 26, 100) == pytest.approx(0.75)
@@ -272,3 +285,45 @@ def test_top_k_trains_through_the_loop(tmp_path):
     cfg = compose_train("dataset=ring", "model=mlp", "model.hidden=[8,8]", *TINY, "loss.top_k=0.5")
     summary = run(cfg, tmp_path / "r")
     assert summary["status"] == "completed"
+
+
+def test_r2_penalty_looks_at_the_fakes_only():
+    # gamma / 2 * ||w||^2 = 4 / 2 * 25 for w = (3, 4), measured on the fakes
+    real, fake = torch.zeros(4, 2), torch.ones(4, 2)
+    D = Spy([3.0, 4.0])
+    assert_close(penalty(losses.NonSaturating(r2_gamma=4.0), D, real, fake), t(50.0))
+    assert len(D.seen) == 1 and torch.equal(D.seen[0], fake)
+
+
+def test_r1_and_r2_together_as_r3gan_uses_them():
+    loss = losses.RelativisticPairing(r1_gamma=2.0, r2_gamma=2.0)
+    regs = loss.components()[0]
+    assert [type(r).__name__ for r in regs] == ["R1", "R2"]
+    assert_close(penalty(loss, Linear([3.0, 4.0]), torch.randn(4, 2), torch.randn(4, 2)), t(50.0))
+
+
+def test_relativistic_pairing_by_hand():
+    real, fake = t([2.0, 0.0]), t([1.0, 1.0])
+    sp = lambda v: math.log1p(math.exp(v))  # noqa: E731  softplus
+    # D: mean softplus(fake_i - real_i) = (sp(-1) + sp(1)) / 2; G: mean softplus(real_i - fake_i), the same here
+    loss = losses.RelativisticPairing()
+    assert_close(loss.d_loss(real, fake), t((sp(-1.0) + sp(1.0)) / 2))
+    assert_close(loss.g_loss(fake, real), t((sp(1.0) + sp(-1.0)) / 2))
+    assert_close(loss.g_loss(t([0.0, 3.0]), real), t((sp(2.0) + sp(-3.0)) / 2))
+    # equal logits: log 2 each way (neither side can tell a pair apart)
+    assert_close(loss.d_loss(real, real), t(math.log(2.0)))
+    with pytest.raises(ValueError, match="pass real_logits"):
+        loss.g_loss(fake)
+
+
+def test_relativistic_pairing_refuses_top_k():
+    with pytest.raises(ValueError, match="loss.top_k=0.5: top-k training drops fakes"):
+        losses.RelativisticPairing(top_k=0.5)
+
+
+def test_rpgan_trains_through_the_loop(tmp_path):
+    from conftest import TINY, TINY_MODEL, compose_train
+    from ganrun.train import run
+
+    summary = run(compose_train("loss=rpgan", *TINY, *TINY_MODEL["dcgan"]), tmp_path / "r")
+    assert summary["status"] == "completed" and summary["losses"]["loss/penalty"] > 0

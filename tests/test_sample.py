@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY, TINY_MODEL, compose_train, run_cli
-from ganrun import checkpoint
+from ganrun import checkpoint, errors
 from ganrun.sample import generate, latents, main, slerp
 from ganrun.train import run
 
@@ -75,7 +75,7 @@ def test_ema_switch_and_determinism(ema_run):
     (["out=x.jpg"], "unsupported suffix"),
 ])
 def test_bad_sample_options_are_one_line(ema_run, capsys, args, message):
-    assert main([f"ckpt={ema_run}", *args]) == 2
+    assert errors.run("sample", main, [f"ckpt={ema_run}", *args]) == 2  # the path the CLI takes
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
 

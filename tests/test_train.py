@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import TINY, TINY_MODEL, compose_train
 from ganrun import checkpoint, losses
-from ganrun.loop import train_step
+from ganrun.objectives import Adversarial
 from ganrun.train import run
 
 LOSSES = ["gan", "minimax", "wgan", "wgan-gp", "hinge", "lsgan"]
@@ -105,7 +105,7 @@ def test_one_fake_batch_serves_both_steps_when_n_critic_is_1(n_critic, g_calls):
     opt_G, opt_D = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1)
     batches = iter(lambda: torch.randn(8, 2), None)
     d_before = D[0].weight.clone()
-    out = train_step(G, D, losses.NonSaturating(), opt_G, opt_D, batches, n_critic, want_stats=False)
+    out = Adversarial(losses.NonSaturating()).step(G, D, opt_G, opt_D, batches, n_critic, want_stats=False)
     assert G.calls == g_calls
     assert not torch.equal(D[0].weight, d_before)
     assert set(out) == {"loss/D", "loss/G", "loss/penalty"}  # stats only on logging steps
@@ -118,13 +118,13 @@ def test_g_step_leaves_d_weights_alone():
     opt_G, opt_D = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.0)  # D frozen by lr 0
     batches = iter(lambda: torch.randn(8, 2), None)
     g_before = G.G[0].weight.clone()
-    train_step(G, D, losses.NonSaturating(), opt_G, opt_D, batches, 1, want_stats=True)
+    Adversarial(losses.NonSaturating()).step(G, D, opt_G, opt_D, batches, 1, want_stats=True)
     assert not torch.equal(G.G[0].weight, g_before)
     assert all(p.requires_grad for p in D.parameters())  # restored after the G step
 
 
 def test_health_signals():
-    from ganrun.loop import health
+    from ganrun.health import health
 
     real = torch.randn(16, 1, 4, 4)
     varied = health(real, real.flip(0), torch.ones(16))
@@ -136,7 +136,7 @@ def test_health_signals():
 
 
 def test_health_of_a_conditional_generator_counts_pairs_within_a_class():
-    from ganrun.loop import Monitor, health
+    from ganrun.health import Monitor, health
 
     torch.manual_seed(0)
     labels = torch.arange(16) % 4
@@ -156,7 +156,7 @@ def test_health_of_a_conditional_generator_counts_pairs_within_a_class():
 
 
 def test_monitor_warns_once_with_remedies(caplog):
-    from ganrun.loop import Monitor
+    from ganrun.health import Monitor
 
     monitor = Monitor()
     stats = {"health/diversity": 0.05, "D(x)": 0.99, "D(G(z))": 0.001}
