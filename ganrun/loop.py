@@ -180,6 +180,117 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
     return 1.0
 
 
+class Checkpointer:
+    """Writes checkpoints (rank 0 only): weights, optimizers, RNG, config and data description, EMA and
+    gradient-scaler state; refuses non-finite weights; a failed periodic write leaves the previous file."""
+
+    def __init__(self, exp: Experiment, cfg: DictConfig, ema: EMA | None, precision: Precision, ckpt_dir: Path,
+                 main: bool):
+        self.exp, self.cfg, self.ema, self.precision, self.dir, self.main = exp, cfg, ema, precision, ckpt_dir, main
+
+    def save(self, step: int, names: tuple[str, ...]) -> None:
+        exp, G, D = self.exp, self.exp.G, self.exp.D
+        if not self.main:
+            return
+        if not (_is_finite(G) and _is_finite(D)):
+            raise NonFiniteError(f"step {step}: G or D weights are not finite; kept the last good checkpoint")
+        ckpt = {"format": checkpoint.FORMAT, "step": step, "G": G.state_dict(), "D": D.state_dict(),
+                "opt_G": exp.opt_G.state_dict(), "opt_D": exp.opt_D.state_dict(), "rng": checkpoint.rng_state(),
+                "config": OmegaConf.to_container(self.cfg, resolve=True, enum_to_str=True),
+                "data": {"kind": exp.data.kind, "shape": list(exp.data.shape),
+                         "n_classes": getattr(exp.data, "n_classes", 0)},
+                "grad_scalers": self.precision.state_dict()}
+        if self.ema:
+            ckpt["G_ema"] = self.ema.G_ema.state_dict()
+        for name in names:
+            try:
+                checkpoint.save(self.dir / name, ckpt)
+            except OSError as e:  # disk full, permissions: the previous file is untouched
+                message = (f"could not write {self.dir / name} at step {step} ({e.strerror or e}); "
+                           f"the previous checkpoint is intact")
+                if step == self.cfg.train.steps or names == ("last.pt",):
+                    raise checkpoint.CheckpointError(message) from None
+                log.error("%s; training goes on", message)
+
+
+class ScalarLog:
+    """On logging steps: the host sync, the non-finite check, TensorBoard scalars, health warnings, the
+    progress bar's losses (or a log line when there is no bar)."""
+
+    def __init__(self, writer: Any, bar: Any, show_bar: bool, first: int, steps: int, skip: bool, main: bool):
+        self.writer, self.bar, self.show_bar, self.steps, self.skip, self.main = writer, bar, show_bar, steps, skip, main
+        self.tick, self.tick_step = time.perf_counter(), first - 1
+        self.last: dict[str, float] = {}
+        self.monitor = Monitor()
+
+    def __call__(self, step: int, out: dict[str, Tensor]) -> None:
+        now = time.perf_counter()
+        last = {k: float(v) for k, v in out.items()}  # the host sync, once per log_every steps
+        last["steps_per_s"] = (step - self.tick_step) / max(now - self.tick, 1e-9)
+        self.last, self.tick, self.tick_step = last, now, step
+        losses = {k.split("/")[1]: v for k, v in last.items() if k.startswith("loss/") and k != "loss/penalty"}
+        bad = [f"loss/{k}" for k, v in losses.items() if not math.isfinite(v)]
+        if bad and not self.skip:
+            raise NonFiniteError(f"step {step}: {bad[0]} = {last[bad[0]]}; lower the learning rates "
+                                 f"(optimizer.lr_g / lr_d) or change the loss; kept the last good checkpoint")
+        for k, v in last.items():
+            self.writer.add_scalar(k, v, step)
+        if self.main:
+            self.monitor(step, last)
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        if not self.show_bar:
+            log.info("step %d/%d  %s  %.1f steps/s", step, self.steps,
+                     "  ".join(f"loss/{k} {v:.4f}" for k, v in losses.items()), last["steps_per_s"])
+
+
+class Evaluation:
+    """The quality metrics at evaluation steps (rank 0): built at the first one (it may train a classifier),
+    on the sampler's generator and a fixed z, with D's rejection sampling when train.drs is on."""
+
+    def __init__(self, exp: Experiment, cfg: DictConfig):
+        self.exp, self.cfg = exp, cfg
+        self.evaluator: Evaluator | None = None
+        self.scores: dict[str, float] = {}
+        self.floor: dict[str, float] = {}
+
+    def __call__(self, step: int, sampler: Sampler, writer: Any) -> None:
+        t = self.cfg.train
+        self.evaluator = self.evaluator or Evaluator(self.cfg.dataset, self.exp.data, t.eval_n)
+        self.scores, self.floor = self.evaluator(sampler.G, sampler.z, seed=t.seed,  # the same z every time
+                                                 D=unaugmented(self.exp.D) if t.drs else None)
+        for k, v in self.scores.items():
+            writer.add_scalar(f"eval/{k}", v, step)
+        for k, v in self.floor.items():  # real data scored alike: the floor beside each curve
+            writer.add_scalar(f"eval_real/{k}", v, step)
+
+    def summary(self) -> dict[str, Any]:
+        ev = self.evaluator
+        return {"metrics": self.scores, "metrics_real": self.floor, "per_class": ev.per_class if ev else {},
+                "metric_settings": ev.settings if ev else {}}
+
+
+def set_learning_rates(base_lrs: list[tuple[torch.optim.Optimizer, float]], schedule: str, step: int,
+                       steps: int) -> None:
+    """Both optimizers' rates for this step under the schedule (from the config's rates, not the
+    optimizers': a resumed optimizer's state holds the decayed ones)."""
+    if schedule == "constant":
+        return
+    factor = lr_factor(schedule, step, steps)
+    for opt, lr in base_lrs:
+        for group in opt.param_groups:
+            group["lr"] = lr * factor
+
+
+def training_batches(exp: Experiment, cfg: DictConfig, first: int, ranks: Any) -> Iterator[Any]:
+    """The batch stream from G step `first` on: a function of (seed, batch number), so a resumed run
+    continues it exactly; this rank's shard under torchrun; with labels for a conditional model."""
+    t = cfg.train
+    extra = {"rank": ranks.rank, "world": ranks.size} if ranks.active else {}
+    if cfg.model.get("conditional"):
+        extra["labels"] = True
+    return exp.data.batches(t.batch_size, exp.device, seed=t.seed, start=(first - 1) * t.n_critic, **extra)
+
+
 def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
         resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train up to cfg.train.steps G updates (continuing from `resume`, a checkpoint, when given);
@@ -189,25 +300,19 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
     ema = EMA(G, t.ema) if t.ema > 0 else None
     precision = Precision(t.precision, exp.device.type)
     first = restore(exp, resume, ema, precision) + 1 if resume else 1
-    # the data stream is a function of (seed, batch number): a resumed run continues it exactly
     ranks = distributed.world()
-    extra = {"rank": ranks.rank, "world": ranks.size} if ranks.active else {}
-    if cfg.model.get("conditional"):
-        extra["labels"] = True
-    batches = exp.data.batches(t.batch_size, exp.device, seed=t.seed, start=(first - 1) * t.n_critic, **extra)
+    batches = training_batches(exp, cfg, first, ranks)
     if ranks.active:  # each rank its own noise, from a stream that depends on (seed, rank, step)
         torch.manual_seed(t.seed * 1_000_003 + ranks.rank * 10_007 + first)
     sampler = Sampler(exp, ema.G_ema if ema else G, t.n_samples, t.seed, run_dir / "samples")
-    ckpt_dir = run_dir / "checkpoints"
     show_bar = t.progress and sys.stderr.isatty() and ranks.main
     from tqdm import tqdm
 
     bar = tqdm(total=t.steps, initial=first - 1, disable=not show_bar, unit="step", dynamic_ncols=True)
-    last: dict[str, float] = {}
-    scores: dict[str, float] = {}
-    floor: dict[str, float] = {}
-    evaluator: Evaluator | None = None  # built at the first evaluation (it may train a classifier)
-    monitor = Monitor()
+    skip = t.on_nan == "skip"
+    scalars = ScalarLog(writer, bar, show_bar, first, t.steps, skip, ranks.main)
+    evaluation = Evaluation(exp, cfg)
+    saver = Checkpointer(exp, cfg, ema, precision, run_dir / "checkpoints", ranks.main)
     G_step, D_step = G, D  # what the training step runs: torch.compile'd views when train.compile
 
     def one_step(G_s: nn.Module, D_s: nn.Module, want_stats: bool, source: Iterator[Tensor]) -> dict[str, Tensor]:
@@ -216,43 +321,12 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                                   sync=distributed.average_gradients if ranks.active else None)
 
     rng_devices = [exp.device] if exp.device.type == "cuda" else []
-    skip = t.on_nan == "skip"
     skipped_total = 0
     start = time.perf_counter()
-    tick, tick_step = start, first - 1
-
-    def save(step: int, names: tuple[str, ...]) -> None:
-        if not ranks.main:
-            return
-        if not (_is_finite(G) and _is_finite(D)):
-            raise NonFiniteError(f"step {step}: G or D weights are not finite; kept the last good checkpoint")
-        ckpt = {"format": checkpoint.FORMAT, "step": step, "G": G.state_dict(), "D": D.state_dict(),
-                "opt_G": exp.opt_G.state_dict(), "opt_D": exp.opt_D.state_dict(), "rng": checkpoint.rng_state(),
-                "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-                "data": {"kind": exp.data.kind, "shape": list(exp.data.shape),
-                         "n_classes": getattr(exp.data, "n_classes", 0)},
-                "grad_scalers": precision.state_dict()}
-        if ema:
-            ckpt["G_ema"] = ema.G_ema.state_dict()
-        for name in names:
-            try:
-                checkpoint.save(ckpt_dir / name, ckpt)
-            except OSError as e:  # disk full, permissions: the previous file is untouched
-                message = (f"could not write {ckpt_dir / name} at step {step} ({e.strerror or e}); "
-                           f"the previous checkpoint is intact")
-                if step == t.steps or names == ("last.pt",):
-                    raise checkpoint.CheckpointError(message) from None
-                log.error("%s; training goes on", message)
-
-    # from the config, not the optimizers: a resumed optimizer's state holds the decayed rates
     base_lrs = [(exp.opt_G, cfg.optimizer.lr_g), (exp.opt_D, cfg.optimizer.lr_d)]
     with StopFlag() as stop:
         for step in range(first, t.steps + 1):
-            if t.lr_schedule != "constant":
-                factor = lr_factor(t.lr_schedule, step, t.steps)
-                for opt, lr in base_lrs:
-                    for group in opt.param_groups:
-                        group["lr"] = lr * factor
+            set_learning_rates(base_lrs, t.lr_schedule, step, t.steps)
             exp.objective.at_step(step, t.steps)  # step-dependent schedules (top-k's share)
             log_now = step % t.log_every == 0 or step == t.steps
             if t.compile and step == first:  # a failed compile retries eagerly on the same batches
@@ -268,26 +342,8 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
             if ema:
                 ema.update(G)
             bar.update(1)
-            if log_now:
-                now = time.perf_counter()
-                if ranks.active:  # the mean over the ranks: every rank logs and decides alike
-                    out = distributed.average_scalars(out)
-                last = {k: float(v) for k, v in out.items()}  # the host sync, once per log_every steps
-                last["steps_per_s"] = (step - tick_step) / max(now - tick, 1e-9)
-                tick, tick_step = now, step
-                losses = {k.split("/")[1]: v for k, v in last.items() if k.startswith("loss/") and k != "loss/penalty"}
-                bad = [f"loss/{k}" for k, v in losses.items() if not math.isfinite(v)]
-                if bad and not skip:
-                    raise NonFiniteError(f"step {step}: {bad[0]} = {last[bad[0]]}; lower the learning rates "
-                                         f"(optimizer.lr_g / lr_d) or change the loss; kept the last good checkpoint")
-                for k, v in last.items():
-                    writer.add_scalar(k, v, step)
-                if ranks.main:
-                    monitor(step, last)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-                if not show_bar:
-                    log.info("step %d/%d  %s  %.1f steps/s", step, t.steps,
-                             "  ".join(f"loss/{k} {v:.4f}" for k, v in losses.items()), last["steps_per_s"])
+            if log_now:  # on every rank the mean over the ranks, so every rank decides alike
+                scalars(step, distributed.average_scalars(out) if ranks.active else out)
             # samples and metrics leave the training RNG stream untouched, so when they run
             # does not change the training (a resumed run stays bit-identical to a straight one)
             with torch.random.fork_rng(devices=rng_devices):
@@ -295,34 +351,31 @@ def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any,
                 if ranks.main and (step % t.sample_every == 0 or step == t.steps):
                     sampler(step, writer)
                 if ranks.main and (step == t.steps or (t.eval_every and step % t.eval_every == 0)):
-                    evaluator = evaluator or Evaluator(cfg.dataset, exp.data, t.eval_n)
-                    scores, floor = evaluator(sampler.G, sampler.z, seed=t.seed,  # the same z at every evaluation
-                                              D=unaugmented(exp.D) if t.drs else None)
-                    for k, v in scores.items():
-                        writer.add_scalar(f"eval/{k}", v, step)
-                    for k, v in floor.items():  # real data scored alike: the floor beside each curve
-                        writer.add_scalar(f"eval_real/{k}", v, step)
+                    evaluation(step, sampler, writer)
             stopping = stop.signum is not None
             if ranks.active:  # all ranks stop at the same step: they agree at logging steps
                 stopping = log_now and distributed.any_rank(stopping, exp.device)
             if stopping and step != t.steps:
                 bar.close()
-                save(step, ("last.pt",))
+                saver.save(step, ("last.pt",))
                 writer.flush()
                 raise Interrupted(step, stop.signum or signal.SIGTERM)
             if t.ckpt_every and step % t.ckpt_every == 0 and step != t.steps:
-                save(step, (f"step_{step:06d}.pt", "last.pt"))
+                saver.save(step, (f"step_{step:06d}.pt", "last.pt"))
         bar.close()
-        save(t.steps, (f"step_{t.steps:06d}.pt", "last.pt"))
+        saver.save(t.steps, (f"step_{t.steps:06d}.pt", "last.pt"))
     wall = time.perf_counter() - start
     writer.flush()
     return {"status": "completed", "step": t.steps, "steps": t.steps, "resumed_from": first - 1 if resume else None,
-            "losses": {k: v for k, v in last.items() if k.startswith("loss/")},
-            "stats": {k: v for k, v in last.items() if not k.startswith("loss/")}, "metrics": scores,
-            "metrics_real": floor, "per_class": evaluator.per_class if evaluator else {},
-            "metric_settings": evaluator.settings if evaluator else {},
-            "skipped_updates": skipped_total, "wall_time_s": round(wall, 2), "steps_per_s": round((t.steps - first + 1) / wall, 3),
+            **split_losses(scalars.last), **evaluation.summary(), "skipped_updates": skipped_total,
+            "wall_time_s": round(wall, 2), "steps_per_s": round((t.steps - first + 1) / wall, 3),
             "device": str(exp.device)}
+
+
+def split_losses(last: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The last logged scalars as the summary's `losses` and `stats`."""
+    return {"losses": {k: v for k, v in last.items() if k.startswith("loss/")},
+            "stats": {k: v for k, v in last.items() if not k.startswith("loss/")}}
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
