@@ -2,7 +2,8 @@
 
     python bench/feature_net.py mnist --root DIR            # -> ganrun/weights/mnist.pt
     python bench/feature_net.py fashion-mnist --root DIR    # -> ganrun/weights/fashion-mnist.pt
-    python bench/feature_net.py mnist --root DIR --out /tmp/mnist.pt   # a rebuild, to compare
+    python bench/feature_net.py mnist --root DIR --out /tmp/x/mnist.pt   # a rebuild, to compare (keep the
+                                                                         # name: torch.save names its archive after it)
 
 DIR holds the dataset's four IDX files (flat, or torchvision's NAME/raw/ layout). Training: the full
 60,000-image training split, Adam with a linear decay to 0, random shifts of up to 2 px, and outlier
