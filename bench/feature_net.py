@@ -29,10 +29,6 @@ EPOCHS = {"mnist": 6, "fashion-mnist": 12}
 LOADERS = {"mnist": data.mnist, "fashion-mnist": data.fashion_mnist}
 
 
-def unit(images: torch.Tensor) -> torch.Tensor:
-    return images.float().div(127.5).sub(1)
-
-
 def shift(x: torch.Tensor, g: torch.Generator, most: int = 2) -> torch.Tensor:
     """Each image moved by a random whole number of pixels in [-most, most] along each axis (zeros fill in)."""
     n, size = x.shape[0], x.shape[-1]
@@ -71,7 +67,7 @@ def train(name: str, images: torch.Tensor, labels: torch.Tensor, epochs: int, se
                 group["lr"] = 1e-3 * (1 - done / total)
             idx = perm[i:i + batch]
             junk = outliers(len(idx) // 4, images.shape[-1], g)
-            x = torch.cat([shift(unit(images[idx]), g), junk])
+            x = torch.cat([shift(data.to_unit_range(images[idx]), g), junk])
             # real images: their class; junk: the extra "no class" output (outlier exposure), so that a
             # confident reading means a real-looking image and noise is not read as a class without doubt
             target = torch.cat([labels[idx], torch.full((len(junk),), features.N_CLASSES)])
@@ -87,7 +83,7 @@ def train(name: str, images: torch.Tensor, labels: torch.Tensor, epochs: int, se
 
 @torch.no_grad()
 def test_features(net: features.FeatureNet, images: torch.Tensor) -> torch.Tensor:
-    return torch.cat([net.features(unit(x)) for x in images.split(1000)])
+    return torch.cat([net.features(data.to_unit_range(x)) for x in images.split(1000)])
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 from torchvision.transforms.functional import gaussian_blur
 
 from ganrun.config import instantiate
-from ganrun.evaluate import Evaluator, unit
+from ganrun.data import to_unit_range as unit
+from ganrun.evaluate import Evaluator
 
 KEYS = ("fd", "precision", "recall", "density", "coverage", "classes", "class_kl", "confident", "class_diversity",
         "hit_rate", "intra_fd")

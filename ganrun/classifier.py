@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganrun import checkpoint
+from ganrun.data import to_unit_range
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,6 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
-
-
-def _unit(images: Tensor) -> Tensor:
-    return images.float().div(127.5).sub(1)
 
 
 def data_digest(images: Tensor, labels: Tensor) -> str:
@@ -84,7 +81,7 @@ def fit_classifier(images: Tensor, labels: Tensor, epochs: int = 3, seed: int = 
         perm = torch.randperm(len(images), generator=g)
         for i in range(0, len(perm), 128):
             idx = perm[i:i + 128]
-            loss = F.cross_entropy(net(_unit(images[idx])), labels[idx])
+            loss = F.cross_entropy(net(to_unit_range(images[idx])), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -93,7 +90,7 @@ def fit_classifier(images: Tensor, labels: Tensor, epochs: int = 3, seed: int = 
 
 @torch.no_grad()
 def accuracy(net: nn.Module, images: Tensor, labels: Tensor) -> float:
-    correct = sum(int((net(_unit(x)).argmax(1) == y).sum()) for x, y in zip(images.split(1000), labels.split(1000)))
+    correct = sum(int((net(to_unit_range(x)).argmax(1) == y).sum()) for x, y in zip(images.split(1000), labels.split(1000)))
     return correct / len(images)
 
 

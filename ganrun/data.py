@@ -37,8 +37,8 @@ RESIDENT_SHARE = 0.25  # on_device=auto: keep a set on the GPU when it needs und
 
 
 
-def _to_unit_range(batch: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [-1, 1]."""
+def to_unit_range(batch: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1], G's output range (training batches, metrics, floors)."""
     return batch.float().div_(127.5).sub_(1.0)
 
 
@@ -135,7 +135,7 @@ class TensorImages:
                 if not resident:  # uint8 through pinned memory: a quarter of float32's bytes, copied async
                     x = (x.pin_memory() if pin else x).to(device, non_blocking=True)
                     y = y.to(device, non_blocking=True) if labels else None
-                yield (_to_unit_range(x), y) if labels else _to_unit_range(x)
+                yield (to_unit_range(x), y) if labels else to_unit_range(x)
 
 
 # ---------------------------------------------------------------- MNIST-style IDX files
@@ -343,9 +343,9 @@ class ImageFolder:
         self._ds.with_labels = labels
         for batch in loader:
             if labels:
-                yield _to_unit_range(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
+                yield to_unit_range(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
             else:
-                yield _to_unit_range(batch.to(device, non_blocking=True))
+                yield to_unit_range(batch.to(device, non_blocking=True))
 
 
 # ---------------------------------------------------------------- toy mixtures (1-D and 2-D)

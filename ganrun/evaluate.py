@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ganrun import classifier, features, images, metrics, rejection
 from ganrun.config import Device, instantiate, parse_key_values, resolve_target
+from ganrun.data import to_unit_range
 from ganrun.models.common import eval_mode, noise
 from ganrun.sweep import versus_real
 
@@ -37,16 +38,11 @@ NEIGHBOURS = 3  # k of the k-NN balls in precision / recall / density / coverage
 PerClass = dict[str, list[float]]
 
 
-def unit(images_u8: Tensor) -> Tensor:
-    """uint8 images -> float in [-1, 1], G's output range."""
-    return images_u8.float().div(127.5).sub(1)
-
-
 def real_draw(data: Any, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
     """n real training images in [-1, 1] (all of them when the set is smaller) and their labels."""
     idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]
     labels = data.labels[idx] if getattr(data, "labels", None) is not None else None
-    return unit(data.images[idx]), labels
+    return to_unit_range(data.images[idx]), labels
 
 
 class Suite(Protocol):
@@ -172,7 +168,7 @@ def trained_reference(dataset_cfg: DictConfig, data: Any) -> tuple[nn.Module, fe
     name = f"{getattr(data, 'name', 'data')}-{data.shape[-1]}px"
     net, info = classifier.load_or_train(name, train, test)
     with torch.no_grad():
-        feats = torch.cat([net.features(unit(x)) for x in test.images.split(1000)])
+        feats = torch.cat([net.features(to_unit_range(x)) for x in test.images.split(1000)])
     mean, cov = metrics.gaussian_stats(feats)
     return net, features.Reference(name, feats, test.labels, mean, cov, info)
 

@@ -10,7 +10,8 @@ from torchvision.transforms.functional import gaussian_blur
 
 from ganrun import classifier, data, features
 from ganrun.build import build
-from ganrun.evaluate import Evaluator, unit
+from ganrun.data import to_unit_range as unit
+from ganrun.evaluate import Evaluator
 
 
 def test_classifier_is_trained_once_then_loaded(monkeypatch):
