@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 from torchvision.transforms.functional import gaussian_blur
 
-from ganrun.config import instantiate
+from ganrun.targets import instantiate
 from ganrun.data import to_unit_range as unit
 from ganrun.evaluate import Evaluator
 
@@ -48,7 +48,7 @@ def main() -> None:
     args = p.parse_args()
     cfg = OmegaConf.create({"_target_": "ganrun.data.mnist_sample", "image_size": 28, "on_device": False})
     data = instantiate(cfg, "dataset")
-    ev = Evaluator(cfg, data, args.n)
+    ev = Evaluator(data, args.n)
     rows = []
     for name, (x, labels) in sets(data.images, data.labels, args.n).items():
         scores, floor = ev.score(x, labels)

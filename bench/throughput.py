@@ -6,7 +6,7 @@
 
 For every (model, loss, batch) it builds G and D from ganrun's configs once, copies them (same
 initial weights) into two arms, and times, in the same process and on the same device, after
-warm-up: (a) ganrun.loop.train_step as fit() calls it (statistics on every 50th step, like the
+warm-up: (a) ganrun's objective step (ganrun.objectives.Adversarial.step) as fit() calls it (statistics on every 50th step, like the
 default train.log_every) and (b) a plain loop written out below with the same loss, optimizer,
 n_critic and batch. Both arms read the same batches from a tensor already on the device, so this
 measures the training step, not the data. The arms alternate over --rounds and the best round of
@@ -32,8 +32,9 @@ from torch import Tensor, nn
 
 from ganrun import config
 from ganrun.build import build_models, build_optimizer, pick_device
-from ganrun.config import instantiate
-from ganrun.loop import Precision, train_step
+from ganrun.targets import instantiate
+from ganrun.objectives import Adversarial
+from ganrun.precision import Precision
 
 # name -> (model overrides, data shape)
 MODELS = {
@@ -135,14 +136,14 @@ def bench_one(model: str, loss_name: str, batch: int, device: torch.device, step
             G, D = torch.compile(G), torch.compile(D)
         batches = cycle(data, batch)
         if name == "ganrun":
-            loss = instantiate(cfg.loss, "loss")
+            objective = Adversarial(instantiate(cfg.loss, "loss"))
             counter = itertools.count(1)
 
-            def run_steps(k: int, G=G, D=D, opt_G=opt_G, opt_D=opt_D, batches=batches, loss=loss,
+            def run_steps(k: int, G=G, D=D, opt_G=opt_G, opt_D=opt_D, batches=batches, objective=objective,
                           counter=counter) -> None:
                 for _ in range(k):
-                    train_step(G, D, loss, opt_G, opt_D, batches, n_critic,
-                               want_stats=next(counter) % LOG_EVERY == 0, precision=amp)
+                    objective.step(G, D, opt_G, opt_D, batches, n_critic,
+                                   want_stats=next(counter) % LOG_EVERY == 0, precision=amp)
         else:
             step = bare_step(loss_name, float(cfg.loss.get("gp_weight", 0.0)), amp.dtype)
 

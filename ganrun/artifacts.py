@@ -10,14 +10,16 @@ from omegaconf import OmegaConf
 
 from ganrun import checkpoint
 from ganrun.build import build_models
-from ganrun.config import allow_plugins
 from ganrun.errors import CheckpointError, ConfigError
+from ganrun.targets import allow_plugins
 
 
 def networks(model: dict[str, Any], data: dict[str, Any], plugins: list[str] | None = None) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(G, D) built from a saved model config and data description ({"shape", "n_classes"}), with the
     run's plugin prefixes allowed (a model class from the user's own package)."""
     allow_plugins(plugins or [])
+    if model.get("conditional") and model.get("_target_") == "ganrun.models.dcgan.make" and "d_condition" not in model:
+        model = {**model, "d_condition": "projection"}  # saved before model.d_condition existed
     return build_models(OmegaConf.create(model), tuple(data["shape"]), data.get("n_classes", 0))
 
 

@@ -10,7 +10,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ganrun.augment import Augmented
-from ganrun.config import ConfigError, instantiate, optimizer_kwargs, resolve_target
+from ganrun.config import ConfigError
+from ganrun.targets import instantiate, optimizer_kwargs, resolve_target
+from ganrun.data import Dataset
 from ganrun.losses import Loss
 from ganrun.models.vae import Encoder
 from ganrun.objectives import Adversarial, VAEObjective
@@ -52,7 +54,7 @@ def build_optimizer(opt_cfg: DictConfig, params: Any, lr: float,
 class Experiment:
     """Everything a training run needs, built from one config."""
 
-    data: Any
+    data: Dataset
     G: nn.Module
     D: nn.Module
     loss: Loss
@@ -66,7 +68,7 @@ def build(cfg: DictConfig) -> Experiment:
     """Build data, models (on the device), loss and optimizers from a validated config."""
     device = pick_device(cfg.train.device)
     data = instantiate(cfg.dataset, "dataset")
-    G, D = build_models(cfg.model, data.shape, getattr(data, "n_classes", 0))
+    G, D = build_models(cfg.model, data.shape, data.n_classes)
     if cfg.train.augment:
         if data.kind != "image":
             raise ConfigError("train.augment works on images only; drop it for 2-D point sets")

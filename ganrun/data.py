@@ -1,7 +1,8 @@
 """Datasets: images as uint8 tensors served in [-1, 1], and 1-D / 2-D toy mixtures sampled on the fly.
 
-Every dataset object has `kind` ("image", or "points" for the toy mixtures), `shape` (one sample's shape) and
-`batches(batch_size, device, seed)`, an endless iterator of float batches already on `device`.
+Every dataset object follows the `Dataset` protocol below (its `kind`, "image" or "points" for the toy
+mixtures, `shape`, labels and `batches(batch_size, device, seed)`, an endless iterator of float batches
+already on `device`).
 In-memory image sets (MNIST, Fashion-MNIST, CIFAR-10, Stacked MNIST, the MNIST sample) are moved to
 the device once and batched by indexing, so the GPU never waits on a loader (`on_device`: auto does
 so when the set takes under a quarter of the GPU's free memory; otherwise batches are gathered on
@@ -20,7 +21,7 @@ import math
 import os
 import struct
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence, Union
+from typing import Any, Callable, Iterator, Literal, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -34,6 +35,30 @@ log = logging.getLogger(__name__)
 Split = Literal["train", "test"]
 OnDevice = Union[bool, Literal["auto"]]
 RESIDENT_SHARE = 0.25  # on_device=auto: keep a set on the GPU when it needs under this share of free memory
+
+
+class Dataset(Protocol):
+    """What the loop, the previews, the metrics and checkpoints read from a dataset (and nothing else).
+
+    kind: "image" (uint8 images served in [-1, 1]) or "points" (1-D / 2-D toy mixtures, sampled).
+    shape: one sample's shape, (C, H, W) or (d,). name: for logs and metric settings.
+    labels / n_classes: class labels of the stored samples (None / 0 when unlabelled).
+    digits: Stacked MNIST's one-digit source set (the metrics classify each channel); None elsewhere.
+    make_split: builds the same set's "train" or "test" split (the metrics' reference); None when it has none.
+    """
+
+    kind: Literal["image", "points"]
+    shape: tuple[int, ...]
+    name: str
+    labels: Optional[Tensor]
+    n_classes: int
+    digits: Optional["TensorImages"]
+    make_split: Optional[Callable[[str], "TensorImages"]]
+
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0, rank: int = 0,
+                world: int = 1) -> Iterator[Any]:
+        """Endless batches on `device` from batch number `start` on, a function of (seed, number);
+        image sets also take labels=True for (images, labels) pairs."""
 
 
 
@@ -100,6 +125,8 @@ class TensorImages:
         self.on_device = on_device
         self.shape = tuple(images.shape[1:])
         self.n_classes = n_classes or (int(labels.max()) + 1 if labels is not None and len(labels) else 0)
+        self.digits: TensorImages | None = None
+        self.make_split: Callable[[str], TensorImages] | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -186,7 +213,9 @@ def _idx_dataset(tv_name: str, root: str, download: bool, split: Split, image_si
                         f"that holds them, or set dataset.download=true on a machine with internet")
     images = torch.from_numpy(read_idx(img).copy()).unsqueeze(1)  # (N, 1, 28, 28)
     labels = torch.from_numpy(read_idx(lbl).astype(np.int64))
-    return TensorImages(_resize(images, image_size), labels, tv_name, on_device=on_device)
+    data = TensorImages(_resize(images, image_size), labels, tv_name, on_device=on_device)
+    data.make_split = lambda s: _idx_dataset(tv_name, root, download, s, image_size, on_device)  # type: ignore
+    return data
 
 
 def _default_root() -> str:
@@ -228,7 +257,9 @@ def mnist_sample(image_size: int = 28, split: Literal["all", "train", "test"] = 
     if split != "all":
         keep = (torch.arange(len(labels)) % 5 == 0) == (split == "test")
         images, labels = images[keep], labels[keep]
-    return TensorImages(_resize(images, image_size), labels, "mnist-sample", on_device=on_device)
+    data = TensorImages(_resize(images, image_size), labels, "mnist-sample", on_device=on_device)
+    data.make_split = lambda s: mnist_sample(image_size, s, on_device)  # type: ignore[arg-type]
+    return data
 
 
 def cifar10(root: str = "", download: bool = True, split: Split = "train", image_size: int = 32,
@@ -243,7 +274,9 @@ def cifar10(root: str = "", download: bool = True, split: Split = "train", image
         raise DataError(f"no CIFAR-10 in {base} ({e}); point dataset.root at the folder holding "
                         f"cifar-10-batches-py, or set dataset.download=true on a machine with internet") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
-    return TensorImages(_resize(images, image_size), torch.tensor(ds.targets), "cifar10", on_device=on_device)
+    data = TensorImages(_resize(images, image_size), torch.tensor(ds.targets), "cifar10", on_device=on_device)
+    data.make_split = lambda s: cifar10(root, download, s, image_size, on_device)  # type: ignore[arg-type]
+    return data
 
 
 # ---------------------------------------------------------------- any folder of images
@@ -316,6 +349,7 @@ class ImageFolder:
         labels = [self.classes.index(t) for t in tops] if self.classes else None
         self.labels = torch.tensor(labels) if labels else None
         self.n_classes = len(self.classes)
+        self.digits, self.make_split = None, None  # no train/test splits: metrics need a labelled set
         self.workers = workers
         self._ds = _FolderDataset(files, image_size, "L" if channels == 1 else "RGB", labels)
 
@@ -362,7 +396,7 @@ class Mixture:
         self.sigma = sigma
         self.name = name
         self.shape = (self.centers.shape[1],)
-        self.labels = None
+        self.labels, self.n_classes, self.digits, self.make_split = None, 0, None, None
 
     def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
         """n points (n, d) drawn from the mixture."""
@@ -433,4 +467,5 @@ def stacked_mnist(root: str = "", download: bool = True, split: Split = "train",
     labels = (digits.labels[idx] * torch.tensor([100, 10, 1])).sum(dim=1)
     stacked = TensorImages(images, labels, "stacked-mnist", n_classes=1000, on_device=on_device)
     stacked.digits = digits  # the one-digit set its channels come from: the metrics classify each channel
+    stacked.make_split = lambda s: stacked_mnist(root, download, s, n, seed, source, on_device)  # type: ignore
     return stacked

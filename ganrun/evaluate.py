@@ -13,7 +13,6 @@ feature networks (ganrun.features); other labelled sets train a small classifier
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import sys
@@ -26,8 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from ganrun import classifier, features, images, metrics, rejection
-from ganrun.config import Device, instantiate, parse_key_values, resolve_target
-from ganrun.data import to_unit_range
+from ganrun.config import Device, parse_key_values
+from ganrun.targets import instantiate
+from ganrun.data import Dataset, to_unit_range
 from ganrun.models.common import eval_mode, noise
 from ganrun.sweep import versus_real
 
@@ -41,7 +41,7 @@ PerClass = dict[str, list[float]]
 def real_draw(data: Any, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
     """n real training images in [-1, 1] (all of them when the set is smaller) and their labels."""
     idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]
-    labels = data.labels[idx] if getattr(data, "labels", None) is not None else None
+    labels = data.labels[idx] if data.labels is not None else None
     return to_unit_range(data.images[idx]), labels
 
 
@@ -157,15 +157,13 @@ def _nanmean(values: list[float]) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
-def trained_reference(dataset_cfg: DictConfig, data: Any) -> tuple[nn.Module, features.Reference] | None:
+def trained_reference(data: Dataset) -> tuple[nn.Module, features.Reference] | None:
     """A classifier trained on first use (cached) and its test-split reference, for labelled sets with
     train/test splits and no shipped network; None when the set has no such splits."""
-    target = resolve_target(dataset_cfg._target_, "dataset")
-    if getattr(data, "labels", None) is None or "split" not in inspect.signature(target).parameters:
+    if data.labels is None or data.make_split is None:
         return None
-    plain = OmegaConf.to_container(dataset_cfg, resolve=True)
-    train, test = (instantiate(OmegaConf.create({**plain, "split": s}), "dataset") for s in ("train", "test"))
-    name = f"{getattr(data, 'name', 'data')}-{data.shape[-1]}px"
+    train, test = data.make_split("train"), data.make_split("test")
+    name = f"{data.name}-{data.shape[-1]}px"
     net, info = classifier.load_or_train(name, train, test)
     with torch.no_grad():
         feats = torch.cat([net.features(to_unit_range(x)) for x in test.images.split(1000)])
@@ -173,12 +171,12 @@ def trained_reference(dataset_cfg: DictConfig, data: Any) -> tuple[nn.Module, fe
     return net, features.Reference(name, feats, test.labels, mean, cov, info)
 
 
-def make_suite(dataset_cfg: DictConfig, data: Any, n: int) -> tuple[Suite | None, dict[str, Any]]:
+def make_suite(data: Dataset, n: int) -> tuple[Suite | None, dict[str, Any]]:
     """The metric suite for a dataset (None when it has none) and the settings that describe it."""
     if data.kind == "points":
         return PointsSuite(data), {}
-    digits = getattr(data, "digits", None)  # Stacked MNIST: a suite over each channel's digit
-    shipped = features.shipped(getattr(digits if digits is not None else data, "name", ""))
+    digits = data.digits  # Stacked MNIST: a suite over each channel's digit
+    shipped = features.shipped((digits if digits is not None else data).name)
     if shipped and data.shape[0] in (1, 3):
         net, ref = features.load(shipped)
         about = {"features": f"ganrun/weights/{shipped}.pt (FeatureNet-{features.FEATURES}, shipped)",
@@ -187,7 +185,7 @@ def make_suite(dataset_cfg: DictConfig, data: Any, n: int) -> tuple[Suite | None
             return StackedSuite(data, net, ref.info), about
         if data.shape[0] == 1:
             return ImageSuite(data, net, ref, n), about
-    trained = trained_reference(dataset_cfg, data)
+    trained = trained_reference(data)
     if trained is None:
         return None, {"skipped": "no labelled train/test splits for this dataset"}
     net, ref = trained
@@ -199,9 +197,9 @@ def make_suite(dataset_cfg: DictConfig, data: Any, n: int) -> tuple[Suite | None
 class Evaluator:
     """Built once per run (lazily: a classifier may need training); call it with G, or score a set."""
 
-    def __init__(self, dataset_cfg: DictConfig, data: Any, n_images: int = 5000):
+    def __init__(self, data: Dataset, n_images: int = 5000):
         self.data = data
-        self.suite, about = make_suite(dataset_cfg, data, n_images)
+        self.suite, about = make_suite(data, n_images)
         self.n = self.suite.n if self.suite else n_images
         self.settings: dict[str, Any] = {**(self.suite.settings if self.suite else {"samples": self.n}), **about}
         self.per_class: PerClass = {}  # of the last scored set
@@ -348,7 +346,8 @@ def dataset_config(name: str, overrides: list[str]) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     from ganrun.errors import one_line
-    from ganrun.config import ConfigError, check_node, register
+    from ganrun.config import ConfigError, register
+    from ganrun.targets import check_node
 
     register()  # the train config's schema
     if not name:
@@ -384,7 +383,7 @@ def score_checkpoint(cfg: EvalConfig) -> tuple[Evaluator, dict[str, Any]]:
     G = load_generator(ckpt, device)
     D = load_discriminator(ckpt, device) if use_drs(ckpt, cfg.drs) else None  # refused before any work
     dataset_cfg = OmegaConf.create(ckpt["config"]["dataset"])
-    evaluator = Evaluator(dataset_cfg, instantiate(dataset_cfg, "dataset"), cfg.n)
+    evaluator = Evaluator(instantiate(dataset_cfg, "dataset"), cfg.n)
     scores, floor = evaluator(G, seed=cfg.seed, D=D)
     if cfg.inception and ckpt["data"]["kind"] == "image":
         try:
@@ -406,7 +405,7 @@ def score_samples(cfg: EvalConfig, overrides: list[str]) -> tuple[Evaluator, dic
         raise ConfigError(f"dataset={cfg.dataset}: samples=PATH scores images; this dataset holds points")
     x = load_samples(cfg.samples, tuple(data.shape))
     labels = load_labels(cfg.labels, cfg.samples, len(x))
-    evaluator = Evaluator(dataset_cfg, data, len(x))
+    evaluator = Evaluator(data, len(x))
     scores, floor = evaluator.score(x, labels)
     out = Path(cfg.out) if cfg.out else Path(cfg.samples.rstrip("/")).with_suffix(".eval.json")
     return evaluator, {"out": out, "samples": str(cfg.samples), "n": len(x), "dataset": cfg.dataset,

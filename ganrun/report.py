@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ganrun.errors import ConfigError
-from ganrun.sweep import metric_cell, read_run, varying
+from ganrun.sweep import read_run, results_table
 
 CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metric found
 
@@ -47,15 +47,7 @@ def table_rows(root: Path) -> tuple[list[str], list[list[str]], list[dict[str, A
             row["losses"] = {k: v[1][-1] for k, v in curves.items() if k in CURVES and v[1]}
             row["step"] = max((v[0][-1] for v in curves.values() if v[0]), default=0)
         runs.append(row)
-    metric_names = sorted({k for r in runs for k in r.get("metrics", {})})
-    header = ["run", "overrides", "status", "step", "loss/D", "loss/G", *metric_names, "time_s"]
-    body = []
-    for r, overrides in zip(runs, varying(runs) if runs else []):
-        losses = r.get("losses", {})
-        body.append([r["run"], overrides or "(defaults)", r.get("status", "?"), str(r.get("step", "-")),
-                     *(f"{losses[k]:.4f}" if k in losses else "" for k in CURVES),
-                     *(metric_cell(r, k, "") for k in metric_names),
-                     f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else ""])
+    header, body = results_table(runs, missing="")
     return header, body, runs
 
 

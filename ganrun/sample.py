@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from ganrun import checkpoint, game1d, images, rejection
 from ganrun.artifacts import load_discriminator, load_generator
 from ganrun.build import pick_device
-from ganrun.config import ConfigError, Device, instantiate, parse_key_values
+from ganrun.config import ConfigError, Device, parse_key_values
+from ganrun.targets import instantiate
 from ganrun.models.common import draw
 
 SUFFIXES = (".png", ".npy", ".gif", "")  # "": a folder of PNG files

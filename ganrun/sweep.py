@@ -51,17 +51,24 @@ def varying(rows: list[dict[str, Any]]) -> list[str]:
     return [" ".join(o for o in r["overrides"] if o not in common) for r in rows]
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table: run, overrides, status, step, final losses, final metrics, wall time."""
+def results_table(rows: list[dict[str, Any]], missing: str = "-") -> tuple[list[str], list[list[str]]]:
+    """(header, cells) for runs: run, what the sweep varies, status, step, final losses, final metrics (each
+    distance beside its real-data floor), wall time. The sweep's table and `ganrun report` both use it."""
     metric_names = sorted({k for r in rows for k in r.get("metrics", {})})
     header = ["run", "overrides", "status", "step", "loss/D", "loss/G", *metric_names, "time_s"]
     body = []
-    for r, overrides in zip(rows, varying(rows)):
+    for r, overrides in zip(rows, varying(rows) if rows else []):
         losses = r.get("losses", {})
-        body.append([r["run"], overrides or "(defaults)", r.get("status", "?"), str(r.get("step", "-")),
-                     *(f"{losses[k]:.4f}" if k in losses else "-" for k in ("loss/D", "loss/G")),
-                     *(metric_cell(r, k) for k in metric_names),
-                     f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else "-"])
+        body.append([r["run"], overrides or "(defaults)", r.get("status", "?"), str(r.get("step", missing)),
+                     *(f"{losses[k]:.4f}" if k in losses else missing for k in ("loss/D", "loss/G")),
+                     *(metric_cell(r, k, missing) for k in metric_names),
+                     f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else missing])
+    return header, body
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The results table as aligned plain text."""
+    header, body = results_table(rows)
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -17,3 +17,12 @@ def test_quality_bench_prints_a_drs_row_for_a_drs_recipe():
     settings = [re.split(r"\s{2,}", line)[1] for line in table.strip().splitlines()[2:]]
     # experiment=ring has train.drs=true: G's own row and the filtered row; plain gan has no DRS row
     assert settings[:3] == ["gan", "recipe", "recipe + DRS"] and settings[3].startswith("PacGAN paper")
+
+
+def test_throughput_bench_times_both_arms():
+    r = subprocess.run([sys.executable, "bench/throughput.py", "--quick", "--models", "mlp", "--losses", "gan",
+                        "wgan-gp"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith("mlp ")]
+    assert [row[:3] for row in rows] == [["mlp", "gan", "b64"], ["mlp", "wgan-gp", "b64"]]
+    assert all(float(row[4]) > 0 and float(row[5]) > 0 for row in rows)  # steps/s of both arms

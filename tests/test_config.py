@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from conftest import ROOT, SHARED_DATA, TINY, TINY_MODEL, compose_train, needs_shared_mnist, run_cli
-from ganrun import config, losses
+from ganrun import config, losses, targets
 from ganrun.build import build, build_models, build_optimizer
 from ganrun.config import ConfigError
 
@@ -136,6 +136,13 @@ def test_every_model_key_reaches_the_networks():
     assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)) for m in mods)
     assert any(torch.nn.utils.parametrize.is_parametrized(m) for m in mods)
     assert exp.D.net[0].out_channels == 8
+
+
+@pytest.mark.parametrize("d_condition", ["input", "projection"])
+def test_d_condition_reaches_the_conditional_discriminator(d_condition):
+    D = build(compose_train("model.conditional=true", "model.width=4", f"model.d_condition={d_condition}")).D
+    assert (D.planes is not None, D.embed is not None) == (d_condition == "input", d_condition == "projection")
+    assert D.net[0].in_channels == (11 if d_condition == "input" else 1)
 
 
 def test_toy_and_image_options():
@@ -268,5 +275,5 @@ def test_a_loss_from_the_users_own_package_trains_when_its_package_is_a_plugin(t
 @pytest.mark.parametrize("plugin", ["os", "subprocess", "torch", "builtins"])
 def test_the_standard_library_cannot_be_a_plugin(plugin):
     with pytest.raises(ConfigError, match=f"plugins=\\[{plugin}\\]: give your own package"):
-        config.allow_plugins([plugin])
-    config.allow_plugins([])
+        targets.allow_plugins([plugin])
+    targets.allow_plugins([])

@@ -54,7 +54,7 @@ def digits():
     digits in [-1, 1] that are not the ones the floor is drawn from, with their labels."""
     cfg = compose_train()
     ds = build(cfg).data
-    ev = Evaluator(cfg.dataset, ds, n_images=1000)
+    ev = Evaluator(ds, n_images=1000)
     idx = torch.randperm(5000, generator=torch.Generator().manual_seed(5))
     return ev, ds, unit(ds.images[idx]), ds.labels[idx]
 
@@ -142,7 +142,7 @@ def test_a_labelled_set_without_a_shipped_network_trains_one_on_first_use(monkey
     monkeypatch.setattr(features, "FOR_DATASET", {})  # as for cifar10: nothing shipped
     cfg = compose_train()
     ds = build(cfg).data
-    ev = Evaluator(cfg.dataset, ds, n_images=500)
+    ev = Evaluator(ds, n_images=500)
     assert ev.settings["features"].startswith("SmallCNN") and ev.settings["feature_net_test_accuracy"] > 0.9
     assert ev.settings["reference"] == "mnist-sample-28px test split (1000 images)"
     scores, floor = ev(Replay(ds.images[torch.randperm(5000, generator=torch.Generator().manual_seed(3))[:500]]))
@@ -151,7 +151,7 @@ def test_a_labelled_set_without_a_shipped_network_trains_one_on_first_use(monkey
 
 def test_toy_evaluator_uses_the_protocol():
     cfg = compose_train("dataset=grid", "model=mlp")
-    ev = Evaluator(cfg.dataset, build(cfg).data)
+    ev = Evaluator(build(cfg).data)
     assert ev.settings["samples"] == 2500
     floor = ev.floor(2500, conditional=False)  # 2,500 draws of the mixture itself
     assert floor["modes"] == 25 and 98 < floor["hq_percent"] < 99.7 and floor["reverse_kl"] < 0.02
@@ -176,7 +176,7 @@ def test_stacked_mnist_evaluation_counts_digit_triples(monkeypatch):
     monkeypatch.setattr(evaluate, "STACKED_SAMPLES", 6000)
     cfg = compose_train("dataset=stacked-mnist", "dataset.source=mnist-sample", "dataset.n=2000")
     ds = build(cfg).data
-    ev = Evaluator(cfg.dataset, ds)
+    ev = Evaluator(ds)
     assert ev.settings["samples"] == 6000 and ev.settings["weights_sha256"] == features.SHIPPED["mnist"]
     real = data.stacked_mnist(source="mnist-sample", split="test", n=6000, seed=5)
     scores, floor = ev(Replay(real.images))

@@ -130,7 +130,8 @@ def test_minibatch_std_sees_the_batch_spread(maker, shape):
 
 # ---------------------------------------------------------------- conditional models
 
-@pytest.mark.parametrize("make, kwargs", [(dcgan.make, {"width": 4}), (mlp.make, {"hidden": [16, 16]})])
+@pytest.mark.parametrize("make, kwargs", [(dcgan.make, {"width": 4, "d_condition": "projection"}),
+                                          (mlp.make, {"hidden": [16, 16]})])
 def test_conditional_models_take_labels_and_they_matter(make, kwargs):
     torch.manual_seed(0)
     G, D = make((1, 28, 28), latent_dim=8, conditional=True, n_classes=10, **kwargs)
@@ -147,6 +148,23 @@ def test_conditional_models_take_labels_and_they_matter(make, kwargs):
     assert torch.allclose(D(x3, y3) - D(x3), (D.embed.weight[3] * h).sum(1), atol=1e-5)
     # without labels G draws the classes in turn
     assert torch.allclose(G(z), G(z, torch.tensor([0, 1, 2, 3])))
+
+
+def test_input_conditioned_d_sees_one_hot_class_planes():
+    torch.manual_seed(0)
+    G, D = dcgan.make((1, 28, 28), width=4, latent_dim=8, conditional=True, n_classes=10)  # d_condition=input
+    assert D.embed is None and D.net[0].in_channels == 1 + 10
+    x = torch.rand(3, 1, 28, 28)
+    planes = D.planes(x, torch.tensor([0, 4, 9]))
+    assert planes.shape == (3, 11, 28, 28) and torch.equal(planes[:, :1], x)
+    for i, k in enumerate([0, 4, 9]):  # plane k is all ones for class k, every other plane zero
+        assert planes[i, 1 + k].eq(1).all() and planes[i, 1:].sum() == 28 * 28
+    assert D.planes(x, None)[:, 1:].eq(0).all()  # no labels: no class
+    D.eval()
+    assert not torch.allclose(D(x, torch.full((3,), 3)), D(x, torch.full((3,), 7)))  # the label matters
+    assert torch.equal(D(x, torch.full((3,), 3)), D.net(D.planes(x, torch.full((3,), 3))).view(-1))
+    with pytest.raises(ValueError, match="model.d_condition=sideways: use input"):
+        dcgan.make((1, 28, 28), width=4, conditional=True, n_classes=10, d_condition="sideways")
 
 
 def test_conditional_needs_classes_and_no_packing():

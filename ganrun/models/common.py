@@ -11,6 +11,7 @@ from torch.nn.utils import parametrize
 
 Norm = Literal["batch", "layer", "none"]
 Latent = Literal["gaussian", "uniform"]
+DCondition = Literal["input", "projection"]
 
 
 def draw(shape: tuple[int, ...], prior: str = "gaussian", generator: torch.Generator | None = None,
@@ -133,6 +134,28 @@ class ClassInput:
         if y is None:
             y = torch.arange(z.shape[0], device=z.device) % self.n_classes
         return torch.cat([z.flatten(1), self.embed(y).to(z.dtype)], dim=1)
+
+
+def check_d_condition(d_condition: str) -> None:
+    if d_condition not in ("input", "projection"):
+        raise ValueError(f"model.d_condition={d_condition}: use input (one-hot class planes beside the image) "
+                         f"or projection (the projection discriminator)")
+
+
+class ClassPlanes(nn.Module):
+    """A conditional D's input (Mirza & Osindero 2014's conditioning): the image with K one-hot class planes
+    beside its channels, (N, C, H, W) -> (N, C + K, H, W), so D judges image and class together from its
+    first layer. Without labels the planes are zero (no class)."""
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        self.n_classes = n_classes
+
+    def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
+        planes = x.new_zeros(x.shape[0], self.n_classes, *x.shape[2:])
+        if y is not None:
+            planes.scatter_(1, y.view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:]), 1.0)
+        return torch.cat([x, planes], dim=1)
 
 
 class Projection:

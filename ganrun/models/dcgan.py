@@ -14,8 +14,9 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from ganrun.models import mlp
-from ganrun.models.common import (ClassInput, Latent, MinibatchStd, Norm, Packed, Projection, check_conditional,
-                                  check_latent, d_norm_layer, dcgan_init, maybe_sn)
+from ganrun.models.common import (ClassInput, ClassPlanes, DCondition, Latent, MinibatchStd, Norm, Packed, Projection,
+                                  check_conditional, check_d_condition, check_latent, d_norm_layer, dcgan_init,
+                                  maybe_sn)
 
 SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of G's first feature map
 
@@ -50,12 +51,19 @@ class DCGANGenerator(ClassInput, nn.Module):
 
 
 class DCGANDiscriminator(Projection, nn.Module):
-    """image (N, C, size, size) [and class labels y (N,) when conditional] -> logit (N,)."""
+    """image (N, C, size, size) [and class labels y (N,) when conditional] -> logit (N,).
+
+    Conditional: d_condition=input puts one-hot class planes beside the image (the default: with the
+    projection head instead, the conditional DCGAN collapsed to one image per class on MNIST, see
+    docs/results.md); d_condition=projection adds <embed(y), pooled features> to the logit (Miyato & Koyama).
+    """
 
     def __init__(self, channels: int, size: int, width: int, dropout: float = 0.0,
                  spectral_norm: bool = False, norm: Norm = "batch", minibatch_std: bool = False,
-                 n_classes: int = 0):
+                 n_classes: int = 0, d_condition: DCondition = "input"):
         super().__init__()
+        self.planes = ClassPlanes(n_classes) if n_classes and d_condition == "input" else None
+        channels += n_classes if self.planes else 0
         ch = list(reversed(_channels(size, width)))  # e.g. 64 px: [w, 2w, 4w, 8w]
 
         def act() -> list[nn.Module]:
@@ -71,9 +79,11 @@ class DCGANDiscriminator(Projection, nn.Module):
         # (N, ch[-1] (+1), base, base) -> (N, 1, 1, 1)
         layers.append(maybe_sn(nn.Conv2d(ch[-1] + minibatch_std, 1, SIZES[size], 1, 0, bias=False), spectral_norm))
         self.net = nn.Sequential(*layers)
-        self.init_projection(n_classes, ch[-1] + minibatch_std, spectral_norm)
+        self.init_projection(n_classes if d_condition == "projection" else 0, ch[-1] + minibatch_std, spectral_norm)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.planes is not None:
+            return self.net(self.planes(x, y)).view(-1)
         if self.embed is None:
             return self.net(x).view(-1)
         h = self.net[:-1](x)  # the last feature map, (N, F, base, base)
@@ -83,17 +93,20 @@ class DCGANDiscriminator(Projection, nn.Module):
 def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dropout: float = 0.0,
          spectral_norm: bool = False, d_norm: Norm = "batch", toy_hidden: Sequence[int] = (500, 500),
          pack: int = 1, minibatch_std: bool = False, conditional: bool = False,
-         n_classes: int = 0, latent: Latent = "gaussian") -> tuple[nn.Module, nn.Module]:
+         n_classes: int = 0, latent: Latent = "gaussian", d_condition: DCondition = "input"
+         ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for images of `data_shape` (C, H, W); toy points get MLPs with `toy_hidden` units.
 
     pack = m > 1: D sees m samples at once (PacGAN); minibatch_std: D gets the batch's spread as a feature.
-    conditional: G gets a class embedding beside z, D a projection term (n_classes from the dataset).
+    conditional: G gets a class embedding beside z; D one-hot class planes beside the image (d_condition=input)
+    or a projection term (d_condition=projection); n_classes comes from the dataset.
     """
     if len(data_shape) == 1:
         return mlp.make(data_shape, latent_dim, toy_hidden, d_dropout, spectral_norm, "none", pack, minibatch_std,
                         conditional, n_classes, latent)
     n_classes = check_conditional(conditional, n_classes, pack)
     check_latent(latent)
+    check_d_condition(d_condition)
     if pack < 1:
         raise ValueError(f"model.pack={pack}: must be >= 1 (1: no packing)")
     channels, height, width_px = data_shape
@@ -105,7 +118,8 @@ def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dr
     if not 0.0 <= d_dropout < 1.0:
         raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
     G = DCGANGenerator(channels, height, latent_dim, width, n_classes, latent)
-    D = DCGANDiscriminator(channels * pack, height, width, d_dropout, spectral_norm, d_norm, minibatch_std, n_classes)
+    D = DCGANDiscriminator(channels * pack, height, width, d_dropout, spectral_norm, d_norm, minibatch_std, n_classes,
+                           d_condition)
     dcgan_init(G)
     dcgan_init(D)
     return G, (Packed(D, pack) if pack > 1 else D)
