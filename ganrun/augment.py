@@ -2,7 +2,9 @@
 
 D sees every image, real or fake, through the same random, differentiable transforms, so it cannot
 memorise a small training set and G still gets gradients through them. Each transform draws its
-parameters per sample. Images are in [-1, 1], shape (N, C, H, W).
+parameters per sample. Images are in [-1, 1], shape (N, C, H, W). With adaptive augmentation (ADA,
+Karras et al. 2020; callbacks.AdaptiveAugment) each transform is applied to each image with probability p,
+which the callback moves so that D does not overfit.
 """
 
 from __future__ import annotations
@@ -48,11 +50,18 @@ def cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-POLICIES = {"color": color, "translation": translation, "cutout": cutout}
+def flip(x: Tensor) -> Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    mirror = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
+    return torch.where(mirror, x.flip(3), x)
+
+
+POLICIES = {"color": color, "translation": translation, "cutout": cutout, "flip": flip}
 
 
 class Augmented(nn.Module):
-    """D behind DiffAugment: forward(x) = D(augment(x)) with the listed transforms, in order."""
+    """D behind DiffAugment: forward(x) = D(augment(x)) with the listed transforms, in order. `p` None:
+    every transform on every image; a 0-d tensor p: each transform on each image with probability p (ADA)."""
 
     def __init__(self, D: nn.Module, policy: list[str]):
         super().__init__()
@@ -61,10 +70,15 @@ class Augmented(nn.Module):
             raise ValueError(f"train.augment: unknown transform {unknown[0]!r}; use any of {', '.join(POLICIES)}")
         self.D = D
         self.policy = list(policy)
+        self.p: Tensor | None = None
 
     def forward(self, x: Tensor, *labels: Tensor) -> Tensor:
         for name in self.policy:
-            x = POLICIES[name](x)
+            if self.p is None:
+                x = POLICIES[name](x)
+            else:
+                chosen = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < self.p
+                x = torch.where(chosen, POLICIES[name](x), x)
         return self.D(x, *labels)
 
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from ganrun import checkpoint, distributed, game1d, images, metrics
-from ganrun.augment import unaugmented
+from ganrun.augment import Augmented, unaugmented
 from ganrun.build import Experiment
 from ganrun.evaluate import Evaluator
 from ganrun.health import Monitor
@@ -149,6 +149,42 @@ class EMA(Callback):
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.G_ema.load_state_dict(ckpt.get("G_ema", ckpt["G"]))
+
+
+class AdaptiveAugment(Callback):
+    """train.ada_target > 0: adaptive discriminator augmentation (Karras et al. 2020). The probability p
+    of each train.augment transform starts at 0; every INTERVAL steps it moves by
+    sign(r - target) * (images seen in the interval) / (ada_kimg * 1000), where r = E[sign D(real)] over
+    those steps (near 1 when D calls every real image real with a margin: overfitting), clamped to
+    [0, 1]. Kept on the device (no host sync); logged as ada/p, saved in checkpoints and restored."""
+
+    INTERVAL = 4
+
+    def __init__(self, D: Augmented, cfg: DictConfig):
+        t = cfg.train
+        self.D, self.target = D, t.ada_target
+        self.step_size = t.batch_size * t.n_critic * self.INTERVAL / (t.ada_kimg * 1000)
+        D.p = torch.zeros((), device=next(D.parameters()).device)
+        self.signs: list[Tensor] = []
+
+    @torch.no_grad()
+    def after_step(self, step: int, out: dict[str, Tensor]) -> None:
+        self.signs.append(out["health/d_real_sign"])
+        if len(self.signs) == self.INTERVAL:
+            r = torch.stack(self.signs).mean()
+            self.D.p.add_(torch.sign(r - self.target) * self.step_size).clamp_(0.0, 1.0)  # in place: one tensor
+            self.signs = []
+        out["ada/p"] = self.D.p.clone()
+
+    def save(self, ckpt: dict[str, Any]) -> None:
+        ckpt["ada"] = {"p": self.D.p.clone(), "signs": [s.clone() for s in self.signs]}
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        if "ada" not in ckpt:
+            raise checkpoint.CheckpointError("resume: train.ada_target is set but the checkpoint has no ADA state; "
+                                             "resume with the run's own train.ada_target")
+        self.D.p.copy_(ckpt["ada"]["p"])
+        self.signs = [s.to(self.D.p.device) for s in ckpt["ada"]["signs"]]
 
 
 class ScalarLog(Callback):
@@ -341,7 +377,7 @@ class Checkpoints(Callback):
                 "config": OmegaConf.to_container(self.cfg, resolve=True, enum_to_str=True),
                 "data": {"kind": exp.data.kind, "shape": list(exp.data.shape),
                          "n_classes": exp.data.n_classes},
-                "grad_scalers": self.precision.state_dict()}
+                "grad_scalers": self.precision.state_dict(), "objective": exp.objective.state_dict()}
         for callback in self.callbacks:
             if callback is not self:
                 callback.save(ckpt)
@@ -367,7 +403,8 @@ def default_callbacks(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: A
     ema = EMA(G, t.ema, cfg) if t.ema > 0 else None
     scalars = ScalarLog(cfg, writer, first, ranks)
     show_bar = t.progress and ranks.main and _is_terminal()
-    callbacks: list[Callback] = [LRSchedule(exp, cfg), *([ema] if ema else []), SkippedUpdates(), scalars,
+    ada = [AdaptiveAugment(exp.D, cfg)] if t.ada_target > 0 and isinstance(exp.D, Augmented) else []
+    callbacks: list[Callback] = [LRSchedule(exp, cfg), *([ema] if ema else []), *ada, SkippedUpdates(), scalars,
                                  ProgressBar(cfg, scalars, first, show_bar)]
     if ranks.main:
         previews = Previews(exp, ema.G_ema if ema else G, cfg, run_dir / "samples", writer)

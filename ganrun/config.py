@@ -41,7 +41,9 @@ class TrainConfig:
     eval_n: int = 5000  # samples per evaluation of an image model (toy sets: always 2,500)
     ckpt_every: int = 1000  # checkpoints/step_NNNNNN.pt (last.pt is rewritten then too); 0: only at the end
     n_samples: int = 64  # images in each sample grid (the toy sets plot 2,500 points)
-    augment: List[str] = field(default_factory=list)  # DiffAugment for D's inputs: color, translation, cutout
+    augment: List[str] = field(default_factory=list)  # DiffAugment for D's inputs: color, translation, cutout, flip
+    ada_target: float = 0.0  # adaptive augmentation: p follows E[sign D(real)] towards this (0.6 in the paper); 0: off
+    ada_kimg: int = 100  # ADA: thousands of real images for p to move from 0 to 1
     precision: str = "32"  # 32, bf16 (autocast) or fp16 (autocast + a gradient scaler per network)
     compile: bool = False  # torch.compile G and D for the training step (falls back to eager if it fails)
     channels_last: bool = True  # conv models on CUDA use the channels-last memory layout
@@ -132,6 +134,12 @@ def validate(cfg: DictConfig) -> None:
     unknown = [p for p in t.augment if p not in POLICIES]
     if unknown:
         raise ConfigError(f"train.augment: unknown transform {unknown[0]!r}; use any of {', '.join(POLICIES)}")
+    if not 0.0 <= t.ada_target < 1.0 or t.ada_kimg < 1:
+        raise ConfigError(f"train.ada_target={t.ada_target}, train.ada_kimg={t.ada_kimg}: the target is in [0, 1) "
+                          f"(0 turns ADA off; 0.6 is usual) and ada_kimg >= 1")
+    if t.ada_target > 0 and not t.augment:
+        raise ConfigError(f"train.ada_target={t.ada_target} adapts the probability of the train.augment transforms; "
+                          f"name them, e.g. train.augment=[flip,translation,color,cutout]")
     pack = cfg.model.get("pack", 1)
     if isinstance(pack, int) and pack > 1 and t.batch_size % pack:
         raise ConfigError(f"train.batch_size={t.batch_size} must be a multiple of model.pack={pack}")

@@ -72,6 +72,7 @@ def restore(exp: Experiment, ckpt: dict[str, Any], callbacks: list[Callback], pr
         module.load_state_dict(ckpt[name])
     exp.opt_G.load_state_dict(ckpt["opt_G"])
     exp.opt_D.load_state_dict(ckpt["opt_D"])
+    exp.objective.load_state_dict(ckpt.get("objective", {}))
     for callback in callbacks:
         callback.restore(ckpt)
     precision.load_state_dict(ckpt.get("grad_scalers", {}))

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganrun.regularizers import DRAGAN, R1, R2, GradientPenalty, Regularizer, WeightClip
+from ganrun.regularizers import DRAGAN, R1, R2, GradientPenalty, LeCam, Regularizer, WeightClip
 from ganrun.updates import GUpdate
 
 
@@ -78,16 +78,17 @@ class _Regularised(Loss):
     data perturbed by x~ = x + 0.5 * std(x) * u, u ~ U[0, 1) per element.
     unroll_steps = k > 0: Unrolled GAN (Metz et al. 2017), G's loss is taken against D after k
     differentiable gradient steps on D's loss (objectives.unrolled_critic); D itself is not changed.
+    lecam_weight > 0: LeCam regularization (Tseng et al. 2021) on D's outputs (regularizers.LeCam).
     top_k = nu < 1: top-k training (Sinha et al. 2020), G's loss uses only the share of each fake
     batch that D rates most real; the share falls linearly from 1 to nu over the first half of
     training (objectives.top_k_share) and stays there.
     """
 
     def __init__(self, r1_gamma: float = 0.0, dragan_weight: float = 0.0, unroll_steps: int = 0,
-                 top_k: float = 1.0, r2_gamma: float = 0.0):
-        if r1_gamma < 0 or dragan_weight < 0 or r2_gamma < 0:
-            raise ValueError(f"loss.r1_gamma={r1_gamma}, loss.r2_gamma={r2_gamma}, loss.dragan_weight={dragan_weight}: "
-                             f"must be >= 0")
+                 top_k: float = 1.0, r2_gamma: float = 0.0, lecam_weight: float = 0.0):
+        if r1_gamma < 0 or dragan_weight < 0 or r2_gamma < 0 or lecam_weight < 0:
+            raise ValueError(f"loss.r1_gamma={r1_gamma}, loss.r2_gamma={r2_gamma}, loss.dragan_weight={dragan_weight}, "
+                             f"loss.lecam_weight={lecam_weight}: must be >= 0")
         if unroll_steps < 0:
             raise ValueError(f"loss.unroll_steps={unroll_steps}: must be >= 0 (0: off; the paper uses 5 to 10)")
         if not 0.0 < top_k <= 1.0:
@@ -98,6 +99,7 @@ class _Regularised(Loss):
         self.r1_gamma = r1_gamma
         self.r2_gamma = r2_gamma
         self.dragan_weight = dragan_weight
+        self.lecam_weight = lecam_weight
         self.unroll_steps = unroll_steps
         self.top_k = top_k
 
@@ -109,6 +111,8 @@ class _Regularised(Loss):
             regs.append(R2(self.r2_gamma))
         if self.dragan_weight > 0:
             regs.append(DRAGAN(self.dragan_weight))
+        if self.lecam_weight > 0:
+            regs.append(LeCam(self.lecam_weight))
         return regs, GUpdate(self.unroll_steps, self.top_k)
 
 
@@ -117,8 +121,9 @@ class _Labelled(_Regularised):
     fake targets stay 0) and label noise (flip_prob: a random share of targets swapped)."""
 
     def __init__(self, real_label: float = 1.0, flip_prob: float = 0.0, r1_gamma: float = 0.0,
-                 dragan_weight: float = 0.0, unroll_steps: int = 0, top_k: float = 1.0, r2_gamma: float = 0.0):
-        super().__init__(r1_gamma, dragan_weight, unroll_steps, top_k, r2_gamma)
+                 dragan_weight: float = 0.0, unroll_steps: int = 0, top_k: float = 1.0, r2_gamma: float = 0.0,
+                 lecam_weight: float = 0.0):
+        super().__init__(r1_gamma, dragan_weight, unroll_steps, top_k, r2_gamma, lecam_weight)
         _check_label(real_label, flip_prob)
         self.real_label = real_label
         self.flip_prob = flip_prob

@@ -46,6 +46,14 @@ class Adversarial:
         """Schedules that depend on the step (top-k's share)."""
         self.update.at_step(step, steps)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The regularizers' running state (LeCam's averages), for checkpoints."""
+        return {"regularizers": [reg.state_dict() for reg in self.regularizers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for reg, saved in zip(self.regularizers, state.get("regularizers", [])):
+            reg.load_state_dict(saved)
+
     def step(self, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
              batches: Iterator[Any], n_critic: int, want_stats: bool, skip_nonfinite: bool = False,
              precision: Precision = FP32, sync: Sync = None) -> dict[str, Tensor]:
@@ -67,6 +75,7 @@ class Adversarial:
         if skip_nonfinite:
             out["skipped"] = torch.tensor(float(skipped))
         out.update({"loss/D": loss_D.detach(), "loss/G": loss_G.detach(), "loss/penalty": penalty.detach()})
+        out.setdefault("health/d_real_sign", real_logits.detach().sign().mean())  # every step: ADA reads it
         return out
 
     def d_step(self, G: nn.Module, D: nn.Module, opt_D: torch.optim.Optimizer, batches: Iterator[Any],
@@ -88,7 +97,7 @@ class Adversarial:
             loss_D = self.loss.d_loss(real_logits, fake_logits)
         with precision.autocast(penalty=True):
             critic = D_plain if y is None else (lambda x: D_plain(x, y))
-            penalty = total_penalty(self.regularizers, critic, real, fake.detach())
+            penalty = total_penalty(self.regularizers, critic, real, fake.detach(), (real_logits, fake_logits))
         opt_D.zero_grad(set_to_none=True)
 
         def look() -> None:
@@ -142,6 +151,12 @@ class VAEObjective:
 
     def at_step(self, step: int, steps: int) -> None:
         """No schedule."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
 
     def step(self, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
              batches: Iterator[Any], n_critic: int, want_stats: bool, skip_nonfinite: bool = False,

@@ -25,9 +25,20 @@ class Regularizer:
         """A term for D's loss (D: a callable of images alone; for a conditional model the labels are bound)."""
         return real.new_zeros(())
 
+    def logit_penalty(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """A term for D's loss computed from the D step's own logits (no extra pass through D)."""
+        return real_logits.new_zeros(())
+
     @torch.no_grad()
     def after_step(self, D: nn.Module) -> None:
         """Run after each D optimizer step."""
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """State a resumed run needs (running averages); none by default."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Take back what state_dict gave."""
 
 
 class GradientPenalty(Regularizer):
@@ -75,6 +86,29 @@ class DRAGAN(Regularizer):
         return self.weight * (input_grad_norm(D, perturbed) - 1).pow(2).mean()
 
 
+class LeCam(Regularizer):
+    """LeCam regularization (Tseng et al. 2021): weight * (E relu(D(x) - a_fake)^2 + E relu(a_real - D(G(z)))^2),
+    where a_real and a_fake are moving averages (decay) of D's mean output on real and fake batches,
+    updated each D step before the penalty (the first step starts them at that step's means). It keeps
+    D's outputs from drifting apart on a small training set; one-sided, as in the authors' code."""
+
+    def __init__(self, weight: float, decay: float = 0.99):
+        self.weight, self.decay = weight, decay
+        self.anchors: Tensor | None = None  # [a_real, a_fake]
+
+    def logit_penalty(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        means = torch.stack([real_logits.detach().mean(), fake_logits.detach().mean()]).float()
+        self.anchors = means if self.anchors is None else self.anchors.lerp(means, 1.0 - self.decay)
+        a_real, a_fake = self.anchors[0], self.anchors[1]
+        return self.weight * ((real_logits - a_fake).relu().pow(2).mean() + (a_real - fake_logits).relu().pow(2).mean())
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {} if self.anchors is None else {"anchors": self.anchors.clone()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.anchors = state.get("anchors")
+
+
 class WeightClip(Regularizer):
     """WGAN's constraint (Arjovsky et al. 2017): every D parameter clamped to [-clip, clip] after each step."""
 
@@ -87,9 +121,13 @@ class WeightClip(Regularizer):
             p.clamp_(-self.clip, self.clip)
 
 
-def total_penalty(regularizers: list[Regularizer], D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-    """The sum of the regularizers' penalties (zero without any), in list order."""
+def total_penalty(regularizers: list[Regularizer], D: nn.Module, real: Tensor, fake: Tensor,
+                  logits: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """The sum of the regularizers' penalties (zero without any), in list order; `logits`, the D step's
+    (real, fake) outputs, feed the regularizers that work on them (LeCam)."""
     total = real.new_zeros(())
     for reg in regularizers:
         total = total + reg.penalty(D, real, fake)
+        if logits is not None:
+            total = total + reg.logit_penalty(*logits)
     return total

@@ -59,7 +59,77 @@ def test_augment_reaches_d_and_trains(tmp_path):
 
 
 def test_bad_augment_options():
-    with pytest.raises(ConfigError, match="unknown transform 'flip'; use any of color, translation, cutout"):
-        config.validate(compose_train("train.augment=[flip]"))
+    with pytest.raises(ConfigError, match="unknown transform 'flop'; use any of color, translation, cutout, flip"):
+        config.validate(compose_train("train.augment=[flop]"))
+    with pytest.raises(ConfigError, match=r"train.ada_target=0.6 adapts .* e.g. train.augment=\[flip"):
+        config.validate(compose_train("train.ada_target=0.6"))
+    with pytest.raises(ConfigError, match="the target is in"):
+        config.validate(compose_train("train.augment=[flip]", "train.ada_target=1.5"))
     with pytest.raises(ConfigError, match="images only"):
         build(compose_train("train.augment=[color]", "dataset=ring", "model=mlp"))
+
+
+def test_flip_mirrors_about_half_of_the_images():
+    torch.manual_seed(0)
+    x = torch.randn(200, 1, 4, 4)
+    y = augment.flip(x)
+    mirrored = (y == x.flip(3)).flatten(1).all(1)
+    kept = (y == x).flatten(1).all(1)
+    assert bool((mirrored | kept).all()) and 70 < int(mirrored.sum()) < 130
+
+
+class _Identity(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, *labels):
+        return x * self.w
+
+
+def test_adaptive_probability_gates_each_transform():
+    D = augment.Augmented(_Identity(), ["flip", "translation", "cutout"])
+    x = torch.randn(300, 1, 8, 8)
+    D.p = torch.tensor(0.0)
+    assert torch.equal(D(x), x)  # p = 0: D sees the images as they are
+    D.p = torch.tensor(0.5)
+    changed = (D(x) != x).flatten(1).any(1).float().mean()
+    assert 0.7 < changed < 0.95  # each of 3 transforms with p = 1/2: 1 - 1/8 of the images touched, less flips of symmetric ones
+    D.p = torch.tensor(1.0)
+    assert (D(x) != x).flatten(1).any(1).all()
+
+
+def test_ada_moves_p_by_the_sign_of_d_overfitting():
+    from ganrun.callbacks import AdaptiveAugment
+
+    cfg = compose_train("train.augment=[flip]", "train.ada_target=0.6", "train.ada_kimg=1", "train.batch_size=50")
+    D = augment.Augmented(_Identity(), ["flip"])
+    ada = AdaptiveAugment(D, cfg)
+    step = 50 * 4 / 1000  # images per interval over ada_kimg * 1000
+    for i in range(1, 9):  # D calls every real image real: overfitting, p goes up each 4 steps
+        out = {"health/d_real_sign": torch.tensor(1.0)}
+        ada.after_step(i, out)
+    assert torch.isclose(D.p, torch.tensor(2 * step)) and torch.isclose(out["ada/p"], torch.tensor(2 * step))
+    for i in range(9, 21):  # r = 0.2 < 0.6: p comes down, and stops at 0
+        ada.after_step(i, {"health/d_real_sign": torch.tensor(0.2)})
+    assert D.p.item() == 0.0
+    ckpt: dict = {}
+    ada.after_step(21, {"health/d_real_sign": torch.tensor(1.0)})
+    ada.save(ckpt)
+    again = AdaptiveAugment(augment.Augmented(_Identity(), ["flip"]), cfg)
+    again.restore(ckpt)
+    assert len(again.signs) == 1 and again.D.p.item() == 0.0
+
+
+def test_ada_trains_logs_p_and_resumes_exactly(tmp_path):
+    from ganrun import checkpoint
+
+    over = ["train.augment=[flip,translation]", "train.ada_target=0.1", "train.ada_kimg=1", *TINY,
+            *TINY_MODEL["dcgan"], "train.steps=8", "train.ckpt_every=4"]
+    straight = run(compose_train(*over), tmp_path / "a")
+    assert "ada/p" in straight["stats"] and straight["stats"]["ada/p"] > 0  # a tiny D overfits at once
+    run(compose_train(*over, "train.steps=4"), tmp_path / "b")
+    run(compose_train(*over, f"resume={tmp_path / 'b'}"), tmp_path / "b")
+    a, b = checkpoint.load(tmp_path / "a"), checkpoint.load(tmp_path / "b")
+    assert torch.equal(a["ada"]["p"], b["ada"]["p"])
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])

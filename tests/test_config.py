@@ -22,7 +22,7 @@ GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
 def test_groups_have_the_documented_options():
     assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "gauss1d", "grid", "mnist", "mnist-sample",
                                  "ring", "stacked-mnist"]
-    assert GROUPS["model"] == ["dcgan", "mlp", "vae"]
+    assert GROUPS["model"] == ["dcgan", "mlp", "resnet", "vae"]
     assert GROUPS["loss"] == ["gan", "hinge", "lsgan", "minimax", "rpgan", "wgan", "wgan-gp"]
     assert GROUPS["optimizer"] == ["adam", "rmsprop"]
 
@@ -87,8 +87,13 @@ def test_separate_learning_rates():
 @pytest.mark.parametrize("model", GROUPS["model"])
 @pytest.mark.parametrize("dataset", ["ring", "grid", "mnist-sample"])
 def test_models_build_for_datasets(model, dataset):
-    cfg = compose_train(f"model={model}", f"dataset={dataset}")
+    cfg = compose_train(f"model={model}", f"dataset={dataset}",
+                        *(["dataset.image_size=32"] if model == "resnet" and dataset == "mnist-sample" else []))
     config.validate(cfg)
+    if model == "resnet" and dataset != "mnist-sample":
+        with pytest.raises(ConfigError, match="model=resnet is for images; use model=mlp"):
+            build(cfg)
+        return
     exp = build(cfg)
     z = torch.randn(3, exp.G.latent_dim)
     fake = exp.G(z)
@@ -231,17 +236,19 @@ SHAPES = {"gauss1d": (1,), "ring": (2,), "grid": (2,), "cifar10": (3, 32, 32), "
 
 
 def test_the_documented_recipes_exist():
-    assert EXPERIMENTS == ["cifar10", "fashion-mnist", "gauss1d", "grid", "mnist", "mnist-sample", "ring", "stacked-mnist"]
+    assert EXPERIMENTS == ["cifar10", "cifar10-resnet", "fashion-mnist", "gauss1d", "grid", "mnist", "mnist-sample",
+                           "ring", "stacked-mnist"]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_recipe_composes_validates_and_builds(name):
     cfg = compose_train(f"experiment={name}")
     config.validate(cfg)
-    assert cfg.dataset._target_.endswith(name.replace("-", "_"))  # each recipe is for its own dataset
-    G, D = build_models(cfg.model, SHAPES.get(name, (1, 28, 28)))
+    dataset = name.removesuffix("-resnet")
+    assert cfg.dataset._target_.endswith(dataset.replace("-", "_"))  # each recipe is for its own dataset
+    G, D = build_models(cfg.model, SHAPES.get(dataset, (1, 28, 28)))
     z = torch.randn(cfg.train.batch_size, G.latent_dim)
-    assert D(G(z)).shape == (cfg.train.batch_size // cfg.model.pack,)
+    assert D(G(z)).shape == (cfg.train.batch_size // cfg.model.get("pack", 1),)
     build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g)
 
 

@@ -302,6 +302,27 @@ def test_r1_and_r2_together_as_r3gan_uses_them():
     assert_close(penalty(loss, Linear([3.0, 4.0]), torch.randn(4, 2), torch.randn(4, 2)), t(50.0))
 
 
+def test_lecam_by_hand_and_its_moving_anchors():
+    from ganrun.regularizers import LeCam
+
+    reg = losses.NonSaturating(lecam_weight=0.5).components()[0][0]
+    assert isinstance(reg, LeCam)
+    real, fake = t([1.0, 3.0]), t([-2.0, 0.0])
+    # first step: anchors start at this batch's means, a_real = 2, a_fake = -1
+    # relu(D(x) - a_fake)^2: 2^2, 4^2 -> mean 10; relu(a_real - D(G(z)))^2: 4^2, 2^2 -> mean 10; 0.5 * 20
+    assert_close(reg.logit_penalty(real, fake), t(10.0))
+    # next step: anchors move 1% towards the new means (0, 0): a_real = 1.98, a_fake = -0.99
+    zero = t([0.0, 0.0])
+    assert_close(reg.logit_penalty(zero, zero), t(0.5 * (0.99 ** 2 + 1.98 ** 2)))
+    state = reg.state_dict()
+    again = LeCam(0.5)
+    again.load_state_dict(state)
+    assert torch.allclose(again.anchors, t([1.98, -0.99]))
+    # one-sided: a real output below a_fake and a fake output above a_real cost nothing
+    assert again.logit_penalty(t([-5.0]), t([5.0])).item() == 0.0
+    assert losses.NonSaturating().components()[0] == []  # off by default
+
+
 def test_relativistic_pairing_by_hand():
     real, fake = t([2.0, 0.0]), t([1.0, 1.0])
     sp = lambda v: math.log1p(math.exp(v))  # noqa: E731  softplus

@@ -186,3 +186,25 @@ def test_class_rows_put_one_class_per_row():
     labels, per_row = class_rows(10, 5, [3, 7])
     assert labels.tolist() == [3, 3, 7, 7] and per_row == 2
     assert class_rows(0, 64) == (None, 0)
+
+
+# ---------------------------------------------------------------- ResNet (SNGAN)
+
+def test_resnet_matches_the_sngan_cifar10_parameter_counts():
+    from ganrun.models import resnet
+
+    G, D = resnet.make((3, 32, 32))
+    # worked out from the SNGAN appendix table (z 128, G blocks of 256, D blocks of 128):
+    # G: linear 128 -> 4*4*256 (528,384) + 3 up-blocks of 1,246,976 + BN 512 + conv3 256 -> 3 (6,915)
+    # D: first block 151,680 + down-block 311,680 + 2 blocks of 295,168 + linear 129
+    assert sum(p.numel() for p in G.parameters()) == 528_384 + 3 * 1_246_976 + 512 + 6_915 == 4_276_739
+    assert sum(p.numel() for p in D.parameters()) == 151_680 + 311_680 + 2 * 295_168 + 129 == 1_053_825
+    assert all(torch.nn.utils.parametrize.is_parametrized(m) for m in D.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))  # spectral norm on every D weight
+    z = torch.randn(2, 128)
+    x = G(z)
+    assert x.shape == (2, 3, 32, 32) and x.abs().max() <= 1 and D(x).shape == (2,)
+    G64, D64 = resnet.make((1, 64, 64), g_width=8, d_width=8)
+    assert G64(torch.randn(2, 128)).shape == (2, 1, 64, 64) and D64(torch.randn(2, 1, 64, 64)).shape == (2,)
+    with pytest.raises(ValueError, match="dataset.image_size=32"):
+        resnet.make((1, 28, 28))

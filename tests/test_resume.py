@@ -20,7 +20,8 @@ from ganrun.train import run
 BASE = [*TINY, *TINY_MODEL["dcgan"], "train.steps=8", "train.ckpt_every=4", "model.d_dropout=0.2"]
 
 
-@pytest.mark.parametrize("extra", [[], ["dataset=ring", "model=mlp", "model.hidden=[16,16]", "loss=wgan-gp"]])
+@pytest.mark.parametrize("extra", [[], ["dataset=ring", "model=mlp", "model.hidden=[16,16]", "loss=wgan-gp"],
+                                   ["dataset=ring", "model=mlp", "model.hidden=[16,16]", "loss.lecam_weight=0.3"]])
 def test_half_plus_resume_is_bit_identical_to_straight(tmp_path, extra):
     overrides = [*BASE, *extra] if not extra else [*TINY, *extra, "train.steps=8", "train.ckpt_every=4"]
     run(compose_train(*overrides), tmp_path / "straight")

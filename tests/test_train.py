@@ -292,3 +292,11 @@ def test_conditional_dcgan_draws_varied_images_within_a_class(tmp_path):
     run(cfg, tmp_path)
     diversity = [e.value for e in scalars(tmp_path)["health/diversity"]]
     assert min(diversity[-2:]) > 0.5, diversity
+
+
+def test_resnet_trains_on_32px_digits_with_its_recipe_keys(tmp_path):
+    cfg = compose_train("model=resnet", "model.g_width=8", "model.d_width=8", "model.latent_dim=8",
+                        "dataset.image_size=32", "loss=hinge", "train.n_critic=2", *TINY)
+    summary = run(cfg, tmp_path)
+    assert summary["status"] == "completed" and summary["metrics"]["fd"] > 0
+    assert checkpoint.load(tmp_path)["G"]["linear.weight"].shape == (4 * 4 * 8, 8)
