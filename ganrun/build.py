@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from ganrun.data import Dataset
 from ganrun.losses import Loss
 from ganrun.models.vae import Encoder
 from ganrun.objectives import Adversarial, VAEObjective
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(name: str) -> torch.device:
@@ -64,10 +67,24 @@ class Experiment:
     device: torch.device
 
 
+def resolve_conditional(cfg: DictConfig, data: Dataset) -> None:
+    """model.conditional=auto becomes true when the dataset has class labels (and D neither packs samples
+    nor filters them by rejection sampling, which need an unconditional G), else false; checkpoints keep
+    the resolved value."""
+    if cfg.model.get("conditional") != "auto":
+        return
+    use = data.kind == "image" and data.n_classes >= 2 and cfg.model.get("pack", 1) == 1 and not cfg.train.drs
+    cfg.model.conditional = bool(use)
+    if use:
+        log.info("model.conditional=auto: G and D see the dataset's %d class labels (model.conditional=false "
+                 "trains an unconditional GAN)", data.n_classes)
+
+
 def build(cfg: DictConfig) -> Experiment:
     """Build data, models (on the device), loss and optimizers from a validated config."""
     device = pick_device(cfg.train.device)
     data = instantiate(cfg.dataset, "dataset")
+    resolve_conditional(cfg, data)
     G, D = build_models(cfg.model, data.shape, data.n_classes)
     if cfg.train.augment:
         if data.kind != "image":

@@ -108,7 +108,7 @@ def training_batches(exp: Experiment, cfg: DictConfig, first: int, ranks: Any) -
     continues it exactly; this rank's shard under torchrun; with labels for a conditional model."""
     t = cfg.train
     extra = {"rank": ranks.rank, "world": ranks.size} if ranks.active else {}
-    if cfg.model.get("conditional"):
+    if getattr(exp.G, "n_classes", 0):
         extra["labels"] = True
     return exp.data.batches(t.batch_size, exp.device, seed=t.seed, start=(first - 1) * t.n_critic, **extra)
 

@@ -57,7 +57,7 @@ def check(loss: Any, model_cfg: Any) -> None:
     if not getattr(loss, "probability", False):
         raise ConfigError(f"train.drs needs a sigmoid GAN loss (loss=gan or loss=minimax), whose D logit estimates "
                           f"log(p_data / p_g); {getattr(loss, '__name__', type(loss).__name__)} has no such D")
-    if model_cfg.get("conditional", False):
+    if model_cfg.get("conditional", False) is True:
         raise ConfigError("train.drs works on unconditional models; drop model.conditional or train.drs")
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from conftest import ROOT, TINY, TINY_MODEL, run_cli
 
-TINY_DCGAN = [*TINY, *TINY_MODEL["dcgan"]]
+TINY_DCGAN = [*TINY, *TINY_MODEL["dcgan"], "model.conditional=false"]  # a plain, unconditional DCGAN
 
 
 @pytest.fixture(scope="module")

@@ -132,7 +132,8 @@ def test_one_fake_batch_serves_both_steps_when_n_critic_is_1(n_critic, g_calls):
     out = Adversarial(losses.NonSaturating()).step(G, D, opt_G, opt_D, batches, n_critic, want_stats=False)
     assert G.calls == g_calls
     assert not torch.equal(D[0].weight, d_before)
-    assert set(out) == {"loss/D", "loss/G", "loss/penalty"}  # stats only on logging steps
+    # stats only on logging steps; E[sign D(real)] every step (adaptive augmentation reads it), no host sync
+    assert set(out) == {"loss/D", "loss/G", "loss/penalty", "health/d_real_sign"}
     assert all(isinstance(v, torch.Tensor) for v in out.values())  # no host sync inside the step
 
 
@@ -300,3 +301,24 @@ def test_resnet_trains_on_32px_digits_with_its_recipe_keys(tmp_path):
     summary = run(cfg, tmp_path)
     assert summary["status"] == "completed" and summary["metrics"]["fd"] > 0
     assert checkpoint.load(tmp_path)["G"]["linear.weight"].shape == (4 * 4 * 8, 8)
+
+
+def test_conditional_auto_uses_labels_when_the_data_has_them(tmp_path):
+    from ganrun.build import build
+
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"])  # model.conditional=auto (dcgan's default)
+    assert cfg.model.conditional == "auto"
+    exp = build(cfg)
+    assert cfg.model.conditional is True and exp.G.n_classes == 10 and exp.D.planes is not None
+    ring = compose_train("dataset=ring", *TINY, *TINY_MODEL["dcgan"])
+    assert build(ring).G.embed is None and ring.model.conditional is False  # no labels: unconditional
+    drs = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.drs=true")
+    assert build(drs).G.embed is None  # rejection sampling needs an unconditional G
+    off = compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false")
+    assert build(off).G.embed is None
+    # the checkpoint keeps the resolved value; resuming an unconditional run under auto stays unconditional
+    run(off, tmp_path / "plain")
+    assert checkpoint.load(tmp_path / "plain")["config"]["model"]["conditional"] is False
+    resumed = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.steps=6", f"resume={tmp_path / 'plain'}"),
+                  tmp_path / "plain")
+    assert resumed["status"] == "completed" and checkpoint.load(tmp_path / "plain")["config"]["model"]["conditional"] is False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Literal
+from typing import Iterator, Literal, Union
 
 import torch
 from torch import Tensor, nn
@@ -12,6 +12,7 @@ from torch.nn.utils import parametrize
 Norm = Literal["batch", "layer", "none"]
 Latent = Literal["gaussian", "uniform"]
 DCondition = Literal["input", "projection"]
+Conditional = Union[bool, Literal["auto"]]
 
 
 def draw(shape: tuple[int, ...], prior: str = "gaussian", generator: torch.Generator | None = None,
@@ -103,8 +104,11 @@ class MinibatchStd(nn.Module):
 CLASS_DIM = 50  # size of G's class embedding, concatenated to z
 
 
-def check_conditional(conditional: bool, n_classes: int, pack: int) -> int:
-    """The class count the models are built with: n_classes when conditional, else 0."""
+def check_conditional(conditional: Conditional, n_classes: int, pack: int) -> int:
+    """The class count the models are built with: n_classes when conditional, else 0 (auto: conditional
+    when the data has labels and D does not pack samples)."""
+    if conditional == "auto":
+        return n_classes if n_classes >= 2 and pack == 1 else 0
     if not conditional:
         return 0
     if n_classes < 2:

@@ -14,7 +14,7 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from ganrun.models import mlp
-from ganrun.models.common import (ClassInput, ClassPlanes, DCondition, Latent, MinibatchStd, Norm, Packed, Projection,
+from ganrun.models.common import (Conditional, ClassInput, ClassPlanes, DCondition, Latent, MinibatchStd, Norm, Packed, Projection,
                                   check_conditional, check_d_condition, check_latent, d_norm_layer, dcgan_init,
                                   maybe_sn)
 
@@ -92,7 +92,7 @@ class DCGANDiscriminator(Projection, nn.Module):
 
 def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dropout: float = 0.0,
          spectral_norm: bool = False, d_norm: Norm = "batch", toy_hidden: Sequence[int] = (500, 500),
-         pack: int = 1, minibatch_std: bool = False, conditional: bool = False,
+         pack: int = 1, minibatch_std: bool = False, conditional: Conditional = False,
          n_classes: int = 0, latent: Latent = "gaussian", d_condition: DCondition = "input"
          ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for images of `data_shape` (C, H, W); toy points get MLPs with `toy_hidden` units.

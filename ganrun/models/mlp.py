@@ -7,7 +7,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ganrun.models.common import (ClassInput, Latent, MinibatchStd, Norm, Packed, Projection, check_conditional,
+from ganrun.models.common import (Conditional, ClassInput, Latent, MinibatchStd, Norm, Packed, Projection, check_conditional,
                                   check_latent, d_norm_layer, dcgan_init, maybe_sn)
 
 
@@ -69,7 +69,7 @@ class MLPDiscriminator(Projection, nn.Module):
 
 def make(data_shape: Sequence[int], latent_dim: int = 100, hidden: Sequence[int] = (500, 500),
          d_dropout: float = 0.0, spectral_norm: bool = False, d_norm: Norm = "none", pack: int = 1,
-         minibatch_std: bool = False, conditional: bool = False, n_classes: int = 0,
+         minibatch_std: bool = False, conditional: Conditional = False, n_classes: int = 0,
          latent: Latent = "gaussian") -> tuple[nn.Module, nn.Module]:
     """Build (G, D) MLPs for data of `data_shape` (C, H, W) images or (d,) points (1-D or 2-D toy sets).
 
