@@ -81,7 +81,7 @@ def test_bad_sample_options_are_one_line(ema_run, capsys, args, message):
 
 
 def test_ema_true_without_an_ema_generator(tmp_path):
-    run(compose_train(*TINY, *TINY_MODEL["dcgan"]), tmp_path / "plain")
+    run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.ema=0"), tmp_path / "plain")
     r = run_cli("sample", f"ckpt={tmp_path / 'plain'}", "ema=true", f"out={tmp_path / 'x.png'}")
     assert r.returncode == 2 and "ema=true: this checkpoint has no EMA generator" in r.stderr
 
