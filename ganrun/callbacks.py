@@ -123,6 +123,10 @@ class EMA(Callback):
         if self.norms and read:
             self.recompute_norms()
 
+    def on_end(self, step: int) -> None:
+        if self.norms and step != self.t.steps:  # an interrupted run's last.pt: statistics for its weights too
+            self.recompute_norms()
+
     @torch.no_grad()
     def recompute_norms(self) -> None:
         """BatchNorm statistics of G_ema's own weights: the average over BN_BATCHES train-mode batches."""
