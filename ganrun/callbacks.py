@@ -68,6 +68,19 @@ def is_log_step(cfg: DictConfig, step: int) -> bool:
     return step % cfg.train.log_every == 0 or step == cfg.train.steps
 
 
+def is_sample_step(cfg: DictConfig, step: int) -> bool:
+    return step % cfg.train.sample_every == 0 or step == cfg.train.steps
+
+
+def is_eval_step(cfg: DictConfig, step: int) -> bool:
+    return step == cfg.train.steps or bool(cfg.train.eval_every and step % cfg.train.eval_every == 0)
+
+
+def is_ckpt_step(cfg: DictConfig, step: int) -> bool:
+    """A periodic checkpoint (the final one is written by fit after on_end)."""
+    return bool(cfg.train.ckpt_every and step % cfg.train.ckpt_every == 0 and step != cfg.train.steps)
+
+
 def lr_factor(schedule: str, step: int, steps: int) -> float:
     """The learning-rate multiplier for G step `step` of `steps` (1-based): 1 at the first step, decaying
     towards 0 at the last. A function of the step alone, so a resumed run gets the same rates."""
@@ -109,7 +122,7 @@ class EMA(Callback):
     BN_BATCHES = 16
 
     def __init__(self, G: nn.Module, decay: float, cfg: DictConfig):
-        self.G, self.decay, self.t = G, decay, cfg.train
+        self.G, self.decay, self.cfg, self.t = G, decay, cfg, cfg.train
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.norms = [m for m in self.G_ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
@@ -117,9 +130,8 @@ class EMA(Callback):
     def after_step(self, step: int, out: dict[str, Tensor]) -> None:
         ema_params = list(self.G_ema.parameters())
         torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1.0 - self.decay)  # one fused kernel
-        t = self.t
-        read = step == t.steps or step % t.sample_every == 0 or (t.eval_every and step % t.eval_every == 0) \
-            or (t.ckpt_every and step % t.ckpt_every == 0)
+        read = (is_sample_step(self.cfg, step) or is_eval_step(self.cfg, step)  # the steps G_ema is read at
+                or is_ckpt_step(self.cfg, step))
         if self.norms and read:
             self.recompute_norms()
 
@@ -277,7 +289,7 @@ class Previews(Callback):
 
     def __init__(self, exp: Experiment, G: nn.Module, cfg: DictConfig, out_dir: Path, writer: Any):
         t = cfg.train
-        self.exp, self.G, self.writer, self.every, self.steps = exp, G, writer, t.sample_every, t.steps
+        self.exp, self.G, self.writer, self.cfg = exp, G, writer, cfg
         self.points = exp.data.kind == "points"
         n = TOY_POINTS if self.points else t.n_samples
         self.labels, self.nrow = images.class_rows(getattr(exp.G, "n_classes", 0), n)
@@ -290,7 +302,7 @@ class Previews(Callback):
         out_dir.mkdir(parents=True, exist_ok=True)
 
     def after_step(self, step: int, out: dict[str, Tensor]) -> None:
-        if step % self.every == 0 or step == self.steps:
+        if is_sample_step(self.cfg, step):
             with fork_rng(self.exp):
                 self.render(step)
 
@@ -331,8 +343,7 @@ class Evaluation(Callback):
         self.floor: dict[str, float] = {}
 
     def after_step(self, step: int, out: dict[str, Tensor]) -> None:
-        t = self.cfg.train
-        if step == t.steps or (t.eval_every and step % t.eval_every == 0):
+        if is_eval_step(self.cfg, step):
             with fork_rng(self.exp):
                 self.evaluate(step)
 
@@ -368,8 +379,7 @@ class Checkpoints(Callback):
         self.exp, self.cfg, self.precision, self.dir, self.callbacks = exp, cfg, precision, ckpt_dir, callbacks
 
     def after_step(self, step: int, out: dict[str, Tensor]) -> None:
-        every = self.cfg.train.ckpt_every
-        if every and step % every == 0 and step != self.cfg.train.steps:
+        if is_ckpt_step(self.cfg, step):
             self.write(step, (f"step_{step:06d}.pt", "last.pt"))
 
     def write(self, step: int, names: tuple[str, ...]) -> None:
