@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 USAGE = """usage: ganrun {train,sample,eval,export,report} [key=value ...]
 
@@ -16,6 +17,9 @@ USAGE = """usage: ganrun {train,sample,eval,export,report} [key=value ...]
   ganrun export ckpt=PATH format=safetensors|torchscript|onnx [out=FILE]
                                     the generator alone, for sharing
   ganrun report DIR [out=PREFIX]    table (Markdown, CSV) and plot of every run under DIR
+
+  ganrun COMMAND --help             every key of a command, its default and meaning
+  ganrun --version
 
 Examples:
   ganrun train model=dcgan loss=wgan-gp
@@ -42,20 +46,48 @@ def resume_in_place(args: list[str]) -> list[str]:
     return [*args, f"hydra.run.dir={run_dir}"]
 
 
-def check_composes(args: list[str]) -> None:
-    """Compose a single run's config before Hydra starts, so a bad override gets one line and exit 2.
+def single_runs(args: list[str]) -> list[list[str]]:
+    """The override lists to check before Hydra starts: the run's own, or for a sweep (-m) each value of
+    each swept key once (beside the other keys' first values), so a typo anywhere in a sweep is caught."""
+    plain = [a for a in args if a not in ("-m", "--multirun") and not a.startswith(("hydra.", "hydra/"))]
+    if len(plain) == len(args):
+        return [plain]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    Sweeps (-m) and Hydra's own flags are left to Hydra."""
-    if any(a.startswith("-") for a in args):
+    parsed = OverridesParser.create().parse_overrides(plain)
+    choices = [_values(o) for o in parsed]
+    first = [c[0] for c in choices if c]
+    runs = [first]
+    for i, values in enumerate(choices):
+        runs += [first[:i] + [v] + first[i + 1:] for v in values[1:]] if len(first) == len(choices) else []
+    return runs
+
+
+def _values(override: Any) -> list[str]:
+    """key=value texts of one override: each value of a sweep (an interval's lower end), or itself."""
+    if not override.is_sweep_override():
+        return [override.input_line]
+    key = override.get_key_element()
+    if override.value_type.name == "INTERVAL_SWEEP":
+        return [f"{key}={override.value().start}"]
+    try:
+        return [f"{key}={v}" for v in override.sweep_string_iterator()]
+    except Exception:  # a sweep form only Hydra can expand (glob): Hydra checks it
+        return []
+
+
+def check_composes(args: list[str]) -> None:
+    """Compose and validate a run's config (each value of a sweep's) before Hydra starts, so a bad
+    override gets one line and exit 2 and leaves no run folder. Hydra's own flags are left to Hydra."""
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return
     out = next((a.split("=", 1)[1] for a in reversed(args) if a.startswith("hydra.run.dir=")), "outputs")
     existing = Path(out).absolute()
     while not existing.exists():
         existing = existing.parent
     if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
-        print(f"ganrun train: error: cannot write the run folder {out} ({existing} is not a writable folder); "
-              f"pick another with hydra.run.dir=DIR", file=sys.stderr)
-        sys.exit(2)
+        fail(f"cannot write the run folder {out} ({existing} is not a writable folder); "
+             f"pick another with hydra.run.dir=DIR")
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -65,11 +97,50 @@ def check_composes(args: list[str]) -> None:
 
     config.register()
     try:
-        with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
-            compose(config_name="train", overrides=[a for a in args if not a.startswith(("hydra.", "hydra/"))])
+        for overrides in single_runs(args):
+            with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
+                config.validate(compose(config_name="train", overrides=overrides))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        print(f"ganrun train: error: {one_line(e)}", file=sys.stderr)
-        sys.exit(2)
+        message = one_line(e)
+        renamed = next((k for k in config.RENAMED if f"override '{k}'" in message), None)  # optimizer.lr=...
+        fail(f"{renamed} is not a ganrun key; use {config.RENAMED[renamed]}" if renamed else message)
+
+
+def fail(message: str) -> None:
+    """`ganrun train: error: MESSAGE` on stderr, exit code 2."""
+    print(f"ganrun train: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+HELP_FLAGS = ("-h", "--help")
+ABOUT = {  # command -> (usage, what it does, its schema as module:class)
+    "sample": ("ganrun sample ckpt=PATH [key=value ...]", "Renders G's samples from a checkpoint: a grid, an "
+               ".npy, a folder of PNGs or (mode=interp) an interpolation GIF.", "sample:SampleConfig"),
+    "eval": ("ganrun eval ckpt=PATH|samples=PATH [key=value ...]", "Scores a checkpoint (or saved samples) with "
+             "the quality metrics, beside real data's own scores; prints a table and writes JSON.",
+             "evaluate:EvalConfig"),
+    "export": ("ganrun export ckpt=PATH format=safetensors|torchscript|onnx [out=FILE]", "Writes the generator "
+               "alone, for sharing and for use without ganrun.", "export:ExportConfig"),
+}
+
+
+def print_help(command: str, rest: list[str]) -> None:
+    """`ganrun COMMAND --help` on stdout, exit 0."""
+    import importlib
+
+    from ganrun import help
+
+    if command == "train":
+        check_composes([a for a in rest if a not in HELP_FLAGS])  # a bad override is named, not a traceback
+        text = help.train_help([a for a in rest if a not in HELP_FLAGS and not a.startswith(("hydra.", "-"))])
+    elif command == "report":
+        text = help.REPORT
+    else:
+        usage, about, target = ABOUT[command]
+        module, schema = target.split(":")
+        text = help.schema_help(usage, getattr(importlib.import_module(f"ganrun.{module}"), schema), about)
+    print(text, end="")
+    sys.exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,7 +149,14 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         sys.exit(0 if argv else 2)
+    if argv[0] in ("-V", "--version"):
+        from ganrun.help import version
+
+        print(version())
+        sys.exit(0)
     command, rest = argv[0], argv[1:]
+    if command in ("train", "report", *ABOUT) and any(a in HELP_FLAGS for a in rest):
+        print_help(command, rest)
     if command == "train":
         from ganrun import train
 
@@ -96,5 +174,6 @@ def main(argv: list[str] | None = None) -> None:
         module = importlib.import_module(f"ganrun.{COMMANDS[command]}")
         sys.exit(errors.run(command, module.main, rest))  # bad input: one line, exit 2
     else:
-        print(f"ganrun: error: unknown command {command!r}; use one of: train, sample, eval, export, report", file=sys.stderr)
+        print(f"ganrun: error: unknown command {command!r}; use one of: train, sample, eval, export, report "
+              f"(ganrun --help lists them)", file=sys.stderr)
         sys.exit(2)

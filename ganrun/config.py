@@ -31,10 +31,10 @@ class Device(enum.Enum):
 @dataclass
 class TrainConfig:
     steps: int = 2000  # G updates
-    batch_size: int = 64
+    batch_size: int = 64  # samples per D and G step
     n_critic: int = 1  # D updates per G update
-    seed: int = 0
-    device: Device = Device.auto
+    seed: int = 0  # seeds weights, data order, z and the preview noise
+    device: Device = Device.auto  # auto (CUDA when there is one), cpu or cuda
     log_every: int = 50  # losses and stats to TensorBoard (the only host syncs)
     sample_every: int = 500  # sample grid from a fixed z
     eval_every: int = 0  # quality metrics to TensorBoard and the summary; 0: only at the end
@@ -61,13 +61,13 @@ class OptimizerConfig:
     recipe's Adam betas do not break `optimizer=rmsprop` (RMSprop has no betas and ignores them)."""
 
     _target_: str = "torch.optim.Adam"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 2e-4  # G's learning rate (the loss's recipe sets it unless given)
+    lr_d: float = 2e-4  # D's learning rate
     betas: Tuple[float, float] = (0.5, 0.999)  # Adam family
     alpha: float = 0.99  # RMSprop smoothing
     momentum: float = 0.0  # RMSprop, SGD
-    eps: float = 1e-8
-    weight_decay: float = 0.0
+    eps: float = 1e-8  # added to the denominator (Adam, RMSprop)
+    weight_decay: float = 0.0  # L2 penalty on both networks' weights
     fused: Optional[bool] = None  # Adam family: one fused kernel per step (null: on for CUDA, off on CPU)
 
 
@@ -107,8 +107,31 @@ def parse_key_values(args: list[str], schema: type) -> Any:
     return OmegaConf.to_object(cfg)
 
 
+# keys users reach for that live under another name (`+optimizer.lr=...` would otherwise be a new, unread key)
+RENAMED = {"optimizer.lr": "optimizer.lr_g=X optimizer.lr_d=X (G's and D's learning rates)",
+           "train.lr": "optimizer.lr_g=X optimizer.lr_d=X", "train.epochs": "train.steps=N (G updates)",
+           "train.iterations": "train.steps=N (G updates)", "seed": "train.seed=N", "steps": "train.steps=N"}
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """A key added with `+` that nothing reads (`+foo=1`, `+train.foo=1`, `+optimizer.lr=1e-3`) stops the run:
+    the top level, train and optimizer have fixed schemas, which Hydra's `+` bypasses."""
+    for prefix, node, schema in (("", cfg, Config), ("train.", cfg.train, TrainConfig),
+                                 ("optimizer.", cfg.optimizer, OptimizerConfig)):
+        known = {f.name for f in fields(schema)} | ({"hydra"} if not prefix else set())
+        for key in node.keys():
+            if key in known:
+                continue
+            name = prefix + str(key)
+            if name in RENAMED:
+                raise ConfigError(f"{name} is not a ganrun key; use {RENAMED[name]}")
+            raise ConfigError(f"{name}: unknown key, nothing would read it; "
+                              f"{prefix.rstrip('.') or 'top-level'} keys: {', '.join(sorted(known - {'hydra'}))}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every part of a composed train config before any work starts."""
+    check_known_keys(cfg)
     allow_plugins(cfg.get("plugins") or [])
     t = cfg.train
     for key in ("steps", "batch_size", "n_critic", "log_every", "sample_every", "n_samples", "eval_n"):

@@ -11,6 +11,7 @@ alone, in eval mode (BatchNorm running statistics), for sharing.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -75,8 +76,10 @@ def export(ckpt: dict, fmt: str, out: Path, ema: bool | None = None) -> Path:
             raise ConfigError("format=onnx needs the onnx and onnxscript packages: pip install -e '.[export]'") from None
         names = ["z", "y"][:len(inputs)]
         batch = torch.export.Dim("batch", min=1)
-        torch.onnx.export(module, inputs, str(out), input_names=names, output_names=["x"],
-                          dynamic_shapes={name: {0: batch} for name in names}, dynamo=True)
+        with warnings.catch_warnings():  # the exporter's notes on axis names are not the user's concern
+            warnings.simplefilter("ignore", UserWarning)
+            torch.onnx.export(module, inputs, str(out), input_names=names, output_names=["x"],
+                              dynamic_shapes={name: {0: batch} for name in names}, dynamo=True, verbose=False)
     else:
         raise ConfigError(f"format={fmt!r}: use {', '.join(FORMATS)}")
     return out

@@ -41,12 +41,18 @@ def _spread(x: Tensor, pairs: Tensor | None) -> Tensor:
 
 
 class Monitor:
-    """Warns on the terminal (once per kind) when a health signal trips, naming the usual remedies."""
+    """Warns on the terminal (once per kind) when a health signal trips, naming the usual remedies.
+    Silent for the first WARMUP steps: a freshly initialised G draws near-identical samples and D
+    separates them easily, which is no sign of a problem yet."""
+
+    WARMUP = 100
 
     def __init__(self) -> None:
         self.warned: set[str] = set()
 
     def __call__(self, step: int, stats: dict[str, float]) -> list[str]:
+        if step < self.WARMUP:
+            return []
         found = []
         if stats.get("health/diversity", 1.0) < 0.25:
             found.append(("collapse", f"step {step}: possible mode collapse: G's samples are "

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ganrun.errors import ConfigError
-from ganrun.sweep import read_run, results_table
+from ganrun.sweep import read_run, results_table, varying
 
 CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metric found
 
@@ -58,6 +58,11 @@ def markdown(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_labels(runs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each run's legend entry: its folder and what it varies (`0: model=mlp`), not the folder alone."""
+    return {r["run"]: f"{r['run']}: {o}" if o else r["run"] for r, o in zip(runs, varying(runs))}
+
+
 def plot(runs: list[dict[str, Any]], out: Path) -> bool:
     """One panel per curve (losses, eval metrics), one line per run (real data's score dashed beside each
     metric); False when nothing was logged."""
@@ -73,6 +78,7 @@ def plot(runs: list[dict[str, Any]], out: Path) -> bool:
     rows = -(-len(tags) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False)
     colours = {name: f"C{i % 10}" for i, name in enumerate(curves)}  # one colour per run in every panel
+    labels = run_labels(runs)
     for ax, tag in zip(axes.flat, tags):
         for name, c in curves.items():
             if tag in c:
@@ -85,8 +91,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> bool:
         ax.set_xlabel("step")
     for ax in list(axes.flat)[len(tags):]:
         ax.axis("off")
-    fig.legend(handles=[plt.Line2D([], [], color=c, label=n) for n, c in colours.items()], loc="upper right",
-               fontsize="small")
+    fig.legend(handles=[plt.Line2D([], [], color=c, label=labels[n]) for n, c in colours.items()],
+               loc="upper right", fontsize="small")  # each run named by what it varies
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

@@ -34,7 +34,7 @@ class SampleConfig:
     truncation: float = 0.0  # > 0: redraw every z entry beyond +-truncation (the truncation trick); 0: off
     ema: Optional[bool] = None  # the EMA generator when the checkpoint has one (default), or false: the raw G
     drs: Optional[bool] = None  # D's rejection sampling filters the samples (default: the run's train.drs)
-    device: Device = Device.auto
+    device: Device = Device.auto  # auto (CUDA when there is one), cpu or cuda
 
 
 def parse(args: list[str]) -> SampleConfig:

@@ -53,16 +53,18 @@ def varying(rows: list[dict[str, Any]]) -> list[str]:
 
 def results_table(rows: list[dict[str, Any]], missing: str = "-") -> tuple[list[str], list[list[str]]]:
     """(header, cells) for runs: run, what the sweep varies, status, step, final losses, final metrics (each
-    distance beside its real-data floor), wall time. The sweep's table and `ganrun report` both use it."""
+    distance beside its real-data floor), wall time, and the error of any run that failed. The sweep's table and `ganrun report` both use it."""
     metric_names = sorted({k for r in rows for k in r.get("metrics", {})})
-    header = ["run", "overrides", "status", "step", "loss/D", "loss/G", *metric_names, "time_s"]
+    errors = any(r.get("error") for r in rows)  # a failed or interrupted run says why
+    header = ["run", "overrides", "status", "step", "loss/D", "loss/G", *metric_names, "time_s"] + ["error"] * errors
     body = []
     for r, overrides in zip(rows, varying(rows) if rows else []):
         losses = r.get("losses", {})
         body.append([r["run"], overrides or "(defaults)", r.get("status", "?"), str(r.get("step", missing)),
                      *(f"{losses[k]:.4f}" if k in losses else missing for k in ("loss/D", "loss/G")),
                      *(metric_cell(r, k, missing) for k in metric_names),
-                     f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else missing])
+                     f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else missing]
+                    + [r.get("error") or missing] * errors)
     return header, body
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ganrun.errors import ConfigError
+from ganrun.errors import ConfigError, UserError
 
 # Config-driven construction may only reach these modules (a config cannot name os.system), plus the
 # user's own packages listed in the top-level `plugins` key (never the standard library).
@@ -126,7 +126,7 @@ def instantiate(node: DictConfig, where: str, **supplied: Any) -> Any:
     try:
         return target(**kwargs, **supplied)
     except (ValueError, TypeError) as e:
-        if isinstance(e, ConfigError):
+        if isinstance(e, UserError):  # DataError, ConfigError: already one clear line
             raise
         raise ConfigError(str(e)) from e
 

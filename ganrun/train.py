@@ -21,6 +21,7 @@ from ganrun.config import ConfigError
 from ganrun.errors import UserError
 from ganrun.loop import Interrupted, NonFiniteError, fit, write_summary
 from ganrun.objectives import VAEObjective
+from ganrun.sweep import metric_cell
 
 log = logging.getLogger("ganrun")
 
@@ -129,8 +130,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     except Interrupted as e:
         summary.update({"status": "interrupted", "step": e.step, "error": str(e)})
         raise
-    except NonFiniteError as e:
-        summary["error"] = str(e)
+    except Exception as e:  # a NaN, a full disk, a bug: the summary says what stopped the run
+        summary["error"] = error_text(e)
         raise
     finally:
         writer.close()
@@ -139,14 +140,21 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["losses"].items() if k != "loss/penalty")
     log.info("done: %d steps in %.1f s; %s; samples in %s", summary["step"], summary["wall_time_s"], losses,
              run_dir / "samples")
+    if summary.get("metrics"):  # the final scores, each distance beside real data's own
+        log.info("metrics: %s", ", ".join(f"{k} {metric_cell(summary, k)}" for k in sorted(summary["metrics"])))
     return summary
+
+
+def error_text(error: BaseException) -> str:
+    """What stopped a run, for its summary: a user error's own line, anything else with its type."""
+    return str(error) if isinstance(error, (UserError, NonFiniteError)) else f"{type(error).__name__}: {error}"
 
 
 def _mark_failed(run_dir: Path, error: BaseException) -> None:
     """Leave a failed status in summary.json (unless the run already wrote its own), for sweep tables."""
     path = run_dir / "summary.json"
     if not path.is_file():
-        write_summary(run_dir, {"status": "failed", "error": f"{type(error).__name__}: {error}",
+        write_summary(run_dir, {"status": "failed", "error": error_text(error),
                                 "run_dir": str(run_dir), "overrides": list(HydraConfig.get().overrides.task)})
 
 
@@ -172,9 +180,9 @@ def main(cfg: DictConfig) -> float | None:
             return None
         sys.exit(2)
     except Exception as e:
+        _mark_failed(run_dir, e)  # the report and the sweep table show the error, not "running"
         if not sweeping:
             raise
         log.exception("run %s failed; the sweep goes on", run_dir)
-        _mark_failed(run_dir, e)
         return None
     return summary["losses"].get("loss/G")

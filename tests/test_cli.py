@@ -263,13 +263,13 @@ def test_conditional_samples_carry_their_labels_to_eval(tmp_path):
 
 
 def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
-    # the second run's packs of 3 do not divide the batch of 8: it fails its config check, the first runs
-    r = run_cli("train", "-m", "model.pack=1,3", *TINY, *TINY_MODEL["dcgan"], f"hydra.sweep.dir={tmp_path}",
-                timeout=600)
+    # the second run asks for labels the ring does not have: it fails when its data is built, the first runs
+    r = run_cli("train", "-m", "model.conditional=false,true", "dataset=ring", "model=mlp", *TINY,
+                *TINY_MODEL["mlp"], f"hydra.sweep.dir={tmp_path}", timeout=600)
     assert r.returncode == 1
     assert json.loads((tmp_path / "0" / "summary.json").read_text())["status"] == "completed"
     failed = json.loads((tmp_path / "1" / "summary.json").read_text())
-    assert failed["status"] == "failed" and "model.pack=3" in failed["error"]
+    assert failed["status"] == "failed" and "model.conditional=true needs a labelled" in failed["error"]
     table = r.stdout[r.stdout.index("2 runs"):]
     assert "completed" in table and "failed" in table
     assert "1 of 2 runs did not complete: 1" in r.stderr

@@ -1,0 +1,170 @@
+"""What a new user meets first: keys nothing reads, a dataset that cannot download, help on every
+command, quiet short runs, and a report that says why a run failed."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from ganrun import cli, help
+from conftest import TINY, TINY_MODEL, compose_train
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`ganrun ARGV` in this process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    out = capsys.readouterr()
+    return stop.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+optimizer.lr=1e-3", "optimizer.lr is not a ganrun key; use optimizer.lr_g=X optimizer.lr_d=X"),
+    ("optimizer.lr=1e-3", "optimizer.lr is not a ganrun key; use optimizer.lr_g=X optimizer.lr_d=X"),
+    ("+foo=1", "foo: unknown key, nothing would read it; top-level keys: dataset, loss"),
+    ("+train.foo=1", "train.foo: unknown key, nothing would read it; train keys: ada_kimg"),
+    ("+optimizer.foo=1", "optimizer.foo: unknown key, nothing would read it; optimizer keys: _target_, alpha"),
+    ("+train.epochs=3", "train.epochs is not a ganrun key; use train.steps=N"),
+])
+def test_a_key_nothing_reads_stops_the_run_before_its_folder(override, message, tmp_path, capsys):
+    code, _, err = run_main(["train", override, f"hydra.run.dir={tmp_path / 'r'}"], capsys)
+    assert code == 2 and err.strip() == f"ganrun train: error: {err.strip().split('error: ', 1)[1]}"
+    assert message in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_config_errors_found_after_composition_leave_no_run_folder(tmp_path, capsys):
+    code, _, err = run_main(["train", "train.ema=1.5", f"hydra.run.dir={tmp_path / 'r'}"], capsys)
+    assert code == 2 and "train.ema=1.5: must be in [0, 1)" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model=mlp,dcgna"], "Could not find 'model/dcgna'; Available options in 'model': dcgan, mlp"),
+    (["train.steps=3,0"], "train.steps=0: must be >= 1"),
+    (["train.steps=range(0,3)"], "train.steps=0: must be >= 1"),
+    (["+train.foo=1,2", "model=mlp"], "train.foo: unknown key"),
+])
+def test_a_typo_anywhere_in_a_sweep_is_one_line(args, message, tmp_path, capsys):
+    code, out, err = run_main(["train", "-m", *args, f"hydra.sweep.dir={tmp_path / 's'}"], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and out == ""
+    assert not (tmp_path / "s").exists()
+
+
+def test_single_runs_checks_each_swept_value_once():
+    runs = cli.single_runs(["-m", "model=mlp,dcgan", "loss=gan,hinge,wgan", "train.steps=3",
+                            "optimizer.lr_g=interval(1e-4,1e-3)", "hydra.sweep.dir=x"])
+    first = ["model=mlp", "loss=gan", "train.steps=3", "optimizer.lr_g=0.0001"]
+    assert runs[0] == first
+    assert ["model=dcgan", *first[1:]] in runs and ["model=mlp", "loss=wgan", *first[2:]] in runs
+    assert len(runs) == 1 + 1 + 2  # every value once, not the 6 combinations
+    assert cli.single_runs(["model=mlp", "hydra.run.dir=x"]) == [["model=mlp"]]
+
+
+def test_mnist_without_network_is_one_line_a_failed_summary_and_a_report_row(tmp_path, capsys, monkeypatch):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\\nTried http://x, got:\\n"
+                           "<urlopen error [Errno -2] Name or service not known>")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    run_dir = tmp_path / "runs" / "r"
+    code, _, err = run_main(["train", "dataset=mnist", f"dataset.root={tmp_path / 'data'}", *TINY,
+                             f"hydra.run.dir={run_dir}"], capsys)
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("ganrun train: error: could not download MNIST into")
+    assert "Name or service not known" in line and "train-images-idx3-ubyte[.gz]" in line
+    assert "dataset.root=DIR" in line
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == line.split("error: ", 1)[1]
+    code, out, _ = run_main(["report", str(tmp_path / "runs")], capsys)
+    assert code == 0
+    header, row = [ln for ln in out.splitlines() if ln.startswith("|") and "---" not in ln]
+    assert header.split("|")[-2].strip() == "error" and "could not download MNIST" in row.split("|")[-2]
+
+
+def test_an_unexpected_crash_still_leaves_a_failed_summary(tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr("ganrun.train.fit", broken)
+    code, _, err = run_main(["train", "dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"],
+                             f"hydra.run.dir={tmp_path}"], capsys)
+    assert code == 1 and "ZeroDivisionError: a bug" in err  # a bug keeps its traceback
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == "ZeroDivisionError: a bug"
+
+
+# ---------------------------------------------------------------- help and version
+
+
+@pytest.mark.parametrize("command", ["sample", "eval", "export"])
+def test_every_key_of_a_command_has_help(command, capsys):
+    import importlib
+
+    code, out, _ = run_main([command, "--help"], capsys)
+    assert code == 0 and out.startswith(f"usage: ganrun {command}")
+    module, schema = cli.ABOUT[command][2].split(":")
+    fields = getattr(importlib.import_module(f"ganrun.{module}"), schema).__dataclass_fields__
+    rows = {ln.split()[0].split("=")[0]: ln for ln in out.splitlines() if ln.startswith("  ")}
+    assert set(rows) == set(fields)
+    for key, line in rows.items():
+        assert len(line.split(None, 1)) == 2, f"{command} --help: {key} has no meaning"
+    code, out, _ = run_main(["report", "--help"], capsys)
+    assert code == 0 and "out=" in out
+
+
+def test_train_help_gives_every_key_of_every_option_a_meaning_and_default():
+    for group in ("dataset", "model", "loss"):
+        for option in help.option_files(group):
+            extra = ["dataset.root=x"] if option == "folder" else []
+            text = help.train_help([f"{group}={option}", *extra])
+            rows = [ln for ln in text.splitlines() if ln.startswith("  ") and "=" in ln.split()[0]]
+            assert len(rows) > 30
+            bare = [ln.split()[0] for ln in rows if len(ln.split(None, 1)) < 2]
+            assert bare == [], f"{group}={option}: keys without a meaning: {bare}"
+    text = help.train_help(["loss=wgan-gp"])
+    assert "loss: gan, hinge, lsgan, minimax, rpgan, wgan, wgan-gp*" in text
+    assert "train.n_critic=5 " in text and "loss.gp_weight=10.0 " in text  # the recipe's values
+    assert "docs/configs.md" in text
+
+
+def test_train_help_and_version_on_the_command_line(capsys):
+    code, out, _ = run_main(["train", "model=mlp", "--help"], capsys)
+    assert code == 0 and "model: dcgan, mlp*, resnet, vae" in out and "model.hidden=[500,500]" in out
+    code, out, _ = run_main(["--version"], capsys)
+    from importlib.metadata import version
+
+    assert code == 0 and out.strip() == f"ganrun {version('ganrun')}"
+    code, out, _ = run_main(["--help"], capsys)
+    assert code == 0 and "COMMAND --help" in out
+
+
+# ---------------------------------------------------------------- less noise
+
+
+def test_a_short_run_prints_no_collapse_warning_and_ends_with_its_metrics(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    from ganrun.train import run
+
+    cfg = compose_train("dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"], "train.steps=20")
+    run(cfg, tmp_path / "r")
+    assert "mode collapse" not in caplog.text and "D wins" not in caplog.text
+    final = [r.getMessage() for r in caplog.records if r.getMessage().startswith("metrics: ")]
+    assert len(final) == 1 and "modes " in final[0] and "hq_percent " in final[0]
+
+
+def test_report_legend_names_runs_by_what_they_vary():
+    from ganrun.report import run_labels
+
+    runs = [{"run": "0", "overrides": ["loss=gan", "train.steps=4"]},
+            {"run": "1", "overrides": ["loss=hinge", "train.steps=4"]}]
+    assert run_labels(runs) == {"0": "0: loss=gan", "1": "1: loss=hinge"}
+    assert run_labels([{"run": "r", "overrides": []}]) == {"r": "r"}
