@@ -7,7 +7,7 @@ In-memory image sets (MNIST, Fashion-MNIST, CIFAR-10, Stacked MNIST, the MNIST s
 the device once and batched by indexing, so the GPU never waits on a loader (`on_device`: auto does
 so when the set takes under a quarter of the GPU's free memory; otherwise batches are gathered on
 the host and copied through pinned memory); image folders stream through a DataLoader with worker
-processes.
+processes, each image decoded by `ganrun.imagefile`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganrun import imagefile
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -279,79 +280,71 @@ def cifar10(root: str = "", download: bool = True, split: Split = "train", image
     return data
 
 
-# ---------------------------------------------------------------- any folder of images
+# ---------------------------------------------------------------- images as people keep them: folder, ZIP, HF
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-class _FolderDataset(torch.utils.data.Dataset):
-    def __init__(self, files: list[Path], size: int, mode: str, labels: list[int] | None = None):
-        self.files, self.size, self.mode, self.labels = files, size, mode, labels
+def _check_channels(channels: int) -> None:
+    if channels not in (0, 1, 3):
+        raise DataError(f"dataset.channels={channels}: use 1 (grey), 3 (RGB) or 0 (from the first image)")
+
+
+def _subfolder_classes(paths: Sequence[Sequence[str]]) -> tuple[list[str], list[int] | None]:
+    """Classes from relative paths' first-level sub-folders, when every image sits in one and there are at
+    least two; else ([], None)."""
+    tops = [p[0] if len(p) > 1 else None for p in paths]
+    classes = sorted(set(tops)) if None not in tops and len(set(tops)) > 1 else []  # type: ignore[type-var]
+    return classes, ([classes.index(t) for t in tops] if classes else None)  # type: ignore[arg-type]
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """Item i: `read(items[i])` decoded by imagefile.decode in a DataLoader worker (with its label when asked)."""
+
+    def __init__(self, items: list[Any], read: Callable[[Any], imagefile.Source], size: int, mode: str,
+                 background: tuple[int, int, int], labels: list[int] | None):
+        self.items, self.read, self.size, self.mode, self.background = items, read, size, mode, background
+        self.labels = labels
         self.with_labels = False  # set by batches(labels=True)
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.items)
 
-    def __getitem__(self, i: int) -> Tensor:
-        from PIL import Image
-
-        with Image.open(self.files[i]) as im:
-            im = im.convert(self.mode)
-            # resize the short side to `size`, then centre-crop a square
-            scale = self.size / min(im.size)
-            w, h = max(self.size, round(im.size[0] * scale)), max(self.size, round(im.size[1] * scale))
-            im = im.resize((w, h), Image.BICUBIC)
-            left, top = (w - self.size) // 2, (h - self.size) // 2
-            im = im.crop((left, top, left + self.size, top + self.size))
-            arr = np.asarray(im, dtype=np.uint8).reshape(self.size, self.size, -1)
-        image = torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, size, size) uint8
-        return (image, self.labels[i]) if self.with_labels else image
+    def __getitem__(self, i: int) -> Tensor | tuple[Tensor, int]:
+        image = imagefile.decode(self.read(self.items[i]), self.size, self.mode, self.background)
+        return (image, self.labels[i]) if self.with_labels else image  # type: ignore[index]
 
 
-class ImageFolder:
-    """Every image under `root` (recursively), resized and centre-cropped to image_size.
-
-    channels: 1 (grey), 3 (RGB) or 0 to take it from the first image. Files PIL cannot open are
-    skipped with a warning that counts them.
-    """
+class StreamedImages:
+    """What the folder, ZIP and Hugging Face sets share: their images decoded on the fly (imagefile.decode)
+    by DataLoader worker processes, and the Dataset protocol's attributes. A subclass finds its images,
+    scans their headers (imagefile.scan) and hands them to `_serve`."""
 
     kind = "image"
+    classes: list[str]
 
-    def __init__(self, root: str = "", image_size: int = 64, channels: int = 0, workers: int = 2):
-        from PIL import Image, UnidentifiedImageError
-
-        if not root:
-            raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
-        base = Path(os.path.expanduser(root))
-        if not base.is_dir():
-            raise DataError(f"dataset.root={root}: no such folder")
-        if channels not in (0, 1, 3):
-            raise DataError(f"dataset.channels={channels}: use 1 (grey), 3 (RGB) or 0 (from the first image)")
-        candidates = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        files, bad = [], 0
-        for p in candidates:
-            try:
-                with Image.open(p) as im:  # reads the header only
-                    if channels == 0:
-                        channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-                files.append(p)
-            except (UnidentifiedImageError, OSError):
-                bad += 1
-        if bad:
-            log.warning("dataset.root=%s: skipped %d file(s) that are not readable images", root, bad)
-        if not files:
-            raise DataError(f"dataset.root={root} holds no readable images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        self.name = f"folder:{base.name}"
-        self.shape = (channels, image_size, image_size)
-        # classes: the first-level sub-folders, when every image sits in one and there are at least two
-        tops = [f.relative_to(base).parts[0] if len(f.relative_to(base).parts) > 1 else None for f in files]
-        self.classes = sorted(set(tops)) if None not in tops and len(set(tops)) > 1 else []
-        labels = [self.classes.index(t) for t in tops] if self.classes else None
-        self.labels = torch.tensor(labels) if labels else None
-        self.n_classes = len(self.classes)
+    def _serve(self, name: str, found: imagefile.Scan, read: Callable[[Any], imagefile.Source],
+               labels: list[int] | None, classes: list[str], image_size: int, background: Any, workers: int,
+               where: str, n_classes: int = 0) -> None:
+        if found.skipped:
+            log.warning("%s: skipped %d file(s) that are not readable images", where, found.skipped)
+        if not found.items:
+            raise DataError(f"{where} holds no readable images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.name = name
+        self.shape = (found.channels, image_size, image_size)
+        self.classes = classes
+        self.labels = torch.tensor(labels) if labels is not None else None
+        self.n_classes = n_classes or (int(self.labels.max()) + 1 if self.labels is not None else 0)
         self.digits, self.make_split = None, None  # no train/test splits: metrics need a labelled set
         self.workers = workers
-        self._ds = _FolderDataset(files, image_size, "L" if channels == 1 else "RGB", labels)
+        mode = "L" if found.channels == 1 else "RGB"
+        self._ds = _Decoded(found.items, read, image_size, mode, imagefile.parse_background(background), labels)
+        log.info("%s: %d images: %s", name.replace(":", " ", 1), len(found.items),
+                 imagefile.summary(found, background))
 
     def __len__(self) -> int:
         return len(self._ds)
@@ -359,10 +352,9 @@ class ImageFolder:
     def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
                 rank: int = 0, world: int = 1, labels: bool = False) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
         """Endless shuffled batches decoded by DataLoader workers, from batch number `start` on;
-        rank / world: this rank's shard of every epoch; labels: (images, class labels) pairs, the
-        classes being the first-level sub-folders. One DataLoader serves every epoch (its
-        batch sampler never ends), so the workers start once and keep prefetching; on CUDA the
-        batches come through pinned memory with non-blocking copies."""
+        rank / world: this rank's shard of every epoch; labels: (images, class labels) pairs. One
+        DataLoader serves every epoch (its batch sampler never ends), so the workers start once and
+        keep prefetching; on CUDA the batches come through pinned memory with non-blocking copies."""
         n = len(self)
         _check_batch(batch_size, world, n, self.name)
 
@@ -380,6 +372,31 @@ class ImageFolder:
                 yield to_unit_range(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
             else:
                 yield to_unit_range(batch.to(device, non_blocking=True))
+
+
+class ImageFolder(StreamedImages):
+    """Every image under `root` (recursively), decoded as imagefile.decode says to image_size.
+
+    channels: 1 (grey), 3 (RGB) or 0 to take it from the first image; background: the colour transparent
+    pixels are composited onto. Files PIL cannot open are skipped with a warning that counts them. When
+    every image sits in a first-level sub-folder (two or more), the sub-folders are classes.
+    """
+
+    def __init__(self, root: str = "", image_size: int = 64, channels: int = 0,
+                 background: imagefile.Background = "white", workers: int = 2):
+        if not root:
+            raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
+        base = Path(os.path.expanduser(root))
+        if not base.is_dir():
+            raise DataError(f"dataset.root={root}: no such folder")
+        _check_channels(channels)
+        imagefile.parse_background(background)  # refuse a bad colour before reading any file
+        candidates = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        found = imagefile.scan(((p, p) for p in candidates), channels)
+        classes, labels = _subfolder_classes([p.relative_to(base).parts for p in found.items])
+        self._serve(f"folder:{base.name}", found, _as_is, labels, classes, image_size, background, workers,
+                    f"dataset.root={root}")
+
 
 
 # ---------------------------------------------------------------- toy mixtures (1-D and 2-D)
