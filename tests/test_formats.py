@@ -1,4 +1,4 @@
-"""Images as people keep them: mixed formats and transparency in a folder or a ZIP."""
+"""Images as people keep them: mixed formats and transparency in a folder, a ZIP, a Hugging Face dataset."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import pickle
+import sys
 import zipfile
 
 import numpy as np
@@ -278,3 +279,122 @@ def test_cli_trains_a_conditional_model_on_a_zip(tmp_path):
     r, summary = run_train(tmp_path / "run", "dataset=zip", f"dataset.path={path}", "model.conditional=true")
     assert "zip set: 16 images: 16 PNG L" in r.stdout + r.stderr
     assert summary["metric_settings"] == {"samples": 200, "skipped": "no labelled train/test splits for this dataset"}
+
+
+# ---------------------------------------------------------------- Hugging Face datasets
+
+@pytest.fixture
+def hf(tmp_path, monkeypatch):
+    """`datasets`, with its cache in tmp_path (parquet files are converted there, not in the user's cache)."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))  # for run_cli's subprocess
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    return datasets
+
+
+def hf_set(datasets, n=6):
+    """n RGB images told apart by their red level (i * 40) with label i % 3; image 0 is half transparent."""
+    images = [Image.new("RGB", (8, 8), (i * 40, 0, 0)) for i in range(n)]
+    arr = np.zeros((8, 8, 4), np.uint8)
+    arr[:, 4:] = (0, 0, 0, 255)
+    images[0] = Image.fromarray(arr, "RGBA")  # left half transparent -> white; its mean red still rounds to 0
+    table = {"image": images, "label": [i % 3 for i in range(n)], "kind": ["a"] * n}
+    return datasets.Dataset.from_dict(table).cast_column("image", datasets.Image())
+
+
+def check_hf(ds, n=6):
+    assert len(ds) == n and ds.shape == (3, 8, 8) and ds.n_classes == 3
+    assert ds.labels.tolist() == [i % 3 for i in range(n)]
+    x, y = next(ds.batches(n, CPU, labels=True))
+    images = ((x + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+    order = [int(round(img[:, 4:, 0].mean() / 40)) for img in images]  # the right half: the stored red
+    assert sorted(order) == list(range(n)) and [i % 3 for i in order] == y.tolist()
+    first = images[order.index(0)]
+    assert (first[:, :4] == 255).all() and (first[:, 4:] == 0).all()  # composited on white, not black
+
+
+def test_hf_save_to_disk_and_parquet_load_with_labels(hf, tmp_path):
+    ds = hf_set(hf)
+    ds.save_to_disk(str(tmp_path / "saved"))
+    hf.DatasetDict({"train": hf_set(hf, 3), "test": ds}).save_to_disk(str(tmp_path / "dict"))
+    ds.to_parquet(str(tmp_path / "one.parquet"))
+    (tmp_path / "pq" / "data").mkdir(parents=True)
+    ds.to_parquet(str(tmp_path / "pq" / "data" / "train-00000-of-00001.parquet"))
+    hf_set(hf, 3).to_parquet(str(tmp_path / "pq" / "data" / "test-00000-of-00001.parquet"))
+    for path, split in (("saved", "train"), ("dict", "test"), ("one.parquet", "train"), ("pq", "train")):
+        check_hf(data.HFImages(str(tmp_path / path), split=split, image_size=8, workers=0))
+    assert len(data.HFImages(str(tmp_path / "pq"), split="test", image_size=8, workers=0)) == 3
+    with pytest.raises(data.DataError, match="has no split 'validation'; pick one: dataset.split=train / test"):
+        data.HFImages(str(tmp_path / "dict"), split="validation")
+
+
+def test_hf_columns(hf, tmp_path):
+    hf_set(hf).save_to_disk(str(tmp_path / "saved"))
+    path = str(tmp_path / "saved")
+    unlabelled = data.HFImages(path, label_column=None, image_size=8, workers=0)
+    assert unlabelled.labels is None and unlabelled.n_classes == 0
+    named = data.HFImages(path, label_column="kind", image_size=8, workers=0)  # strings: classes in sorted order
+    assert named.classes == ["a"] and named.labels.tolist() == [0] * 6
+    with pytest.raises(data.DataError, match="dataset.label_column=species: no such column in .*; its columns: "
+                                             "image, label, kind; dataset.label_column=null trains without labels"):
+        data.HFImages(path, label_column="species")
+    with pytest.raises(data.DataError, match="dataset.image_column=img: no such column .*its columns: image, label"):
+        data.HFImages(path, image_column="img")
+    with pytest.raises(data.DataError, match="dataset.image_column=label: the column holds"):
+        data.HFImages(path, image_column="label")
+
+
+def test_hf_class_label_names_and_missing_paths(hf, tmp_path):
+    ds = hf_set(hf).cast_column("label", hf.ClassLabel(names=["cat", "dog", "owl", "yak"]))
+    ds.save_to_disk(str(tmp_path / "saved"))
+    loaded = data.HFImages(str(tmp_path / "saved"), image_size=8, workers=0)
+    assert loaded.classes == ["cat", "dog", "owl", "yak"] and loaded.n_classes == 4  # from the feature, not max+1
+    save_grey(tmp_path / "grey.png")
+    with pytest.raises(data.DataError, match="neither a folder written by save_to_disk nor parquet.*dataset=folder"):
+        data.HFImages(str(tmp_path))
+    with pytest.raises(data.DataError, match="no such file or folder; give a folder written by save_to_disk"):
+        data.HFImages(str(tmp_path / "typo" / "faces"))  # a path, not a Hub name: never sent to the Hub
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(data.DataError, match="bad.parquet: cannot read it as parquet"):
+        data.HFImages(str(tmp_path / "bad.parquet"))
+
+
+def test_hf_parquet_written_without_datasets(hf, tmp_path):
+    """Parquet from other tools: images as raw bytes, or as {bytes, path} structs, with no HF metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw = [png_bytes(i * 40) for i in range(4)]
+    structs = [{"bytes": b, "path": f"{i}.png"} for i, b in enumerate(raw)]
+    pq.write_table(pa.table({"png": raw, "img": structs, "y": [1, 0, 1, 0]}), tmp_path / "x.parquet")
+    for column in ("png", "img"):
+        ds = data.HFImages(str(tmp_path / "x.parquet"), image_column=column, label_column="y", image_size=8, workers=0)
+        assert len(ds) == 4 and ds.shape == (1, 8, 8) and ds.labels.tolist() == [1, 0, 1, 0]
+        x, y = next(ds.batches(4, CPU, labels=True))
+        levels = levels_of(x.squeeze(1).add(1).mul(127.5).numpy())
+        assert sorted(levels) == [0, 1, 2, 3] and [1 - level % 2 for level in levels] == y.tolist()
+
+
+def test_hf_without_the_datasets_package(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
+    with pytest.raises(data.DataError) as e:
+        data.HFImages(str(tmp_path))
+    assert str(e.value) == "dataset=hf needs the datasets package: pip install 'ganrun[hf]'"
+
+
+def test_hf_config_composes(hf, tmp_path):
+    hf_set(hf).save_to_disk(str(tmp_path / "saved"))
+    cfg = compose_train("dataset=hf", f"dataset.path={tmp_path / 'saved'}", "dataset.image_size=8",
+                        "dataset.label_column=null", "model=mlp")
+    loaded = build(cfg).data
+    assert len(loaded) == 6 and loaded.labels is None
+    with pytest.raises(config.ConfigError, match="dataset.path is required"):
+        config.validate(compose_train("dataset=hf"))
+
+
+def test_cli_trains_on_a_parquet_file(hf, tmp_path):
+    hf_set(hf, 8).to_parquet(str(tmp_path / "set.parquet"))
+    r, _ = run_train(tmp_path / "run", "dataset=hf", f"dataset.path={tmp_path / 'set.parquet'}",
+                     "model.conditional=auto")
+    assert "model.conditional=auto: G and D see the dataset's 3 class labels" in r.stdout + r.stderr
