@@ -6,8 +6,8 @@ already on `device`).
 In-memory image sets (MNIST, Fashion-MNIST, CIFAR-10, Stacked MNIST, the MNIST sample) are moved to
 the device once and batched by indexing, so the GPU never waits on a loader (`on_device`: auto does
 so when the set takes under a quarter of the GPU's free memory; otherwise batches are gathered on
-the host and copied through pinned memory); image folders stream through a DataLoader with worker
-processes.
+the host and copied through pinned memory); image folders, ZIP archives and Hugging Face datasets
+stream through a DataLoader with worker processes, each image decoded by `ganrun.imagefile`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,14 @@ import csv
 import functools
 import gzip
 import importlib.util
+import io
+import json
 import logging
 import math
 import os
+import re
 import struct
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Optional, Protocol, Sequence, Union
 
@@ -28,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganrun import imagefile
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -285,79 +290,71 @@ def cifar10(root: str = "", download: bool = True, split: Split = "train", image
     return data
 
 
-# ---------------------------------------------------------------- any folder of images
+# ---------------------------------------------------------------- images as people keep them: folder, ZIP, HF
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-class _FolderDataset(torch.utils.data.Dataset):
-    def __init__(self, files: list[Path], size: int, mode: str, labels: list[int] | None = None):
-        self.files, self.size, self.mode, self.labels = files, size, mode, labels
+def _check_channels(channels: int) -> None:
+    if channels not in (0, 1, 3):
+        raise DataError(f"dataset.channels={channels}: use 1 (grey), 3 (RGB) or 0 (from the first image)")
+
+
+def _subfolder_classes(paths: Sequence[Sequence[str]]) -> tuple[list[str], list[int] | None]:
+    """Classes from relative paths' first-level sub-folders, when every image sits in one and there are at
+    least two; else ([], None)."""
+    tops = [p[0] if len(p) > 1 else None for p in paths]
+    classes = sorted(set(tops)) if None not in tops and len(set(tops)) > 1 else []  # type: ignore[type-var]
+    return classes, ([classes.index(t) for t in tops] if classes else None)  # type: ignore[arg-type]
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """Item i: `read(items[i])` decoded by imagefile.decode in a DataLoader worker (with its label when asked)."""
+
+    def __init__(self, items: list[Any], read: Callable[[Any], imagefile.Source], size: int, mode: str,
+                 background: tuple[int, int, int], labels: list[int] | None):
+        self.items, self.read, self.size, self.mode, self.background = items, read, size, mode, background
+        self.labels = labels
         self.with_labels = False  # set by batches(labels=True)
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.items)
 
-    def __getitem__(self, i: int) -> Tensor:
-        from PIL import Image
-
-        with Image.open(self.files[i]) as im:
-            im = im.convert(self.mode)
-            # resize the short side to `size`, then centre-crop a square
-            scale = self.size / min(im.size)
-            w, h = max(self.size, round(im.size[0] * scale)), max(self.size, round(im.size[1] * scale))
-            im = im.resize((w, h), Image.BICUBIC)
-            left, top = (w - self.size) // 2, (h - self.size) // 2
-            im = im.crop((left, top, left + self.size, top + self.size))
-            arr = np.asarray(im, dtype=np.uint8).reshape(self.size, self.size, -1)
-        image = torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, size, size) uint8
-        return (image, self.labels[i]) if self.with_labels else image
+    def __getitem__(self, i: int) -> Tensor | tuple[Tensor, int]:
+        image = imagefile.decode(self.read(self.items[i]), self.size, self.mode, self.background)
+        return (image, self.labels[i]) if self.with_labels else image  # type: ignore[index]
 
 
-class ImageFolder:
-    """Every image under `root` (recursively), resized and centre-cropped to image_size.
-
-    channels: 1 (grey), 3 (RGB) or 0 to take it from the first image. Files PIL cannot open are
-    skipped with a warning that counts them.
-    """
+class StreamedImages:
+    """What the folder, ZIP and Hugging Face sets share: their images decoded on the fly (imagefile.decode)
+    by DataLoader worker processes, and the Dataset protocol's attributes. A subclass finds its images,
+    scans their headers (imagefile.scan) and hands them to `_serve`."""
 
     kind = "image"
+    classes: list[str]
 
-    def __init__(self, root: str = "", image_size: int = 64, channels: int = 0, workers: int = 2):
-        from PIL import Image, UnidentifiedImageError
-
-        if not root:
-            raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
-        base = Path(os.path.expanduser(root))
-        if not base.is_dir():
-            raise DataError(f"dataset.root={root}: no such folder")
-        if channels not in (0, 1, 3):
-            raise DataError(f"dataset.channels={channels}: use 1 (grey), 3 (RGB) or 0 (from the first image)")
-        candidates = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        files, bad = [], 0
-        for p in candidates:
-            try:
-                with Image.open(p) as im:  # reads the header only
-                    if channels == 0:
-                        channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-                files.append(p)
-            except (UnidentifiedImageError, OSError):
-                bad += 1
-        if bad:
-            log.warning("dataset.root=%s: skipped %d file(s) that are not readable images", root, bad)
-        if not files:
-            raise DataError(f"dataset.root={root} holds no readable images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        self.name = f"folder:{base.name}"
-        self.shape = (channels, image_size, image_size)
-        # classes: the first-level sub-folders, when every image sits in one and there are at least two
-        tops = [f.relative_to(base).parts[0] if len(f.relative_to(base).parts) > 1 else None for f in files]
-        self.classes = sorted(set(tops)) if None not in tops and len(set(tops)) > 1 else []
-        labels = [self.classes.index(t) for t in tops] if self.classes else None
-        self.labels = torch.tensor(labels) if labels else None
-        self.n_classes = len(self.classes)
+    def _serve(self, name: str, found: imagefile.Scan, read: Callable[[Any], imagefile.Source],
+               labels: list[int] | None, classes: list[str], image_size: int, background: Any, workers: int,
+               where: str, n_classes: int = 0) -> None:
+        if found.skipped:
+            log.warning("%s: skipped %d file(s) that are not readable images", where, found.skipped)
+        if not found.items:
+            raise DataError(f"{where} holds no readable images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.name = name
+        self.shape = (found.channels, image_size, image_size)
+        self.classes = classes
+        self.labels = torch.tensor(labels) if labels is not None else None
+        self.n_classes = n_classes or (int(self.labels.max()) + 1 if self.labels is not None else 0)
         self.digits, self.make_split = None, None  # no train/test splits: metrics need a labelled set
         self.workers = workers
-        self._ds = _FolderDataset(files, image_size, "L" if channels == 1 else "RGB", labels)
+        mode = "L" if found.channels == 1 else "RGB"
+        self._ds = _Decoded(found.items, read, image_size, mode, imagefile.parse_background(background), labels)
+        log.info("%s: %d images: %s", name.replace(":", " ", 1), len(found.items),
+                 imagefile.summary(found, background))
 
     def __len__(self) -> int:
         return len(self._ds)
@@ -365,10 +362,9 @@ class ImageFolder:
     def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
                 rank: int = 0, world: int = 1, labels: bool = False) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
         """Endless shuffled batches decoded by DataLoader workers, from batch number `start` on;
-        rank / world: this rank's shard of every epoch; labels: (images, class labels) pairs, the
-        classes being the first-level sub-folders. One DataLoader serves every epoch (its
-        batch sampler never ends), so the workers start once and keep prefetching; on CUDA the
-        batches come through pinned memory with non-blocking copies."""
+        rank / world: this rank's shard of every epoch; labels: (images, class labels) pairs. One
+        DataLoader serves every epoch (its batch sampler never ends), so the workers start once and
+        keep prefetching; on CUDA the batches come through pinned memory with non-blocking copies."""
         n = len(self)
         _check_batch(batch_size, world, n, self.name)
 
@@ -386,6 +382,267 @@ class ImageFolder:
                 yield to_unit_range(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
             else:
                 yield to_unit_range(batch.to(device, non_blocking=True))
+
+
+class ImageFolder(StreamedImages):
+    """Every image under `root` (recursively), decoded as imagefile.decode says to image_size.
+
+    channels: 1 (grey), 3 (RGB) or 0 to take it from the first image; background: the colour transparent
+    pixels are composited onto. Files PIL cannot open are skipped with a warning that counts them. When
+    every image sits in a first-level sub-folder (two or more), the sub-folders are classes.
+    """
+
+    def __init__(self, root: str = "", image_size: int = 64, channels: int = 0,
+                 background: imagefile.Background = "white", workers: int = 2):
+        if not root:
+            raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
+        base = Path(os.path.expanduser(root))
+        if not base.is_dir():
+            raise DataError(f"dataset.root={root}: no such folder")
+        _check_channels(channels)
+        imagefile.parse_background(background)  # refuse a bad colour before reading any file
+        candidates = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        found = imagefile.scan(((p, p) for p in candidates), channels)
+        classes, labels = _subfolder_classes([p.relative_to(base).parts for p in found.items])
+        self._serve(f"folder:{base.name}", found, _as_is, labels, classes, image_size, background, workers,
+                    f"dataset.root={root}")
+
+
+class _ZipReader:
+    """Reads members of one ZIP file. Each process opens its own handle on first use: a handle is never
+    pickled to a DataLoader worker, and a forked worker does not reuse its parent's (processes sharing
+    one file offset would read each other's bytes)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_zip": None, "_pid": -1}
+
+    def __call__(self, name: str) -> io.BytesIO:
+        if self._zip is None or self._pid != os.getpid():
+            self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
+        return io.BytesIO(self._zip.read(name))
+
+
+def _zip_file(path: str) -> Path:
+    """The archive `path` names, or a DataError that says what it is instead."""
+    if not path:
+        raise DataError("dataset=zip needs dataset.path=FILE.zip, a ZIP archive of images")
+    file = Path(os.path.expanduser(path))
+    if file.is_dir():
+        raise DataError(f"dataset.path={path} is a folder: use dataset=folder dataset.root={path}, or give a .zip file")
+    if not file.is_file():
+        raise DataError(f"dataset.path={path}: no such file; give the path of a .zip archive of images")
+    if not zipfile.is_zipfile(file):
+        raise DataError(f"dataset.path={path} is not a ZIP archive; give a .zip of images "
+                        f"(or unpack it and use dataset=folder)")
+    return file
+
+
+def _zip_images(zf: zipfile.ZipFile) -> list[str]:
+    """The image members, sorted; macOS's __MACOSX/ and ._* resource forks left out."""
+    def junk(name: str) -> bool:
+        return name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1].startswith("._")
+
+    return sorted(i.filename for i in zf.infolist()
+                  if not i.is_dir() and Path(i.filename).suffix.lower() in IMAGE_SUFFIXES and not junk(i.filename))
+
+
+def _zip_labels(zf: zipfile.ZipFile, names: list[str], where: str) -> dict[str, int] | None:
+    """The class of each image from dataset.json at the zip's root (StyleGAN's convention,
+    {"labels": [["dir/img.png", 3], ...]}); None when there is no such file or it says "labels": null."""
+    if "dataset.json" not in zf.namelist():
+        return None
+    fix = ('dataset.json must read {"labels": [["path/in/zip.png", 0], ...]} (classes: integers >= 0) '
+           'or {"labels": null}')
+    try:
+        meta = json.loads(zf.read("dataset.json"))
+    except ValueError:  # invalid JSON or not UTF-8
+        raise DataError(f"{where}: dataset.json is not valid JSON; {fix}") from None
+    pairs = meta.get("labels") if isinstance(meta, dict) else "not an object"
+    if pairs is None:
+        return None
+    if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and type(p[1]) is int and p[1] >= 0
+            for p in pairs):
+        raise DataError(f"{where}: {fix}")
+    table = {name.replace("\\", "/"): label for name, label in pairs}
+    known = set(names)
+    stray = [n for n in table if n not in known]
+    if stray:
+        more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
+        raise DataError(f"{where}: dataset.json labels {stray[0]!r}{more}, which is not an image in the zip; "
+                        f"fix the name in dataset.json (paths inside the zip, with /) or add the image")
+    unlabelled = [n for n in names if n not in table]
+    if unlabelled:
+        raise DataError(f"{where}: {len(unlabelled)} image(s) have no label in dataset.json (e.g. {unlabelled[0]!r}); "
+                        f"label every image, or write \"labels\": null to train without labels")
+    return table
+
+
+def _below_common_folder(paths: list[list[str]]) -> list[list[str]]:
+    """Paths below the folder that holds all of them (a zipped folder's own name is not a class)."""
+    while paths and all(len(p) > 1 for p in paths) and len({p[0] for p in paths}) == 1:
+        paths = [p[1:] for p in paths]
+    return paths
+
+
+class ImageZip(StreamedImages):
+    """Every image in a ZIP archive, read member by member without unpacking (each DataLoader worker opens
+    the archive itself) and decoded as the folder's images are.
+
+    Classes: dataset.json at the zip's root, as StyleGAN writes it ({"labels": [["dir/img.png", 3], ...]},
+    or "labels": null); without one, the first-level sub-folders as for dataset=folder, counted below the
+    one folder that holds everything when the zip was made from a folder.
+    """
+
+    def __init__(self, path: str = "", image_size: int = 64, channels: int = 0,
+                 background: imagefile.Background = "white", workers: int = 2):
+        where = f"dataset.path={path}"
+        file = _zip_file(path)
+        _check_channels(channels)
+        imagefile.parse_background(background)
+        try:
+            with zipfile.ZipFile(file) as zf:
+                names = _zip_images(zf)
+                table = _zip_labels(zf, names, where)
+                found = imagefile.scan(((n, zf.open(n)) for n in names), channels)
+        except zipfile.BadZipFile as e:
+            raise DataError(f"{where} is a damaged ZIP archive ({e}); zip the images again") from None
+        if table is not None:
+            classes, labels = [], [table[n] for n in found.items]
+        else:
+            classes, labels = _subfolder_classes(_below_common_folder([n.split("/") for n in found.items]))
+        self._serve(f"zip:{file.stem}", found, _ZipReader(str(file)), labels, classes, image_size, background,
+                    workers, where)
+
+
+HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # name or user/name, not a path like ~/x
+
+
+def _import_datasets() -> Any:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError("dataset=hf needs the datasets package: pip install 'ganrun[hf]'") from None
+    return datasets
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _load_hf(path: str, split: str) -> Any:
+    """One split of a Hugging Face dataset: a folder written by save_to_disk (a DatasetDict's `split`), a
+    parquet file or a folder of them (splits from the file names, as the Hub names them), else a Hub name."""
+    datasets = _import_datasets()
+    where, local = f"dataset.path={path}", Path(os.path.expanduser(path))
+    if local.is_dir() and ((local / "dataset_dict.json").is_file() or (local / "state.json").is_file()):
+        loaded = datasets.load_from_disk(str(local))
+    elif (local.is_file() and local.suffix == ".parquet") or (local.is_dir() and any(local.rglob("*.parquet"))):
+        files = {"data_files": str(local)} if local.is_file() else {"data_dir": str(local)}
+        try:
+            loaded = datasets.load_dataset("parquet", **files)
+        except Exception as e:  # pyarrow and datasets raise many kinds; the first line says which
+            raise DataError(f"{where}: cannot read it as parquet ({_first_line(e)})") from None
+    elif local.exists():
+        raise DataError(f"{where} is neither a folder written by save_to_disk nor parquet file(s); "
+                        f"for plain image files use dataset=folder")
+    elif HUB_NAME.fullmatch(path) and local.suffix != ".parquet":
+        try:  # a Hub name such as user/name: needs internet (never used by the tests)
+            loaded = datasets.load_dataset(path, split=split)
+        except Exception as e:
+            raise DataError(f"{where}: no such local file or folder, and the Hugging Face Hub did not give it "
+                            f"({_first_line(e)}); check the path") from None
+    else:
+        raise DataError(f"{where}: no such file or folder; give a folder written by save_to_disk, a parquet file "
+                        f"or a folder of them")
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise DataError(f"{where} has no split {split!r}; pick one: dataset.split={' / '.join(loaded)}")
+        loaded = loaded[split]
+    return loaded
+
+
+def _hf_source(value: Any) -> imagefile.Source:
+    """An HF image cell, undecoded ({"bytes": ..., "path": ...}, or raw bytes), as something PIL opens;
+    an empty cell becomes an empty file, which `scan` counts as unreadable."""
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if isinstance(value, (bytes, bytearray)):
+        return io.BytesIO(value)
+    return value if isinstance(value, str) and value else io.BytesIO(b"")
+
+
+class _HFRows:
+    """Reads row i's image cell (Arrow, memory-mapped: cheap to fork or pickle to a DataLoader worker)."""
+
+    def __init__(self, table: Any, column: str):
+        self.table, self.column = table, column
+
+    def __call__(self, i: int) -> imagefile.Source:
+        return _hf_source(self.table[i][self.column])
+
+
+def _hf_images(ds: Any, column: str, where: str) -> Any:
+    """The image column alone, undecoded (imagefile.decode does the decoding, as for files)."""
+    datasets = _import_datasets()
+    feature = ds.features[column]
+    if isinstance(feature, datasets.Image):
+        return ds.select_columns([column]).cast_column(column, datasets.Image(decode=False))
+    raw = isinstance(feature, datasets.Value) and feature.dtype in ("binary", "large_binary")  # bytes per cell
+    if raw or (isinstance(feature, dict) and "bytes" in feature):  # or parquet's {bytes, path} without HF metadata
+        return ds.select_columns([column])
+    raise DataError(f"dataset.image_column={column}: the column holds {feature}, not images ({where}); "
+                    f"its columns: {', '.join(ds.column_names)}")
+
+
+def _hf_labels(ds: Any, column: str, rows: list[int]) -> tuple[list[int], list[str], int]:
+    """(the label of each row kept, the class names, the class count) from a ClassLabel, integer or
+    string column (strings become classes in sorted order)."""
+    datasets = _import_datasets()
+    feature, values = ds.features[column], list(ds[column])
+    kept = [values[i] for i in rows]
+    if kept and all(isinstance(v, str) for v in kept):
+        names = sorted(set(kept))
+        return [names.index(v) for v in kept], names, len(names)
+    bad = next((v for v in kept if type(v) is not int or v < 0), None)
+    if bad is not None:
+        raise DataError(f"dataset.label_column={column} holds {bad!r}, not a class number >= 0; pick a column "
+                        f"of classes, or dataset.label_column=null to train without labels")
+    names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else []
+    return kept, names, len(names)
+
+
+class HFImages(StreamedImages):
+    """The images of a Hugging Face `datasets` dataset on disk (see _load_hf), decoded as the folder's images
+    are; labels from `label_column` (a ClassLabel, integers or strings; null: unlabelled)."""
+
+    def __init__(self, path: str = "", split: str = "train", image_column: str = "image",
+                 label_column: Optional[str] = "label", image_size: int = 64, channels: int = 0,
+                 background: imagefile.Background = "white", workers: int = 2):
+        if not path:
+            raise DataError("dataset=hf needs dataset.path=..., a folder written by save_to_disk, a parquet file "
+                            "or folder of them, or a Hub name")
+        _check_channels(channels)
+        imagefile.parse_background(background)
+        where = f"dataset.path={path}"
+        ds = _load_hf(path, split)
+        for key, column in (("image_column", image_column), ("label_column", label_column)):
+            if column is not None and column not in ds.column_names:
+                unlabelled = "; dataset.label_column=null trains without labels" if key == "label_column" else ""
+                raise DataError(f"dataset.{key}={column}: no such column in {where}; its columns: "
+                                f"{', '.join(ds.column_names)}{unlabelled}")
+        images = _hf_images(ds, image_column, where)
+        cells = (cell for batch in images.iter(batch_size=1000) for cell in batch[image_column])
+        found = imagefile.scan(((i, _hf_source(cell)) for i, cell in enumerate(cells)), channels)
+        labels, classes, n_classes = _hf_labels(ds, label_column, found.items) if label_column else (None, [], 0)
+        name = f"hf:{Path(path.rstrip('/')).stem or path}"
+        self._serve(name, found, _HFRows(images, image_column), labels, classes, image_size, background, workers,
+                    where, n_classes)
 
 
 # ---------------------------------------------------------------- toy mixtures (1-D and 2-D)

@@ -20,8 +20,8 @@ GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
 
 
 def test_groups_have_the_documented_options():
-    assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "gauss1d", "grid", "mnist", "mnist-sample",
-                                 "ring", "stacked-mnist"]
+    assert GROUPS["dataset"] == ["cifar10", "fashion-mnist", "folder", "gauss1d", "grid", "hf", "mnist",
+                                 "mnist-sample", "ring", "stacked-mnist", "zip"]
     assert GROUPS["model"] == ["dcgan", "mlp", "resnet", "vae"]
     assert GROUPS["loss"] == ["gan", "hinge", "lsgan", "minimax", "rpgan", "wgan", "wgan-gp"]
     assert GROUPS["optimizer"] == ["adam", "rmsprop"]

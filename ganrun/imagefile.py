@@ -1,0 +1,130 @@
+"""One stored image -> one uint8 (C, size, size) tensor, the same way for every file-backed dataset.
+
+Folders, ZIP archives and Hugging Face datasets hold images as people save them: RGBA and LA PNGs,
+palette images with a transparent colour, 16-bit greyscale, JPEGs, animated GIFs. `decode` handles each
+on purpose: the first frame; 16-bit grey scaled to 8 bits (PIL's convert would clip it to white);
+transparent pixels composited onto a background colour (PIL's convert would drop alpha and keep
+whatever colour the transparent pixels stored, often black); then grey or RGB; the short side resized
+to `size` (bicubic) and the centre square cropped. `scan` reads only the headers, to count each kind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import IO, Any, Iterable, NamedTuple, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ganrun.errors import DataError
+
+Source = Union[str, os.PathLike, IO[bytes]]  # what PIL's Image.open takes
+Background = Union[str, int, Sequence[int]]  # the `dataset.background` key
+
+ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+WIDE_GREY = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # 16-bit greyscale PNG / TIFF (PIL opens some as I)
+
+
+def parse_background(value: Any) -> tuple[int, int, int]:
+    """`dataset.background` as (r, g, b): a colour name PIL knows or "#rrggbb", a grey level 0-255, or [r, g, b]."""
+    from PIL import ImageColor
+
+    fix = "use a colour name (white, black, gray, ...), \"#rrggbb\", a grey level 0-255 or [r,g,b]"
+    if isinstance(value, bool):
+        raise DataError(f"dataset.background={value!r}: {fix}")
+    if isinstance(value, int):
+        rgb: Sequence[Any] = (value, value, value)
+    elif isinstance(value, str):
+        try:
+            rgb = ImageColor.getrgb(value.strip())[:3]
+        except ValueError:
+            raise DataError(f"dataset.background={value!r} is not a colour PIL knows: {fix}") from None
+    else:
+        rgb = list(value) if isinstance(value, Iterable) else []
+    if len(rgb) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in rgb):
+        raise DataError(f"dataset.background={value!r}: {fix}")
+    return int(rgb[0]), int(rgb[1]), int(rgb[2])
+
+
+def _transparent(im: Any) -> bool:
+    return im.mode in ALPHA_MODES or "transparency" in im.info
+
+
+def kind_of(im: Any) -> str:
+    """How an opened image is stored, for the start-of-run count: "PNG RGBA", "GIF P+transparency"."""
+    extra = "+transparency" if "transparency" in im.info and im.mode not in ALPHA_MODES else ""
+    return f"{im.format or 'image'} {im.mode}{extra}"
+
+
+def channels_of(im: Any) -> int:
+    """1 for greyscale storage (with or without alpha), else 3."""
+    return 1 if im.mode in GREY_MODES else 3
+
+
+def flatten(im: Any, mode: str, background: tuple[int, int, int]) -> Any:
+    """An opened image (first frame) as `mode` ("L" or "RGB"), transparency composited onto `background`."""
+    from PIL import Image
+
+    if im.mode in WIDE_GREY:  # 0..65535 -> 0..255 (convert("L") would clip everything above 255 to white)
+        wide = np.asarray(im, dtype=np.float64)
+        im = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8), "L")
+    elif _transparent(im):
+        under = Image.new("RGBA", im.size, (*background, 255))
+        im = Image.alpha_composite(under, im.convert("RGBA"))
+    return im.convert(mode)
+
+
+def resize_crop(im: Any, size: int) -> Any:
+    """Resize the short side to `size` (bicubic), then crop the centre square."""
+    from PIL import Image
+
+    scale = size / min(im.size)
+    w, h = max(size, round(im.size[0] * scale)), max(size, round(im.size[1] * scale))
+    im = im.resize((w, h), Image.BICUBIC)
+    left, top = (w - size) // 2, (h - size) // 2
+    return im.crop((left, top, left + size, top + size))
+
+
+def decode(source: Source, size: int, mode: str, background: tuple[int, int, int]) -> Tensor:
+    """A stored image (a path or a binary file object) -> uint8 (C, size, size): open, composite, convert,
+    resize and crop (see the module docstring)."""
+    from PIL import Image
+
+    with Image.open(source) as im:  # a GIF / APNG opens on its first frame
+        im = resize_crop(flatten(im, mode, background), size)
+        arr = np.asarray(im, dtype=np.uint8).reshape(size, size, -1)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, size, size)
+
+
+class Scan(NamedTuple):
+    items: list[Any]  # the readable ones, in the order given
+    kinds: Counter[str]  # "PNG RGBA" -> how many
+    channels: int  # as asked, or 0 taken from the first readable image
+    skipped: int  # unreadable
+    transparent: int  # images with an alpha band or a transparent colour
+
+
+def scan(entries: Iterable[tuple[Any, Source]], channels: int) -> Scan:
+    """Read the header of each (item, source), keeping the readable items and counting each kind."""
+    from PIL import Image, UnidentifiedImageError
+
+    kept, kinds, bad, transparent = [], Counter(), 0, 0
+    for item, source in entries:
+        try:
+            with Image.open(source) as im:  # reads the header only
+                kinds[kind_of(im)] += 1
+                transparent += _transparent(im)
+                channels = channels or channels_of(im)
+            kept.append(item)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # PIL's ways of refusing a file
+            bad += 1
+    return Scan(kept, kinds, channels, bad, transparent)
+
+
+def summary(found: Scan, background: Any) -> str:
+    """The kinds, most common first: "80 PNG RGBA, 30 JPEG RGB (transparent pixels composited on white)"."""
+    text = ", ".join(f"{n} {kind}" for kind, n in sorted(found.kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    return text + (f" (transparent pixels composited on {background})" if found.transparent else "")
