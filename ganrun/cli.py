@@ -131,8 +131,15 @@ def print_help(command: str, rest: list[str]) -> None:
     from ganrun import help
 
     if command == "train":
-        check_composes([a for a in rest if a not in HELP_FLAGS])  # a bad override is named, not a traceback
-        text = help.train_help([a for a in rest if a not in HELP_FLAGS and not a.startswith(("hydra.", "-"))])
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        from ganrun.errors import one_line
+
+        try:  # a key still to fill (dataset.root=???) is shown as such; a bad override is one line
+            text = help.train_help([a for a in rest if a not in HELP_FLAGS and not a.startswith(("hydra.", "-"))])
+        except (HydraException, OmegaConfBaseException) as e:
+            fail(one_line(e))
     elif command == "report":
         text = help.REPORT
     else:
