@@ -20,6 +20,7 @@ USAGE = """usage: ganrun {train,sample,eval,export,report} [key=value ...]
 
   ganrun COMMAND --help             every key of a command, its default and meaning
   ganrun --version
+  eval "$(ganrun --completion bash)"  tab completion of commands, groups, options and keys (bash, zsh)
 
 Examples:
   ganrun train model=dcgan loss=wgan-gp
@@ -150,12 +151,38 @@ def print_help(command: str, rest: list[str]) -> None:
     sys.exit(0)
 
 
+def shell_completion(argv: list[str]) -> None:
+    """`--completion bash|zsh` prints the script to eval; `--complete LINE [WORD]` answers it. Hydra's
+    `-sc install=SHELL` / `-sc query=SHELL` (after any subcommand) are served the same way."""
+    from ganrun import completion
+
+    if argv[0] == "--complete" and len(argv) in (2, 3):
+        completion.answer(*argv[1:])
+        sys.exit(0)
+    flag = "-sc" if "-sc" in argv else "--shell-completion"
+    value = argv[argv.index(flag) + 1] if flag in argv and argv.index(flag) + 1 < len(argv) else ""
+    if argv[0] == "--completion" and len(argv) == 2:
+        value = f"install={argv[1]}"
+    action, _, shell = value.partition("=")
+    if action == "query" and shell in completion.SCRIPTS:
+        completion.answer(os.environ.get("COMP_LINE", "ganrun "))
+    elif action == "install" and shell in completion.SCRIPTS:
+        print(completion.script(shell), end="")
+    else:
+        print("ganrun: error: shell completion: use ganrun --completion bash (or zsh), e.g. "
+              "eval \"$(ganrun --completion bash)\" in ~/.bashrc", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Dispatch to a subcommand; unknown ones get a one-line error and exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         sys.exit(0 if argv else 2)
+    if argv[0] in ("--completion", "--complete") or "-sc" in argv or "--shell-completion" in argv:
+        shell_completion(argv)
     if argv[0] in ("-V", "--version"):
         from ganrun.help import version
 

@@ -171,3 +171,78 @@ def test_report_legend_names_runs_by_what_they_vary():
             {"run": "1", "overrides": ["loss=hinge", "train.steps=4"]}]
     assert run_labels(runs) == {"0": "0: loss=gan", "1": "1: loss=hinge"}
     assert run_labels([{"run": "r", "overrides": []}]) == {"r": "r"}
+
+
+# ---------------------------------------------------------------- tab completion
+
+
+def complete(line: str) -> list[str]:
+    from ganrun.completion import candidates
+
+    return candidates(line)
+
+
+def test_completion_offers_commands_groups_options_and_keys(tmp_path):
+    assert complete("ganrun tr") == ["train "]
+    assert complete("ganrun train model=") == ["model=dcgan", "model=mlp", "model=resnet", "model=vae"]
+    assert "model.hidden=" in complete("ganrun train model=mlp model.h")  # keys of the config typed so far
+    assert "model.hidden=" not in complete("ganrun train model.h")
+    assert complete("ganrun train train.steps=") == ["train.steps=4500"]
+    assert complete("ganrun train -m loss=gan,hi") == ["loss=gan,hinge"]
+    assert complete("ganrun sample nr") == ["nrow="] and "inception=" in complete("ganrun eval in")
+    (tmp_path / "run1").mkdir()
+    assert complete(f"ganrun sample ckpt={tmp_path}/ru") == [f"ckpt={tmp_path}/run1/"]
+
+
+BASH_TEST = r'''
+eval "$(ganrun --completion bash)"
+t() {  # what bash hands the function: the line, the cursor, the words split at spaces and at =
+    COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<< "$2"; COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+    _ganrun_complete; printf '%s|' "${COMPREPLY[@]}"; echo
+}
+t "ganrun tr" "ganrun tr"
+t "ganrun train model=ml" "ganrun train model = ml"
+t "ganrun train model=" "ganrun train model ="
+'''
+
+
+def test_the_installed_bash_script_completes_through_ganrun(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    bash = shutil.which("bash")
+    if not bash:
+        pytest.skip("no bash")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    r = subprocess.run([bash, "-c", BASH_TEST], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["train |", "mlp|", "=dcgan|=mlp|=resnet|=vae|"]
+    # Hydra's own flags, as Hydra's installed script calls them, are served too
+    r = subprocess.run(["ganrun", "train", "-sc", "install=zsh"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "compdef _ganrun_complete ganrun" in r.stdout
+    r = subprocess.run(["ganrun", "-sc", "query=bash"], capture_output=True, text=True,
+                       env={**env, "COMP_LINE": "ganrun train optimizer=rm"})
+    assert r.returncode == 0 and r.stdout.split() == ["optimizer=rmsprop"]
+    r = subprocess.run(["ganrun", "--shell-completion"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "ganrun --completion bash" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_installed_zsh_script_completes_through_ganrun():
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    zsh = shutil.which("zsh")
+    if not zsh:
+        pytest.skip("no zsh on this machine")
+    # compadd / compdef stubbed: they print what zsh's completion system would receive
+    code = ('compdef() { echo "compdef $*"; }; compadd() { print -l -- "${@[3,-1]}"; }; '
+            'eval "$(ganrun --completion zsh)"; words=(ganrun train model=ml); CURRENT=3; _ganrun_complete; '
+            'words=(ganrun ex); CURRENT=2; _ganrun_complete')
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    r = subprocess.run([zsh, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["compdef _ganrun_complete ganrun", "--", "model=mlp", "--", "export "]
