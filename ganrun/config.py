@@ -80,11 +80,32 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     resume: str = ""  # a run folder or checkpoint to continue (its folder is reused unless hydra.run.dir is given)
     plugins: List[str] = field(default_factory=list)  # your own packages configs may name targets in, e.g. [mylab]
+    name: str = ""  # a run name: the run goes to outputs/NAME/DATE_TIME instead of outputs/DATE/TIME
+
+
+def run_folder(name: str, sweep: bool = False) -> str:
+    """The run folder below outputs/ (train.yaml's hydra.run.dir): DATE/TIME, or NAME/DATE_TIME for a named run."""
+    import datetime
+
+    now = datetime.datetime.now()
+    if not name:
+        return now.strftime("%Y-%m-%d/%H-%M-%S")
+    return f"{name}/{now:%Y-%m-%d_%H-%M-%S}"  # `validate` has checked the name
+
+
+def check_name(name: str) -> None:
+    import re
+
+    if name and (not re.fullmatch(r"[\w.+-]+(/[\w.+-]+)*", str(name)) or ".." in str(name)):
+        raise ConfigError(f"name={name!r}: use letters, digits, . _ + - (and / for sub-folders), e.g. name=wgan-test")
 
 
 def register() -> None:
-    """Put the schema into Hydra's ConfigStore (train.yaml lists it first in its defaults)."""
+    """Put the schema into Hydra's ConfigStore (train.yaml lists it first in its defaults) and the run-folder
+    resolver train.yaml's hydra.run.dir uses."""
     ConfigStore.instance().store(name="ganrun_schema", node=Config)
+    if not OmegaConf.has_resolver("ganrun_run_folder"):
+        OmegaConf.register_new_resolver("ganrun_run_folder", run_folder)
 
 
 def parse_key_values(args: list[str], schema: type) -> Any:
@@ -132,6 +153,7 @@ def check_known_keys(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Check every part of a composed train config before any work starts."""
     check_known_keys(cfg)
+    check_name(cfg.get("name", ""))
     allow_plugins(cfg.get("plugins") or [])
     t = cfg.train
     for key in ("steps", "batch_size", "n_critic", "log_every", "sample_every", "n_samples", "eval_n"):

@@ -27,6 +27,7 @@ class SampleConfig:
     n: int = 64  # how many samples (mode=interp: how many interpolation rows)
     out: str = "samples.png"  # .png grid (points: scatter; 1-D: the game figure), .npy raw, .gif (interp), DIR/
     seed: int = 0  # fixes z
+    seeds: str = ""  # one sample per seed, as StyleGAN does: 0-35, 1,5,9 or 0-3,10 (instead of n and seed)
     nrow: int = 0  # images per grid row; 0: near-square (conditional models: one class per row)
     classes: Optional[List[int]] = None  # conditional models: these classes, one per row (default: all, up to 10)
     mode: str = "sample"  # sample, or interp: spherical interpolation between pairs of latent points
@@ -37,9 +38,28 @@ class SampleConfig:
     device: Device = Device.auto  # auto (CUDA when there is one), cpu or cuda
 
 
+def parse_seeds(text: str) -> list[int]:
+    """`0-35`, `1,5,9` or `0-3,10` -> the seeds, in order (ranges include both ends)."""
+    seeds: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        first, dash, last = part.partition("-")
+        if not (first.isdigit() and (not dash or last.isdigit())) or (dash and int(last) < int(first)):
+            raise ConfigError(f"seeds={text}: use a range A-B (A <= B), a list A,B,C or both, e.g. seeds=0-35")
+        seeds += list(range(int(first), int(last) + 1)) if dash else [int(first)]
+    return seeds
+
+
 def parse(args: list[str]) -> SampleConfig:
     """key=value arguments -> a typed SampleConfig (unknown keys and wrong types are ConfigErrors)."""
     cfg = parse_key_values(args, SampleConfig)
+    if cfg.seeds:
+        given = [a.split("=", 1)[0] for a in args if a.startswith(("n=", "seed="))]
+        if given:
+            raise ConfigError(f"seeds={cfg.seeds} picks the samples itself; drop {', '.join(given)}")
+        if cfg.mode != "sample" or cfg.drs:
+            raise ConfigError(f"seeds={cfg.seeds} draws one sample per seed: it does not combine with "
+                              f"mode=interp or drs=true")
+        cfg.n = len(parse_seeds(cfg.seeds))
     suffix = "" if cfg.out.endswith("/") else Path(cfg.out).suffix.lower()
     if suffix not in SUFFIXES:
         raise ConfigError(f"out={cfg.out}: unsupported suffix; use .png, .npy, .gif or a folder (DIR/)")
@@ -97,10 +117,12 @@ def check_classes(n_classes: int, classes: list[int] | None) -> None:
 
 @torch.no_grad()
 def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[int] | None = None,
-             truncation: float = 0.0, ema: bool | None = None, drs: bool = False) -> tuple[torch.Tensor, int]:
+             truncation: float = 0.0, ema: bool | None = None, drs: bool = False,
+             seeds: list[int] | None = None) -> tuple[torch.Tensor, int]:
     """Samples from the checkpoint's G (see load_generator) and the grid row length that fits them:
     n samples, or for a conditional G one row per class of `classes` (n // rows each). drs: n samples
-    kept by D's rejection test (ganrun.rejection) instead."""
+    kept by D's rejection test (ganrun.rejection) instead. seeds: one z per seed (the same image for a
+    seed whatever the others), a conditional G drawing every seed in each class's row."""
     G = load_generator(ckpt, device, ema)
     n_classes = getattr(G, "n_classes", 0)
     check_classes(n_classes, classes)
@@ -108,7 +130,13 @@ def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[
     if drs:
         x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed))
         return x, nrow
-    z = latents(n if labels is None else len(labels), G.latent_dim, seed, truncation, G.latent)
+    if seeds:
+        z = torch.cat([latents(1, G.latent_dim, s, truncation, G.latent) for s in seeds])
+        if labels is not None:
+            labels, nrow = labels.unique_consecutive().repeat_interleave(len(seeds)), len(seeds)
+            z = z.repeat(len(labels) // len(seeds), 1)
+    else:
+        z = latents(n if labels is None else len(labels), G.latent_dim, seed, truncation, G.latent)
     x = G(z.to(device)) if labels is None else G(z.to(device), labels.to(device))
     return x.float().cpu(), nrow
 
@@ -151,10 +179,18 @@ def game_figure(ckpt: dict, device: torch.device, seed: int, ema: bool | None = 
     return game1d.figure(G, D, data, loss.probability, f"step {ckpt['step']}", seed)
 
 
-def write(samples: torch.Tensor, kind: str, out: Path, nrow: int, data: object = None) -> None:
+def seed_names(seeds: list[int], labels: torch.Tensor | None) -> list[str]:
+    """File names of seeds= samples: seed0007, or seed0007-class3 for a conditional G's rows."""
+    if labels is None:
+        return [f"seed{s:04d}" for s in seeds]
+    return [f"seed{s:04d}-class{int(c)}" for s, c in zip(seeds * (len(labels) // len(seeds)), labels)]
+
+
+def write(samples: torch.Tensor, kind: str, out: Path, nrow: int, data: object = None,
+          names: list[str] | None = None) -> None:
     """Save samples: .npy raw (images in [0, 1], points as is), .png grid or scatter plot (over the
     2-D mixture `data`'s samples and mode centres when given), or a folder (out ending in /, or with
-    no suffix) of one PNG per image."""
+    no suffix) of one PNG per image, named NNNNNN.png or by `names`."""
     if out.suffix.lower() == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         arr = samples if kind == "points" else images.to_unit(samples)
@@ -164,7 +200,7 @@ def write(samples: torch.Tensor, kind: str, out: Path, nrow: int, data: object =
             raise ConfigError(f"out={out}/: a folder of PNGs is for images; use .png (scatter plot) or .npy")
         out.mkdir(parents=True, exist_ok=True)
         for i, x in enumerate(samples):
-            images.save_png(images.to_unit(x), out / f"{i:06d}.png")
+            images.save_png(images.to_unit(x), out / f"{names[i] if names else f'{i:06d}'}.png")
     elif kind == "points":
         out.parent.mkdir(parents=True, exist_ok=True)
         reference = data.sample(len(samples), torch.Generator().manual_seed(0)) if data is not None else None
@@ -210,14 +246,17 @@ def main(args: list[str]) -> int:
     else:
         one_d = kind == "points" and list(ckpt["data"]["shape"]) == [1] and out.suffix.lower() == ".png"
         drs = use_drs(ckpt, cfg.drs) and not (one_d or cfg.truncation > 0)
-        samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs)
+        seeds = parse_seeds(cfg.seeds) if cfg.seeds else None
+        samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs, seeds)
         if one_d:
             out.parent.mkdir(parents=True, exist_ok=True)
             images.save_png(game_figure(ckpt, device, cfg.seed, cfg.ema), out)
         else:
             data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset") if kind == "points" else None
-            write(samples, kind, out, cfg.nrow or nrow, data)
             labels = images.class_rows(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes)[0]
+            if seeds and labels is not None:
+                labels = labels.unique_consecutive().repeat_interleave(len(seeds))
+            write(samples, kind, out, cfg.nrow or nrow, data, seed_names(seeds, labels) if seeds else None)
             if labels is not None and out.suffix.lower() == ".npy":  # the classes asked for, for `ganrun eval`
                 np.save(out.with_suffix(".labels.npy"), labels.numpy())
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))

@@ -246,3 +246,54 @@ def test_the_installed_zsh_script_completes_through_ganrun():
     r = subprocess.run([zsh, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["compdef _ganrun_complete ganrun", "--", "model=mlp", "--", "export "]
+
+
+# ---------------------------------------------------------------- run names, seeds
+
+
+def test_a_named_run_goes_to_outputs_name_date_time(tmp_path, monkeypatch, capsys):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    cli.main(["train", "name=ring-test", "dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"], "train.steps=2"])
+    (run,) = (tmp_path / "outputs" / "ring-test").iterdir()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", run.name) and (run / "summary.json").is_file()
+    code, _, err = run_main(["train", "name=../elsewhere"], capsys)
+    assert code == 2 and "name='../elsewhere': use letters" in err
+
+
+def test_seed_ranges_as_stylegan_users_type_them():
+    from ganrun.config import ConfigError
+    from ganrun.sample import parse, parse_seeds
+
+    assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("1,5,9") == [1, 5, 9]
+    assert parse_seeds("0-2,10") == [0, 1, 2, 10] and parse_seeds("7") == [7]
+    for bad in ("5-2", "a-b", "1,,2", "-3"):
+        with pytest.raises(ConfigError, match="use a range A-B"):
+            parse_seeds(bad)
+    assert parse(["ckpt=x", "seeds=0-35"]).n == 36
+    with pytest.raises(ConfigError, match="drop n"):
+        parse(["ckpt=x", "seeds=0-3", "n=4"])
+
+
+def test_a_seed_draws_the_same_image_whatever_the_other_seeds(tmp_path, capsys):
+    import numpy as np
+
+    from ganrun.train import run
+
+    cfg = compose_train("dataset=mnist-sample", *TINY, *TINY_MODEL["dcgan"], "model.conditional=true",
+                        "train.steps=2", "train.eval_n=100")
+    run(cfg, tmp_path / "r")
+    ckpt = str(tmp_path / "r")
+    assert run_main(["sample", f"ckpt={ckpt}", "seeds=0-3", "classes=[1,7]", f"out={tmp_path / 'a.npy'}"],
+                    capsys)[0] == 0
+    assert run_main(["sample", f"ckpt={ckpt}", "seeds=2,9", "classes=[7]", f"out={tmp_path / 'b.npy'}"],
+                    capsys)[0] == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape[0] == 8 and b.shape[0] == 2
+    assert np.array_equal(a[4 + 2], b[0])  # seed 2 of class 7's row: the same image in both calls
+    assert not np.array_equal(a[4 + 3], b[1])
+    assert np.load(tmp_path / "a.labels.npy").tolist() == [1] * 4 + [7] * 4
+    assert run_main(["sample", f"ckpt={ckpt}", "seeds=3,4", "classes=[5]", f"out={tmp_path / 'pngs'}/"],
+                    capsys)[0] == 0
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["seed0003-class5.png", "seed0004-class5.png"]
