@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -66,9 +67,14 @@ def check_composes(args: list[str]) -> None:
     config.register()
     try:
         with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
-            compose(config_name="train", overrides=[a for a in args if not a.startswith(("hydra.", "hydra/"))])
+            cfg = compose(config_name="train", overrides=[a for a in args if not a.startswith(("hydra.", "hydra/"))])
+        config.check_logger(cfg.logger)  # e.g. a tracker's missing package, before Hydra makes the run folder
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        print(f"ganrun train: error: {one_line(e)}", file=sys.stderr)
+        message = one_line(e)
+        tracker = re.search(r"override 'logger\.(\w+)\.", message)
+        if tracker and f"Key '{tracker[1]}' is not in struct" in message:  # logger.wandb.x=1, wandb not picked
+            message += f"; {tracker[1]} is not picked: logger=[tensorboard,{tracker[1]}]"
+        print(f"ganrun train: error: {message}", file=sys.stderr)
         sys.exit(2)
 
 
