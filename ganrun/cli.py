@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,9 @@ def check_composes(args: list[str]) -> None:
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         message = one_line(e)
         renamed = next((k for k in config.RENAMED if f"override '{k}'" in message), None)  # optimizer.lr=...
+        tracker = re.search(r"override 'logger\.(\w+)\.", message)
+        if tracker and f"Key '{tracker[1]}' is not in struct" in message:  # logger.wandb.x=1, wandb not picked
+            message += f"; {tracker[1]} is not picked: logger=[tensorboard,{tracker[1]}]"
         fail(f"{renamed} is not a ganrun key; use {config.RENAMED[renamed]}" if renamed else message)
 
 

@@ -3,14 +3,15 @@
 `train` and `optimizer` have fixed schemas (dataclasses below), so Hydra itself rejects an unknown
 key or a wrong type there while composing. `dataset`, `model` and `loss` nodes name a `_target_`,
 checked against that target's signature by ganrun.targets. `validate` checks the whole config before
-any work starts; `parse_key_values` reads the other subcommands' key=value arguments.
+any work starts; `parse_key_values` reads the other subcommands' key=value arguments. Each tracker
+under `logger` (logger=[tensorboard,wandb]) has a fixed schema too (`TRACKERS`).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -72,6 +73,38 @@ class OptimizerConfig:
 
 
 @dataclass
+class TensorBoardConfig:
+    """logger=tensorboard: event files in the run folder; nothing to set."""
+
+
+@dataclass
+class WandbConfig:
+    """logger=wandb (Weights & Biases). A null key leaves the choice to wandb (its WANDB_* variables)."""
+
+    project: str = "ganrun"
+    entity: Optional[str] = None  # a team or user; null: your default entity
+    name: Optional[str] = None  # null: the run folder
+    group: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+    mode: Optional[str] = None  # online, offline or disabled; null: $WANDB_MODE, else online
+    dir: Optional[str] = None  # where wandb/ goes; null: $WANDB_DIR, else the run folder
+
+
+@dataclass
+class MlflowConfig:
+    """logger=mlflow."""
+
+    tracking_uri: Optional[str] = None  # null: $MLFLOW_TRACKING_URI, else MLflow's default store in the current folder
+    experiment: str = "ganrun"
+    run_name: Optional[str] = None  # null: the run folder
+
+
+# logger=[a,b]: the schema of each tracker's node logger.<name> (configs/logger/<name>.yaml extends it)
+TRACKERS: dict[str, type] = {"tensorboard": TensorBoardConfig, "wandb": WandbConfig, "mlflow": MlflowConfig}
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+@dataclass
 class Config:
     dataset: Any = MISSING
     model: Any = MISSING
@@ -80,6 +113,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     resume: str = ""  # a run folder or checkpoint to continue (its folder is reused unless hydra.run.dir is given)
     plugins: List[str] = field(default_factory=list)  # your own packages configs may name targets in, e.g. [mylab]
+    logger: Dict[str, Any] = field(default_factory=dict)  # the trackers picked with logger=[...], one node each
     name: str = ""  # a run name: the run goes to outputs/NAME/DATE_TIME instead of outputs/DATE/TIME
 
 
@@ -103,7 +137,10 @@ def check_name(name: str) -> None:
 def register() -> None:
     """Put the schema into Hydra's ConfigStore (train.yaml lists it first in its defaults) and the run-folder
     resolver train.yaml's hydra.run.dir uses."""
-    ConfigStore.instance().store(name="ganrun_schema", node=Config)
+    store = ConfigStore.instance()
+    store.store(name="ganrun_schema", node=Config)
+    for tracker, schema in TRACKERS.items():
+        store.store(group="logger_schema", name=tracker, node=schema)
     if not OmegaConf.has_resolver("ganrun_run_folder"):
         OmegaConf.register_new_resolver("ganrun_run_folder", run_folder)
 
@@ -195,4 +232,27 @@ def validate(cfg: DictConfig) -> None:
         from ganrun import rejection
 
         rejection.check(loss, cfg.model)
+    check_logger(cfg.get("logger") or {})
+
+
+def check_logger(logger: DictConfig) -> None:
+    """Each node under `logger` is a tracker picked with logger=[...], holds only its schema's keys (`+` can
+    add others) and has its package installed."""
+    from ganrun import trackers
+
+    for name, node in logger.items():
+        schema = TRACKERS.get(str(name))
+        if schema is None:
+            raise ConfigError(f"logger.{name}: unknown tracker; use logger=[{','.join(TRACKERS)}] (any of them)")
+        if OmegaConf.get_type(node) is not schema:  # `+logger.wandb.x=1` without wandb in logger=[...]
+            raise ConfigError(f"logger.{name} is set but {name} is not picked; add it: logger=[tensorboard,{name}]")
+        known = {f.name for f in fields(schema)}
+        unknown = sorted(str(k) for k in node if k not in known)
+        if unknown:
+            raise ConfigError(f"logger.{name}.{unknown[0]}: unknown key; {name} keys: "
+                              f"{', '.join(sorted(known)) or 'none'}")
+    if "wandb" in logger and logger.wandb.mode not in (None, *WANDB_MODES):
+        raise ConfigError(f"logger.wandb.mode={logger.wandb.mode!r}: use {', '.join(WANDB_MODES)} "
+                          f"(or null: $WANDB_MODE, else online)")
+    trackers.check_installed(list(logger))
 

@@ -42,12 +42,17 @@ def grid(images: Tensor, nrow: int = 0) -> Tensor:
     return make_grid(to_unit(images).cpu(), nrow=nrow, padding=2, pad_value=0.5)
 
 
+def to_uint8(image: Tensor) -> np.ndarray:
+    """A (C, H, W) [0, 1] tensor as the 8-bit (H, W, C) array image files take ((H, W) for one channel)."""
+    arr = image.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+    return arr[..., 0] if arr.shape[2] == 1 else arr
+
+
 def save_png(image: Tensor, path: str | Path) -> None:
     """Save a (C, H, W) [0, 1] tensor as an 8-bit PNG."""
     from PIL import Image
 
-    arr = image.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(path)
+    Image.fromarray(to_uint8(image)).save(path)
 
 
 def scatter(points: Tensor, reference: Tensor | None = None, centers: Tensor | None = None,

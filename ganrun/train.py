@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ganrun import checkpoint, config, distributed
+from ganrun import checkpoint, config, distributed, trackers
 from ganrun.build import build
 from ganrun.config import ConfigError
 from ganrun.errors import UserError
@@ -57,7 +57,8 @@ def check_resumable(cfg: DictConfig, ckpt: dict[str, Any], shape: tuple[int, ...
 
 def log_hparams(writer: Any, summary: dict[str, Any]) -> None:
     """TensorBoard HParams: the run's overrides against its final losses and metrics, so the runs of a
-    sweep line up in the HParams tab (metrics as hparams/<name>, apart from the training curves)."""
+    sweep line up in the HParams tab (metrics as hparams/<name>, apart from the training curves). The
+    other trackers keep the final numbers under the same names (they have the whole config already)."""
     params: dict[str, Any] = {}
     for override in summary.get("overrides", []):
         key, _, value = override.lstrip("+~").partition("=")
@@ -116,15 +117,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     log.info("data %s %s, %s %s params, %s %s params, loss %s, device %s -> %s", exp.data.name,
              tuple(exp.data.shape), "decoder" if vae else "G", f"{n_g:,}", "encoder" if vae else "D", f"{n_d:,}",
              "ELBO (model=vae)" if vae else cfg.loss._target_.rsplit(".", 1)[-1], exp.device, run_dir)
-    from torch.utils.tensorboard import SummaryWriter
-
-    # on resume, TensorBoard drops the old file's points after the checkpoint: no duplicated steps
-    writer = (SummaryWriter(str(run_dir), purge_step=ckpt["step"] + 1 if ckpt else None) if ranks.main
-              else NullWriter())  # only rank 0 logs
+    # only rank 0 logs; a resumed run continues the checkpoint's tracker runs
+    writer = trackers.open_trackers(cfg, run_dir, ckpt) if ranks.main else NullWriter()
     summary: dict[str, Any] = {"status": "failed", "run_dir": str(run_dir),
                                "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []}
     try:
-        summary.update(fit(exp, cfg, run_dir, writer, resume=ckpt))
+        summary.update(fit(exp, cfg, run_dir, writer, resume=ckpt, extra=[writer] if ranks.main else None))
         if ranks.main:
             log_hparams(writer, summary)
     except Interrupted as e:
@@ -134,9 +132,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary["error"] = error_text(e)
         raise
     finally:
-        writer.close()
-        if ranks.main:
-            write_summary(run_dir, summary)
+        try:
+            writer.close(summary["status"])
+        finally:
+            if ranks.main:
+                write_summary(run_dir, summary)
     losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["losses"].items() if k != "loss/penalty")
     log.info("done: %d steps in %.1f s; %s; samples in %s", summary["step"], summary["wall_time_s"], losses,
              run_dir / "samples")

@@ -24,7 +24,7 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.mark.parametrize("override, message", [
     ("+optimizer.lr=1e-3", "optimizer.lr is not a ganrun key; use optimizer.lr_g=X optimizer.lr_d=X"),
     ("optimizer.lr=1e-3", "optimizer.lr is not a ganrun key; use optimizer.lr_g=X optimizer.lr_d=X"),
-    ("+foo=1", "foo: unknown key, nothing would read it; top-level keys: dataset, loss"),
+    ("+foo=1", "foo: unknown key, nothing would read it; top-level keys: dataset, logger, loss"),
     ("+train.foo=1", "train.foo: unknown key, nothing would read it; train keys: ada_kimg"),
     ("+optimizer.foo=1", "optimizer.foo: unknown key, nothing would read it; optimizer keys: _target_, alpha"),
     ("+train.epochs=3", "train.epochs is not a ganrun key; use train.steps=N"),
