@@ -13,7 +13,7 @@ COMMANDS = ("train", "sample", "eval", "export", "report")
 FLAGS = ("--help", "--version", "--completion")
 PATH_KEYS = ("ckpt", "out", "samples", "labels", "inception_weights", "resume", "dataset.root", "dataset.path",
              "hydra.run.dir", "hydra.sweep.dir")
-GROUPS = ("dataset", "model", "loss", "optimizer", "experiment")
+GROUPS = ("dataset", "model", "loss", "optimizer", "experiment", "logger")
 
 BASH = r"""_ganrun_complete() {
     local IFS=$'\n'

@@ -83,7 +83,7 @@ class WandbConfig:
 
     project: str = "ganrun"
     entity: Optional[str] = None  # a team or user; null: your default entity
-    name: Optional[str] = None  # null: the run folder
+    name: Optional[str] = None  # the run's display name; null: the run folder
     group: Optional[str] = None
     tags: List[str] = field(default_factory=list)
     mode: Optional[str] = None  # online, offline or disabled; null: $WANDB_MODE, else online
@@ -95,8 +95,8 @@ class MlflowConfig:
     """logger=mlflow."""
 
     tracking_uri: Optional[str] = None  # null: $MLFLOW_TRACKING_URI, else MLflow's default store in the current folder
-    experiment: str = "ganrun"
-    run_name: Optional[str] = None  # null: the run folder
+    experiment: str = "ganrun"  # the MLflow experiment the run is filed under
+    run_name: Optional[str] = None  # the run's display name; null: the run folder
 
 
 # logger=[a,b]: the schema of each tracker's node logger.<name> (configs/logger/<name>.yaml extends it)

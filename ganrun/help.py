@@ -46,6 +46,9 @@ GLOSSARY = {
     "loss.flip_prob": "share of D's labels flipped each step (label noise)",
     "loss.gp_weight": "gradient penalty weight (10 in the paper)",
     "loss.clip": "D's weights are clipped to +-clip after each step (WGAN)",
+    "logger.wandb.project": "the W&B project the run goes to",
+    "logger.wandb.group": "groups runs in the W&B interface (e.g. one sweep)",
+    "logger.wandb.tags": "labels shown beside the run in W&B",
 }
 
 
@@ -123,9 +126,10 @@ def train_help(overrides: list[str]) -> str:
              "Trains a GAN into a run folder (TensorBoard logs, sample grids, checkpoints, summary.json).",
              "Pick one option per group; set any key below; -m sweeps comma-separated values.", "",
              "groups (the chosen one marked *):"]
-    for group in ("dataset", "model", "loss", "optimizer", "experiment"):
-        chosen = choices.get(group)
-        lines.append(f"  {group}: " + ", ".join(o + "*" * (o == chosen) for o in option_files(group)))
+    for group in ("dataset", "model", "loss", "optimizer", "experiment", "logger"):
+        chosen = [str(c) for c in cfg.logger] if group == "logger" else [choices.get(group)]
+        lines.append(f"  {group}: " + ", ".join(o + "*" * (o in chosen) for o in option_files(group)))
+    lines.append("  (logger takes several: logger=[tensorboard,wandb])")
     rows: list[tuple[str, str, str]] = []
     for group in ("dataset", "model", "loss"):
         source = resources.files("ganrun.configs").joinpath(group, f"{choices[group]}.yaml").read_text()
@@ -133,8 +137,10 @@ def train_help(overrides: list[str]) -> str:
         rows += node_rows(cfg[group], group, comments(source.splitlines(), indent))
     rows += node_rows(cfg.train, "train", schema_comments(config.TrainConfig))
     rows += node_rows(cfg.optimizer, "optimizer", schema_comments(config.OptimizerConfig))
+    for tracker in cfg.logger:  # the picked trackers' keys
+        rows += node_rows(cfg.logger[tracker], f"logger.{tracker}", schema_comments(config.TRACKERS[tracker]))
     top = schema_comments(config.Config)
-    rows += [(k, _text(cfg[k]), top.get(k, "")) for k in ("resume", "plugins")]
+    rows += [(k, _text(cfg[k]), top.get(k, "")) for k in ("name", "resume", "plugins")]
     lines += ["", f"keys with the values these choices give ({REFERENCE}):", table(rows), "",
               "ganrun train --cfg job prints the composed config; --hydra-help shows Hydra's own flags."]
     return "\n".join(lines) + "\n"

@@ -127,6 +127,10 @@ def test_train_help_gives_every_key_of_every_option_a_meaning_and_default():
             assert len(rows) > 30
             bare = [ln.split()[0] for ln in rows if len(ln.split(None, 1)) < 2]
             assert bare == [], f"{group}={option}: keys without a meaning: {bare}"
+    text = help.train_help(["logger=[tensorboard,wandb,mlflow]"])
+    rows = [ln for ln in text.splitlines() if ln.startswith("  logger.")]
+    assert len(rows) == 10 and all(len(ln.split(None, 1)) == 2 for ln in rows)
+    assert "logger: mlflow*, tensorboard*, wandb*" in text and "name=" in text
     text = help.train_help(["loss=wgan-gp"])
     assert "loss: gan, hinge, lsgan, minimax, rpgan, wgan, wgan-gp*" in text
     assert "train.n_critic=5 " in text and "loss.gp_weight=10.0 " in text  # the recipe's values
