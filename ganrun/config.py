@@ -114,6 +114,7 @@ class Config:
     resume: str = ""  # a run folder or checkpoint to continue (its folder is reused unless hydra.run.dir is given)
     plugins: List[str] = field(default_factory=list)  # your own packages configs may name targets in, e.g. [mylab]
     logger: Dict[str, Any] = field(default_factory=dict)  # the trackers picked with logger=[...], one node each
+    objective: str = "auto"  # what a sweeper (hydra/sweeper=optuna) gets back: a final metric or loss; auto: fd, reverse_kl on 2-D sets
     name: str = ""  # a run name: the run goes to outputs/NAME/DATE_TIME instead of outputs/DATE/TIME
 
 

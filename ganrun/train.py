@@ -160,7 +160,7 @@ def _mark_failed(run_dir: Path, error: BaseException) -> None:
 
 @hydra.main(config_path="pkg://ganrun.configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the final G loss (a sweeper's objective).
+    """Hydra entry point; returns the run's `objective` (a final metric or loss) for sweepers such as Optuna.
 
     In a sweep (-m) a failing run is logged, marked failed in its summary.json and skipped, so the
     other runs go on; the sweep table shows it and the sweep exits non-zero.
@@ -169,7 +169,7 @@ def main(cfg: DictConfig) -> float | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        summary = run(cfg, run_dir)
+        return objective(cfg, run(cfg, run_dir))
     except Interrupted as e:
         print(f"ganrun train: {e}; continue with: ganrun train resume={run_dir}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)  # preemption stops a sweep too
@@ -185,4 +185,16 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.exception("run %s failed; the sweep goes on", run_dir)
         return None
-    return summary["losses"].get("loss/G")
+
+
+def objective(cfg: DictConfig, summary: dict[str, Any]) -> float:
+    """The number `ganrun train` returns to a sweeper (Optuna minimises it unless told to maximise): the final
+    metric or loss named by `objective`; auto: FD for images, reverse KL for 2-D mixtures, else loss/G."""
+    values = {**summary.get("losses", {}), **summary.get("metrics", {})}
+    name = cfg.get("objective", "auto")
+    if name == "auto":
+        name = next((k for k in ("fd", "reverse_kl") if k in values), "loss/G")
+    if name not in values:
+        raise ConfigError(f"objective={name}: this run has no such final value; use one of "
+                          f"{', '.join(sorted(values))} (the run itself completed in {summary['run_dir']})")
+    return float(values[name])

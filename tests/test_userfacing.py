@@ -301,3 +301,41 @@ def test_a_seed_draws_the_same_image_whatever_the_other_seeds(tmp_path, capsys):
     assert run_main(["sample", f"ckpt={ckpt}", "seeds=3,4", "classes=[5]", f"out={tmp_path / 'pngs'}/"],
                     capsys)[0] == 0
     assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["seed0003-class5.png", "seed0004-class5.png"]
+
+
+# ---------------------------------------------------------------- hyperparameter search
+
+
+def test_objective_is_the_final_metric_a_sweeper_minimises():
+    from omegaconf import OmegaConf
+
+    from ganrun.config import ConfigError
+    from ganrun.train import objective
+
+    summary = {"run_dir": "r", "losses": {"loss/G": 0.7, "loss/D": 1.2}, "metrics": {"fd": 12.5, "recall": 0.4}}
+    assert objective(OmegaConf.create({"objective": "auto"}), summary) == 12.5
+    assert objective(OmegaConf.create({"objective": "recall"}), summary) == 0.4
+    assert objective(OmegaConf.create({"objective": "loss/D"}), summary) == 1.2
+    toy = {"run_dir": "r", "losses": {"loss/G": 0.7}, "metrics": {"reverse_kl": 0.3, "modes": 8}}
+    assert objective(OmegaConf.create({"objective": "auto"}), toy) == 0.3
+    with pytest.raises(ConfigError, match="objective=kid: this run has no such final value; use one of fd, loss/D"):
+        objective(OmegaConf.create({"objective": "kid"}), summary)
+
+
+def test_optuna_sweeper_tries_three_settings_and_keeps_the_best(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    from conftest import run_cli
+
+    r = run_cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0",
+                "optimizer.lr_g=tag(log,interval(1e-4,1e-2))", "objective=loss/D", "dataset=ring", "model=mlp",
+                *TINY, *TINY_MODEL["mlp"], "train.steps=20", "train.ckpt_every=0", f"hydra.sweep.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    import yaml
+
+    result = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    runs = [json.loads((tmp_path / str(i) / "summary.json").read_text()) for i in range(3)]
+    rates = {next(o for o in r["overrides"] if o.startswith("optimizer.lr_g=")) for r in runs}
+    assert len(rates) == 3  # three different rates tried
+    best = min(runs, key=lambda r: r["losses"]["loss/D"])
+    assert result["best_value"] == pytest.approx(best["losses"]["loss/D"])
+    assert f"optimizer.lr_g={result['best_params']['optimizer.lr_g']}" in best["overrides"]
