@@ -6,9 +6,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow  # 9 s; the throughput bench's test stays in make test
 def test_quality_bench_prints_a_drs_row_for_a_drs_recipe():
     r = subprocess.run([sys.executable, "bench/quality.py", "--seeds", "2", "--steps", "3", "--datasets", "ring",
                         "--settings", "gan", "recipe"], cwd=ROOT, capture_output=True, text=True, timeout=300)

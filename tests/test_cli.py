@@ -330,6 +330,7 @@ def test_eval_says_what_inception_needs_and_still_reports(image_run, tmp_path, m
     assert "fd" in json.loads((tmp_path / "e.json").read_text())["metrics"]
 
 
+@pytest.mark.slow  # 12 s: a plugin launcher; the plain sweep is tested in make test
 def test_parallel_launcher_sweep_runs_every_job(tmp_path):
     r = run_cli("train", "-m", "hydra/launcher=parallel", "loss=gan,hinge", "dataset=ring", "model=mlp",
                 *TINY, *TINY_MODEL["mlp"], f"hydra.sweep.dir={tmp_path}", timeout=600)

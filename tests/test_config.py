@@ -267,7 +267,8 @@ def test_a_loss_from_the_users_own_package_trains_when_its_package_is_a_plugin(t
     (tmp_path / "conf" / "loss").mkdir(parents=True)  # and their own YAML names it, as the docs say
     (tmp_path / "conf" / "loss" / "margin.yaml").write_text("_target_: plugin_pkg.losses.MarginLeastSquares\n"
                                                             "margin: 2.0\n")
-    args = ["--config-dir", str(tmp_path / "conf"), "loss=margin", *TINY, *TINY_MODEL["dcgan"]]
+    args = ["--config-dir", str(tmp_path / "conf"), "loss=margin", "dataset=ring", "model=mlp", *TINY,
+            *TINY_MODEL["mlp"]]
     r = run_cli("train", *args, f"hydra.run.dir={tmp_path / 'no'}")
     assert r.returncode == 2 and "add your own package with plugins=[NAME]" in r.stderr
     assert "Traceback" not in r.stderr

@@ -169,6 +169,7 @@ def test_stacked_mnist_channels_and_labels():
     assert len(ds.labels.unique()) > 300  # 500 random triples of 10 digits: mostly distinct modes
 
 
+@pytest.mark.slow  # 27 s
 def test_stacked_mnist_evaluation_counts_digit_triples(monkeypatch):
     from ganrun import evaluate
 

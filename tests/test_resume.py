@@ -78,7 +78,7 @@ def _wait_for(path, proc, timeout=120):
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, sig):
     run_dir = tmp_path / "r"
     proc = _start(run_dir, "train.ckpt_every=0")

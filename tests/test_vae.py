@@ -98,6 +98,7 @@ def test_train_sample_eval_on_a_vae(tmp_path):
     assert "fd" in json.loads((tmp_path / "scores.json").read_text())["metrics"]
 
 
+@pytest.mark.slow  # 8 s; the VAE alone is tested in make test
 def test_a_sweep_puts_a_gan_and_a_vae_side_by_side(tmp_path):
     """`ganrun train -m model=dcgan,vae` on one loss recipe: wgan-gp's model.d_norm=layer suits both."""
     r = run_cli("train", "-m", "model=dcgan,vae", "loss=wgan-gp", *TINY, "model.width=4", "model.latent_dim=4",
