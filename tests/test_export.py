@@ -55,13 +55,15 @@ def test_torchscript_export_needs_no_ganrun(trained, tmp_path):
     assert torch.allclose(out, reference(trained, z, y), atol=1e-6)
 
 
-def test_onnx_export_runs_in_onnxruntime(trained, tmp_path):
+def test_onnx_export_runs_in_onnxruntime(trained, tmp_path, capfd):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
     from ganrun.export import main
 
     assert main([f"ckpt={trained}", "format=onnx", f"out={tmp_path / 'g.onnx'}"]) == 0
+    out = capfd.readouterr()  # the exporter's progress lines and warnings are not the user's concern
+    assert out.out.strip() == f"wrote {tmp_path / 'g.onnx'}" and "UserWarning" not in out.err
     session = ort.InferenceSession(str(tmp_path / "g.onnx"))
     z, y = inputs(trained)
     feed = {"z": z.numpy()} | ({"y": y.numpy()} if y is not None else {})
