@@ -4,7 +4,6 @@ command, quiet short runs, and a report that says why a run failed."""
 from __future__ import annotations
 
 import json
-import urllib.error
 from pathlib import Path
 
 import pytest
