@@ -46,6 +46,7 @@ def test_config_errors_found_after_composition_leave_no_run_folder(tmp_path, cap
     (["train.steps=3,0"], "train.steps=0: must be >= 1"),
     (["train.steps=range(0,3)"], "train.steps=0: must be >= 1"),
     (["+train.foo=1,2", "model=mlp"], "train.foo: unknown key"),
+    (["logger=[tensorboard,wandbb]"], "Could not load 'logger/wandbb'.; logger options: mlflow, tensorboard, wandb"),
 ])
 def test_a_typo_anywhere_in_a_sweep_is_one_line(args, message, tmp_path, capsys):
     code, out, err = run_main(["train", "-m", *args, f"hydra.sweep.dir={tmp_path / 's'}"], capsys)
