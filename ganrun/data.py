@@ -297,7 +297,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 def _check_channels(channels: int) -> None:
     if channels not in (0, 1, 3):
-        raise DataError(f"dataset.channels={channels}: use 1 (grey), 3 (RGB) or 0 (from the first image)")
+        raise DataError(f"dataset.channels={channels}: use 1 (grey), 3 (RGB) or 0 (RGB when any image is in colour, else grey)")
 
 
 def _subfolder_classes(paths: Sequence[Sequence[str]]) -> tuple[list[str], list[int] | None]:
@@ -387,7 +387,7 @@ class StreamedImages:
 class ImageFolder(StreamedImages):
     """Every image under `root` (recursively), decoded as imagefile.decode says to image_size.
 
-    channels: 1 (grey), 3 (RGB) or 0 to take it from the first image; background: the colour transparent
+    channels: 1 (grey), 3 (RGB) or 0 (RGB when any image is in colour, else grey); background: the colour transparent
     pixels are composited onto. Files PIL cannot open are skipped with a warning that counts them. When
     every image sits in a first-level sub-folder (two or more), the sub-folders are classes.
     """

@@ -21,7 +21,7 @@ GLOSSARY = {
     "dataset.download": "fetch the files into root when they are missing (needs internet)",
     "dataset.split": "train or test",
     "dataset.sigma": "standard deviation of each Gaussian mode",
-    "dataset.channels": "1 grey, 3 RGB, 0 from the first image",
+    "dataset.channels": "1 grey, 3 RGB, 0: RGB when any image is in colour, else grey",
     "dataset.background": "colour under transparent pixels: a name, '\"#rrggbb\"', a grey level or [r,g,b]",
     "dataset.path": "the file or folder to read (a .zip; a save_to_disk folder, parquet files or a Hub name)",
     "dataset.image_column": "the column holding the images",

@@ -102,7 +102,7 @@ def decode(source: Source, size: int, mode: str, background: tuple[int, int, int
 class Scan(NamedTuple):
     items: list[Any]  # the readable ones, in the order given
     kinds: Counter[str]  # "PNG RGBA" -> how many
-    channels: int  # as asked, or 0 taken from the first readable image
+    channels: int  # as asked, or for 0: 3 when any readable image is in colour, else 1
     skipped: int  # unreadable
     transparent: int  # images with an alpha band or a transparent colour
 
@@ -111,17 +111,17 @@ def scan(entries: Iterable[tuple[Any, Source]], channels: int) -> Scan:
     """Read the header of each (item, source), keeping the readable items and counting each kind."""
     from PIL import Image, UnidentifiedImageError
 
-    kept, kinds, bad, transparent = [], Counter(), 0, 0
+    kept, kinds, bad, transparent, widest = [], Counter(), 0, 0, 1
     for item, source in entries:
         try:
             with Image.open(source) as im:  # reads the header only
                 kinds[kind_of(im)] += 1
                 transparent += _transparent(im)
-                channels = channels or channels_of(im)
+                widest = max(widest, channels_of(im))
             kept.append(item)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # PIL's ways of refusing a file
             bad += 1
-    return Scan(kept, kinds, channels, bad, transparent)
+    return Scan(kept, kinds, channels or widest, bad, transparent)  # 0: RGB when any image is in colour
 
 
 def summary(found: Scan, background: Any) -> str:

@@ -398,3 +398,15 @@ def test_cli_trains_on_a_parquet_file(hf, tmp_path):
     r, _ = run_train(tmp_path / "run", "dataset=hf", f"dataset.path={tmp_path / 'set.parquet'}",
                      "model.conditional=auto")
     assert "model.conditional=auto: G and D see the dataset's 3 class labels" in r.stdout + r.stderr
+
+
+def test_channels_auto_is_rgb_when_any_image_is_in_colour(tmp_path):
+    from PIL import Image
+
+    from ganrun.data import ImageFolder
+
+    Image.new("L", (8, 8), 40).save(tmp_path / "a_grey.png")  # sorted first: the old rule took grey from it
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(tmp_path / "b_red.jpg")
+    assert ImageFolder(str(tmp_path), image_size=8).shape == (3, 8, 8)
+    (tmp_path / "b_red.jpg").unlink()
+    assert ImageFolder(str(tmp_path), image_size=8).shape == (1, 8, 8)
