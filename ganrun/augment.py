@@ -61,7 +61,8 @@ POLICIES = {"color": color, "translation": translation, "cutout": cutout, "flip"
 
 class Augmented(nn.Module):
     """D behind DiffAugment: forward(x) = D(augment(x)) with the listed transforms, in order. `p` None:
-    every transform on every image; a 0-d tensor p: each transform on each image with probability p (ADA)."""
+    every transform on every image; a 0-d tensor p: each transform on each image with probability p (ADA).
+    `idle`: set by ADA when its last read of p found 0, so no transform is computed for nothing."""
 
     def __init__(self, D: nn.Module, policy: list[str]):
         super().__init__()
@@ -71,8 +72,11 @@ class Augmented(nn.Module):
         self.D = D
         self.policy = list(policy)
         self.p: Tensor | None = None
+        self.idle = False
 
     def forward(self, x: Tensor, *labels: Tensor) -> Tensor:
+        if self.idle:
+            return self.D(x, *labels)
         for name in self.policy:
             if self.p is None:
                 x = POLICIES[name](x)

@@ -172,7 +172,8 @@ class AdaptiveAugment(Callback):
     of each train.augment transform starts at 0; every INTERVAL steps it moves by
     sign(r - target) * (images seen in the interval) / (ada_kimg * 1000), where r = E[sign D(real)] over
     those steps (near 1 when D calls every real image real with a margin: overfitting), clamped to
-    [0, 1]. Kept on the device (no host sync); logged as ada/p, saved in checkpoints and restored."""
+    [0, 1]. Kept on the device; read on the host once per interval, so that while p is 0 D skips the
+    transforms (they would all be thrown away). Logged as ada/p, saved in checkpoints and restored."""
 
     INTERVAL = 4
 
@@ -181,6 +182,7 @@ class AdaptiveAugment(Callback):
         self.D, self.target = D, t.ada_target
         self.step_size = t.batch_size * t.n_critic * self.INTERVAL / (t.ada_kimg * 1000)
         D.p = torch.zeros((), device=next(D.parameters()).device)
+        D.idle = True
         self.signs: list[Tensor] = []
 
     @torch.no_grad()
@@ -189,6 +191,7 @@ class AdaptiveAugment(Callback):
         if len(self.signs) == self.INTERVAL:
             r = torch.stack(self.signs).mean()
             self.D.p.add_(torch.sign(r - self.target) * self.step_size).clamp_(0.0, 1.0)  # in place: one tensor
+            self.D.idle = bool(self.D.p == 0)  # the one host read per interval
             self.signs = []
         out["ada/p"] = self.D.p.clone()
 
@@ -200,6 +203,7 @@ class AdaptiveAugment(Callback):
             raise checkpoint.CheckpointError("resume: train.ada_target is set but the checkpoint has no ADA state; "
                                              "resume with the run's own train.ada_target")
         self.D.p.copy_(ckpt["ada"]["p"])
+        self.D.idle = bool(self.D.p == 0)
         self.signs = [s.to(self.D.p.device) for s in ckpt["ada"]["signs"]]
 
 

@@ -112,13 +112,27 @@ def test_ada_moves_p_by_the_sign_of_d_overfitting():
     assert torch.isclose(D.p, torch.tensor(2 * step)) and torch.isclose(out["ada/p"], torch.tensor(2 * step))
     for i in range(9, 21):  # r = 0.2 < 0.6: p comes down, and stops at 0
         ada.after_step(i, {"health/d_real_sign": torch.tensor(0.2)})
-    assert D.p.item() == 0.0
+    assert D.p.item() == 0.0 and D.idle  # p back at 0: D skips the transforms
+    calls = []
+    augment.POLICIES["flip"], real_flip = (lambda x: calls.append(1) or x), augment.POLICIES["flip"]
+    try:
+        D(torch.randn(4, 1, 8, 8))
+        assert calls == []  # nothing computed while p is 0
+        for i in range(21, 25):
+            ada.after_step(i, {"health/d_real_sign": torch.tensor(1.0)})
+        assert not D.idle and D.p.item() > 0
+        D(torch.randn(4, 1, 8, 8))
+        assert calls == [1]
+        for i in range(25, 29):
+            ada.after_step(i, {"health/d_real_sign": torch.tensor(0.0)})
+    finally:
+        augment.POLICIES["flip"] = real_flip
     ckpt: dict = {}
     ada.after_step(21, {"health/d_real_sign": torch.tensor(1.0)})
     ada.save(ckpt)
     again = AdaptiveAugment(augment.Augmented(_Identity(), ["flip"]), cfg)
     again.restore(ckpt)
-    assert len(again.signs) == 1 and again.D.p.item() == 0.0
+    assert len(again.signs) == 1 and again.D.p.item() == 0.0 and again.D.idle
 
 
 def test_ada_trains_logs_p_and_resumes_exactly(tmp_path):
