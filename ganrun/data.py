@@ -214,8 +214,7 @@ def _idx_dataset(tv_name: str, root: str, download: bool, split: Split, image_si
         try:
             getattr(torchvision.datasets, tv_name)(str(base), train=split == "train", download=True)
         except Exception as e:  # no network, a proxy, a full disk: torchvision raises RuntimeError / URLError
-            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            raise DataError(f"could not download {tv_name} into {base} ({reason}); put {img_stem}[.gz] and "
+            raise DataError(f"could not download {tv_name} into {base} ({_last_line(e)}); put {img_stem}[.gz] and "
                             f"{lbl_stem}[.gz] in a folder and set dataset.root=DIR (or GANRUN_DATA=DIR)") from None
         img, lbl = _find_idx(base, img_stem, tv_name), _find_idx(base, lbl_stem, tv_name)
     if img is None or lbl is None:
@@ -226,6 +225,11 @@ def _idx_dataset(tv_name: str, root: str, download: bool, split: Split, image_si
     data = TensorImages(_resize(images, image_size), labels, tv_name, on_device=on_device)
     data.make_split = lambda s: _idx_dataset(tv_name, root, download, s, image_size, on_device)  # type: ignore
     return data
+
+
+def _last_line(error: Exception) -> str:
+    """The line of a multi-line torchvision error that says what went wrong (its last)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[-1]
 
 
 def _default_root() -> str:
@@ -281,8 +285,7 @@ def cifar10(root: str = "", download: bool = True, split: Split = "train", image
     try:
         ds = torchvision.datasets.CIFAR10(base, train=split == "train", download=download)
     except Exception as e:  # torchvision: "Dataset not found or corrupted"; no network: URLError
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise DataError(f"no CIFAR-10 in {base} ({reason}); set dataset.root=DIR to the folder holding "
+        raise DataError(f"no CIFAR-10 in {base} ({_last_line(e)}); set dataset.root=DIR to the folder holding "
                         f"cifar-10-batches-py, or dataset.download=true on a machine with internet") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
     data = TensorImages(_resize(images, image_size), torch.tensor(ds.targets), "cifar10", on_device=on_device)

@@ -115,6 +115,16 @@ def check_classes(n_classes: int, classes: list[int] | None) -> None:
         raise ConfigError(f"classes={list(classes)}: give class numbers from 0 to {n_classes - 1}")
 
 
+def sample_labels(n_classes: int, n: int, classes: list[int] | None,
+                  seeds: list[int] | None = None) -> tuple[torch.Tensor | None, int]:
+    """The class of each sample and the grid's row length: images.class_rows, or with `seeds` one row per
+    class holding every seed once."""
+    labels, nrow = images.class_rows(n_classes, n, classes)
+    if seeds and labels is not None:
+        return labels.unique_consecutive().repeat_interleave(len(seeds)), len(seeds)
+    return labels, nrow
+
+
 @torch.no_grad()
 def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[int] | None = None,
              truncation: float = 0.0, ema: bool | None = None, drs: bool = False,
@@ -126,15 +136,13 @@ def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[
     G = load_generator(ckpt, device, ema)
     n_classes = getattr(G, "n_classes", 0)
     check_classes(n_classes, classes)
-    labels, nrow = images.class_rows(n_classes, n, classes)
+    labels, nrow = sample_labels(n_classes, n, classes, seeds)
     if drs:
         x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed))
         return x, nrow
     if seeds:
         z = torch.cat([latents(1, G.latent_dim, s, truncation, G.latent) for s in seeds])
-        if labels is not None:
-            labels, nrow = labels.unique_consecutive().repeat_interleave(len(seeds)), len(seeds)
-            z = z.repeat(len(labels) // len(seeds), 1)
+        z = z.repeat(len(labels) // len(seeds), 1) if labels is not None else z  # each class row: every seed
     else:
         z = latents(n if labels is None else len(labels), G.latent_dim, seed, truncation, G.latent)
     x = G(z.to(device)) if labels is None else G(z.to(device), labels.to(device))
@@ -253,9 +261,7 @@ def main(args: list[str]) -> int:
             images.save_png(game_figure(ckpt, device, cfg.seed, cfg.ema), out)
         else:
             data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset") if kind == "points" else None
-            labels = images.class_rows(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes)[0]
-            if seeds and labels is not None:
-                labels = labels.unique_consecutive().repeat_interleave(len(seeds))
+            labels = sample_labels(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes, seeds)[0]
             write(samples, kind, out, cfg.nrow or nrow, data, seed_names(seeds, labels) if seeds else None)
             if labels is not None and out.suffix.lower() == ".npy":  # the classes asked for, for `ganrun eval`
                 np.save(out.with_suffix(".labels.npy"), labels.numpy())
