@@ -57,12 +57,9 @@ def single_runs(args: list[str]) -> list[list[str]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(plain)
-    choices = [_values(o) for o in parsed]
-    first = [c[0] for c in choices if c]
-    runs = [first]
-    for i, values in enumerate(choices):
-        runs += [first[:i] + [v] + first[i + 1:] for v in values[1:]] if len(first) == len(choices) else []
-    return runs
+    choices = [values for values in map(_values, parsed) if values]  # a glob sweep: left to Hydra
+    first = [values[0] for values in choices]
+    return [first] + [first[:i] + [v] + first[i + 1:] for i, values in enumerate(choices) for v in values[1:]]
 
 
 def _values(override: Any) -> list[str]:

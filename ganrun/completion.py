@@ -94,7 +94,7 @@ def train_candidates(current: str, before: list[str]) -> list[str]:
     found += [f"{k}=" for k in keys]
     if "=" in current and current.split("=", 1)[0] in keys:
         value = OmegaConf.select(cfg, current.split("=", 1)[0])
-        found.append(f"{current.split('=', 1)[0]}={help._text(value)}")
+        found.append(f"{current.split('=', 1)[0]}={help.as_text(value)}")
     return found
 
 

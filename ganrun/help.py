@@ -80,7 +80,7 @@ def table(rows: list[tuple[str, str, str]]) -> str:
     return "\n".join(f"  {f'{k}={v}'.ljust(width)}  {m}".rstrip() for k, v, m in rows)
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     if OmegaConf.is_config(value):
         value = OmegaConf.to_container(value, resolve=False)
     if isinstance(value, (list, tuple)):
@@ -94,7 +94,7 @@ def schema_help(usage: str, schema: type, about: str) -> str:
     """The help of a key=value subcommand (sample, eval, export) from its dataclass."""
     meaning = schema_comments(schema)
     defaults = OmegaConf.structured(schema)
-    rows = [(k, "PATH" if OmegaConf.is_missing(defaults, k) else _text(defaults[k]), meaning.get(k, ""))
+    rows = [(k, "PATH" if OmegaConf.is_missing(defaults, k) else as_text(defaults[k]), meaning.get(k, ""))
             for k in defaults]
     return f"usage: {usage}\n\n{about}\n\nkeys (key=default  meaning):\n{table(rows)}\n"
 
@@ -107,7 +107,7 @@ def option_files(group: str) -> list[str]:
 
 def node_rows(node: DictConfig, prefix: str, meaning: dict[str, str]) -> list[tuple[str, str, str]]:
     """key=value rows of one config node: the meaning from its file's comment, else the glossary."""
-    return [(f"{prefix}.{k}", _text(node[k]) if not OmegaConf.is_missing(node, k) else "???",
+    return [(f"{prefix}.{k}", as_text(node[k]) if not OmegaConf.is_missing(node, k) else "???",
              meaning.get(str(k)) or GLOSSARY.get(f"{prefix}.{k}", "")) for k in node if not str(k).startswith("_")]
 
 
@@ -140,7 +140,7 @@ def train_help(overrides: list[str]) -> str:
     for tracker in cfg.logger:  # the picked trackers' keys
         rows += node_rows(cfg.logger[tracker], f"logger.{tracker}", schema_comments(config.TRACKERS[tracker]))
     top = schema_comments(config.Config)
-    rows += [(k, _text(cfg[k]), top.get(k, "")) for k in ("name", "resume", "plugins")]
+    rows += [(k, as_text(cfg[k]), top.get(k, "")) for k in ("name", "resume", "plugins")]
     lines += ["", f"keys with the values these choices give ({REFERENCE}):", table(rows), "",
               "ganrun train --cfg job prints the composed config; --hydra-help shows Hydra's own flags."]
     return "\n".join(lines) + "\n"
