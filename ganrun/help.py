@@ -140,7 +140,7 @@ def train_help(overrides: list[str]) -> str:
     for tracker in cfg.logger:  # the picked trackers' keys
         rows += node_rows(cfg.logger[tracker], f"logger.{tracker}", schema_comments(config.TRACKERS[tracker]))
     top = schema_comments(config.Config)
-    rows += [(k, as_text(cfg[k]), top.get(k, "")) for k in ("name", "resume", "plugins")]
+    rows += [(k, as_text(cfg[k]), top.get(k, "")) for k in ("name", "objective", "resume", "plugins")]
     lines += ["", f"keys with the values these choices give ({REFERENCE}):", table(rows), "",
               "ganrun train --cfg job prints the composed config; --hydra-help shows Hydra's own flags."]
     return "\n".join(lines) + "\n"
