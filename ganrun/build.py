@@ -67,11 +67,14 @@ class Experiment:
     device: torch.device
 
 
-def resolve_conditional(cfg: DictConfig, data: Dataset) -> None:
+def resolve_conditional(cfg: DictConfig, data: Dataset, resume: dict[str, Any] | None = None) -> None:
     """model.conditional=auto becomes true when the dataset has class labels (and D neither packs samples
     nor filters them by rejection sampling, which need an unconditional G), else false; checkpoints keep
-    the resolved value."""
+    the resolved value, and a resumed run (`resume`: its checkpoint) keeps what auto chose when it began."""
     if cfg.model.get("conditional") != "auto":
+        return
+    if resume is not None:
+        cfg.model.conditional = bool(resume["config"]["model"].get("conditional", False))
         return
     use = data.kind == "image" and data.n_classes >= 2 and cfg.model.get("pack", 1) == 1 and not cfg.train.drs
     cfg.model.conditional = bool(use)
@@ -80,11 +83,12 @@ def resolve_conditional(cfg: DictConfig, data: Dataset) -> None:
                  "trains an unconditional GAN)", data.n_classes)
 
 
-def build(cfg: DictConfig) -> Experiment:
-    """Build data, models (on the device), loss and optimizers from a validated config."""
+def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
+    """Build data, models (on the device), loss and optimizers from a validated config (for a run that
+    continues the checkpoint `resume`, which only settles model.conditional=auto as that run did)."""
     device = pick_device(cfg.train.device)
     data = instantiate(cfg.dataset, "dataset")
-    resolve_conditional(cfg, data)
+    resolve_conditional(cfg, data, resume)
     G, D = build_models(cfg.model, data.shape, data.n_classes)
     if cfg.train.augment:
         if data.kind != "image":

@@ -102,9 +102,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir} "
                           f"or pick a new folder with hydra.run.dir=DIR")
     seed_everything(cfg.train.seed)
-    if ckpt is not None and cfg.model.get("conditional") == "auto":  # a resumed run keeps what auto chose then
-        cfg.model.conditional = bool(ckpt["config"]["model"].get("conditional", False))
-    exp = build(cfg)
+    exp = build(cfg, ckpt)
     if ckpt is not None:
         check_resumable(cfg, ckpt, exp.data.shape)
     if ranks.active:
