@@ -105,11 +105,11 @@ def check_composes(args: list[str]) -> None:
         tracker = re.search(r"override 'logger\.(\w+)\.", message)
         if tracker and f"Key '{tracker[1]}' is not in struct" in message:  # logger.wandb.x=1, wandb not picked
             message += f"; {tracker[1]} is not picked: logger=[tensorboard,{tracker[1]}]"
-        if re.search(r"Could not load '(\w+)/", message):  # a list-valued group (logger=[...]) names no options
+        group = re.search(r"Could not load '(\w+)/", message)  # a list-valued group (logger=[...]) names no options
+        if group:
             from ganrun.help import option_files
 
-            group = re.search(r"Could not load '(\w+)/", message)[1]
-            message += f"; {group} options: {', '.join(option_files(group))}"
+            message += f"; {group[1]} options: {', '.join(option_files(group[1]))}"
         fail(f"{renamed} is not a ganrun key; use {config.RENAMED[renamed]}" if renamed else message)
 
 

@@ -90,7 +90,9 @@ def train_candidates(current: str, before: list[str]) -> list[str]:
         cfg = compose([w for w in before if "=" in w and not w.startswith(("hydra", "-"))])
     except Exception:  # a half-typed override earlier on the line: offer the groups alone
         return found
-    keys = [k for k in flatten(OmegaConf.to_container(cfg, resolve=False)) if "._" not in k]
+    from ganrun.config import flat_items
+
+    keys = [k for k in flat_items(OmegaConf.to_container(cfg, resolve=False)) if "._" not in k]
     found += [f"{k}=" for k in keys]
     if "=" in current and current.split("=", 1)[0] in keys:
         value = OmegaConf.select(cfg, current.split("=", 1)[0])
@@ -106,15 +108,6 @@ def compose(overrides: list[str]):
     config.register()
     with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
         return hydra_compose(config_name="train", overrides=overrides)
-
-
-def flatten(tree: dict, prefix: str = "") -> list[str]:
-    """Dotted paths of every leaf of a nested dict."""
-    out = []
-    for k, v in tree.items():
-        path = f"{prefix}{k}"
-        out += flatten(v, path + ".") if isinstance(v, dict) and v else [path]
-    return out
 
 
 def answer(line: str, word: str | None = None) -> None:

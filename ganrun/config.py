@@ -118,7 +118,18 @@ class Config:
     name: str = ""  # a run name: the run goes to outputs/NAME/DATE_TIME instead of outputs/DATE/TIME
 
 
-def run_folder(name: str, sweep: bool = False) -> str:
+def flat_items(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict's leaves by dotted path: {"model.hidden": [16, 16], ...} (lists and empty dicts kept whole)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flat_items(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def run_folder(name: str) -> str:
     """The run folder below outputs/ (train.yaml's hydra.run.dir): DATE/TIME, or NAME/DATE_TIME for a named run."""
     import datetime
 
@@ -172,16 +183,19 @@ RENAMED = {"optimizer.lr": "optimizer.lr_g=X optimizer.lr_d=X (G's and D's learn
            "train.iterations": "train.steps=N (G updates)", "seed": "train.seed=N", "steps": "train.steps=N"}
 
 
+def unknown_keys(node: DictConfig, known: set[str]) -> list[str]:
+    """The keys of `node` outside `known`, sorted (Hydra's `+` adds keys a schema does not have)."""
+    return sorted(str(k) for k in node if k not in known)
+
+
 def check_known_keys(cfg: DictConfig) -> None:
     """A key added with `+` that nothing reads (`+foo=1`, `+train.foo=1`, `+optimizer.lr=1e-3`) stops the run:
     the top level, train and optimizer have fixed schemas, which Hydra's `+` bypasses."""
     for prefix, node, schema in (("", cfg, Config), ("train.", cfg.train, TrainConfig),
                                  ("optimizer.", cfg.optimizer, OptimizerConfig)):
         known = {f.name for f in fields(schema)} | ({"hydra"} if not prefix else set())
-        for key in node.keys():
-            if key in known:
-                continue
-            name = prefix + str(key)
+        for key in unknown_keys(node, known):
+            name = prefix + key
             if name in RENAMED:
                 raise ConfigError(f"{name} is not a ganrun key; use {RENAMED[name]}")
             raise ConfigError(f"{name}: unknown key, nothing would read it; "
@@ -248,7 +262,7 @@ def check_logger(logger: DictConfig) -> None:
         if OmegaConf.get_type(node) is not schema:  # `+logger.wandb.x=1` without wandb in logger=[...]
             raise ConfigError(f"logger.{name} is set but {name} is not picked; add it: logger=[tensorboard,{name}]")
         known = {f.name for f in fields(schema)}
-        unknown = sorted(str(k) for k in node if k not in known)
+        unknown = unknown_keys(node, known)
         if unknown:
             raise ConfigError(f"logger.{name}.{unknown[0]}: unknown key; {name} keys: "
                               f"{', '.join(sorted(known)) or 'none'}")

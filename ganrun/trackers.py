@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ganrun import images
 from ganrun.callbacks import Callback
+from ganrun.config import flat_items
 from ganrun.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -60,17 +61,7 @@ class Tracker(Protocol):
 
 def flat_params(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as {"model.hidden": [16, 16], ...}: nested keys joined by dots, lists kept whole."""
-    out: dict[str, Any] = {}
-
-    def walk(node: dict[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict) and value:
-                walk(value, f"{prefix}{key}.")
-            else:
-                out[f"{prefix}{key}"] = value
-
-    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")  # type: ignore[arg-type]
-    return out
+    return flat_items(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))  # type: ignore[arg-type]
 
 
 def default_run_name(run_dir: Path) -> str:
