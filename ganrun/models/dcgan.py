@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganrun.models import mlp
@@ -50,6 +51,19 @@ class DCGANGenerator(ClassInput, nn.Module):
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
+def plane_conv(x: Tensor, y: Tensor | None, weight: Tensor) -> Tensor:
+    """conv(x with K one-hot class planes beside its C channels), stride 2, padding 1, computed without
+    the planes: a one-hot plane's response is the conv of a plane of ones with that class's kernel, one
+    (out, H/2, W/2) map per class, so D's first layer costs the same for 10 classes or 1,000."""
+    c, k = x.shape[1], weight.shape[1] - x.shape[1]
+    h = F.conv2d(x, weight[:, :c], None, 2, 1)
+    if y is None:  # no class: all planes zero
+        return h
+    kernels = weight[:, c:].transpose(0, 1).reshape(-1, 1, *weight.shape[2:])  # (K * out, 1, kh, kw)
+    maps = F.conv2d(x.new_ones(1, 1, *x.shape[2:]), kernels, None, 2, 1).view(k, weight.shape[0], *h.shape[2:])
+    return h + maps[y]
+
+
 class DCGANDiscriminator(Projection, nn.Module):
     """image (N, C, size, size) [and class labels y (N,) when conditional] -> logit (N,).
 
@@ -81,9 +95,13 @@ class DCGANDiscriminator(Projection, nn.Module):
         self.net = nn.Sequential(*layers)
         self.init_projection(n_classes if d_condition == "projection" else 0, ch[-1] + minibatch_std, spectral_norm)
 
+    def first_layer(self, x: Tensor, y: Tensor | None) -> Tensor:
+        """D's first conv on the image with its class planes (ClassPlanes), the planes never built."""
+        return plane_conv(x, y, self.net[0].weight)
+
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         if self.planes is not None:
-            return self.net(self.planes(x, y)).view(-1)
+            return self.net[1:](self.first_layer(x, y)).view(-1)
         if self.embed is None:
             return self.net(x).view(-1)
         h = self.net[:-1](x)  # the last feature map, (N, F, base, base)
