@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from ganrun import clusters
 from ganrun.augment import Augmented
 from ganrun.config import ConfigError
 from ganrun.targets import instantiate, optimizer_kwargs, resolve_target
@@ -31,11 +32,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_models(model_cfg: DictConfig, data_shape: tuple[int, ...], n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+def build_models(model_cfg: DictConfig, data_shape: tuple[int, ...], n_classes: int = 0,
+                 pseudo: bool = False) -> tuple[nn.Module, nn.Module]:
     """(G, D) from the `model` node for data of `data_shape` (with n_classes, the dataset's class
-    count, when the model is conditional)."""
+    count, when the model is conditional). pseudo: the classes are train.clusters' clusters, not labels
+    (G.pseudo_classes tells the metrics not to score them as classes)."""
     extra = {"n_classes": n_classes} if model_cfg.get("conditional") else {}
     G, D = instantiate(model_cfg, "model", data_shape=tuple(data_shape), **extra)
+    G.pseudo_classes = pseudo
     return G, D
 
 
@@ -73,6 +77,9 @@ def resolve_conditional(cfg: DictConfig, data: Dataset, resume: dict[str, Any] |
     the resolved value, and a resumed run (`resume`: its checkpoint) keeps what auto chose when it began."""
     if cfg.model.get("conditional") != "auto":
         return
+    if getattr(data, "pseudo", False):
+        cfg.model.conditional = True
+        return
     if resume is not None:
         cfg.model.conditional = bool(resume["config"]["model"].get("conditional", False))
         return
@@ -87,9 +94,10 @@ def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
     """Build data, models (on the device), loss and optimizers from a validated config (for a run that
     continues the checkpoint `resume`, which only settles model.conditional=auto as that run did)."""
     device = pick_device(cfg.train.device)
-    data = instantiate(cfg.dataset, "dataset")
+    saved = resume["data"].get("clusters") if resume is not None else None
+    data = clusters.wrap(instantiate(cfg.dataset, "dataset"), cfg.train.clusters, cfg.train.seed, saved)
     resolve_conditional(cfg, data, resume)
-    G, D = build_models(cfg.model, data.shape, data.n_classes)
+    G, D = build_models(cfg.model, data.shape, data.n_classes, bool(cfg.train.clusters))
     if cfg.train.augment:
         if data.kind != "image":
             raise ConfigError("train.augment works on images only; drop it for 2-D point sets")

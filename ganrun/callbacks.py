@@ -393,8 +393,8 @@ class Checkpoints(Callback):
         ckpt = {"format": checkpoint.FORMAT, "step": step, "G": G.state_dict(), "D": D.state_dict(),
                 "opt_G": exp.opt_G.state_dict(), "opt_D": exp.opt_D.state_dict(), "rng": checkpoint.rng_state(),
                 "config": OmegaConf.to_container(self.cfg, resolve=True, enum_to_str=True),
-                "data": {"kind": exp.data.kind, "shape": list(exp.data.shape),
-                         "n_classes": exp.data.n_classes},
+                "data": {"kind": exp.data.kind, "shape": list(exp.data.shape), "n_classes": exp.data.n_classes,
+                         **({"clusters": exp.data.classes} if getattr(exp.data, "pseudo", False) else {})},
                 "grad_scalers": self.precision.state_dict(), "objective": exp.objective.state_dict()}
         for callback in self.callbacks:
             if callback is not self:

@@ -52,6 +52,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant, or linear / cosine decay of both learning rates to 0 at train.steps
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
     drs: bool = False  # discriminator rejection sampling: D filters G's samples in metrics and `ganrun sample`
+    clusters: int = 0  # self-conditioning: G and D conditioned on K equal-size k-means clusters of the data instead of labels (0: off)
     on_nan: str = "stop"  # stop: end the run naming the step and loss; skip: drop that update and go on
     progress: bool = True  # progress bar on a terminal (never when output is not a TTY)
 
@@ -202,6 +203,23 @@ def check_known_keys(cfg: DictConfig) -> None:
                               f"{prefix.rstrip('.') or 'top-level'} keys: {', '.join(sorted(known - {'hydra'}))}")
 
 
+def check_clusters(cfg: DictConfig) -> None:
+    """train.clusters=K needs a model that takes class labels; it sets what model.conditional=auto picks."""
+    k, model = cfg.train.clusters, cfg.model
+    if k < 0 or k == 1:
+        raise ConfigError(f"train.clusters={k}: use 0 (off) or K >= 2 pseudo-classes, e.g. train.clusters=50")
+    if not k:
+        return
+    if str(model.get("_target_", "")).endswith("vae.make"):
+        raise ConfigError(f"train.clusters={k} conditions a GAN's G and D; model=vae has no class input")
+    if model.get("conditional", "auto") is False:
+        raise ConfigError(f"train.clusters={k} conditions G and D on the clusters; drop model.conditional=false")
+    if "conditional" not in model:
+        raise ConfigError(f"train.clusters={k} needs a model with class inputs (model=dcgan, resnet or mlp)")
+    if model.get("pack", 1) != 1:
+        raise ConfigError(f"train.clusters={k} makes G and D conditional, which model.pack={model.pack} does not allow")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every part of a composed train config before any work starts."""
     check_known_keys(cfg)
@@ -237,6 +255,7 @@ def validate(cfg: DictConfig) -> None:
     if t.ada_target > 0 and not t.augment:
         raise ConfigError(f"train.ada_target={t.ada_target} adapts the probability of the train.augment transforms; "
                           f"name them, e.g. train.augment=[flip,translation,color,cutout]")
+    check_clusters(cfg)
     pack = cfg.model.get("pack", 1)
     if isinstance(pack, int) and pack > 1 and t.batch_size % pack:
         raise ConfigError(f"train.batch_size={t.batch_size} must be a multiple of model.pack={pack}")

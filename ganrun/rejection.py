@@ -57,8 +57,6 @@ def check(loss: Any, model_cfg: Any) -> None:
     if not getattr(loss, "probability", False):
         raise ConfigError(f"train.drs needs a sigmoid GAN loss (loss=gan or loss=minimax), whose D logit estimates "
                           f"log(p_data / p_g); {getattr(loss, '__name__', type(loss).__name__)} has no such D")
-    if model_cfg.get("conditional", False) is True:
-        raise ConfigError("train.drs works on unconditional models; drop model.conditional or train.drs")
 
 
 @torch.no_grad()
@@ -72,9 +70,18 @@ def sample(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator,
     first_pool = min(max(10 * n, chunk), 100_000)  # scored only: sets the first M and its cap
     first_pool -= first_pool % pack
 
+    n_classes = getattr(G, "n_classes", 0)
+
     def propose(m: int) -> tuple[Tensor, Tensor]:
-        """m samples and the logit of the pack each belongs to (its own logit when pack = 1)."""
+        """m samples and the logit of the pack each belongs to (its own logit when pack = 1); a conditional
+        G draws the classes in turn and D judges each sample with its class, so the kept (x, class) pairs
+        follow the data's joint distribution."""
         z = noise(G, m, generator=generator).to(device)
+        if n_classes:
+            y = (torch.arange(m) % n_classes).to(device)
+            x = torch.cat([G(c, k) for c, k in zip(z.split(chunk), y.split(chunk))])
+            logit = torch.cat([D(c, k) for c, k in zip(x.split(chunk), y.split(chunk))]).float()
+            return x.float().cpu(), logit.cpu()
         x = torch.cat([G(c) for c in z.split(chunk)])
         logit = torch.cat([D(c).reshape(len(c) // pack, -1)[:, 0] for c in x.split(chunk)]).float()
         return x.float().cpu(), logit.cpu().repeat_interleave(pack)

@@ -116,10 +116,13 @@ def check_classes(n_classes: int, classes: list[int] | None) -> None:
 
 
 def sample_labels(n_classes: int, n: int, classes: list[int] | None,
-                  seeds: list[int] | None = None) -> tuple[torch.Tensor | None, int]:
+                  seeds: list[int] | None = None, every: bool = False) -> tuple[torch.Tensor | None, int]:
     """The class of each sample and the grid's row length: images.class_rows, or with `seeds` one row per
-    class holding every seed once."""
+    class holding every seed once; every (a sample set, not a picture): all classes in turn unless
+    `classes` are given."""
     labels, nrow = images.class_rows(n_classes, n, classes)
+    if every and labels is not None and classes is None and not seeds:  # every class, in equal blocks
+        return torch.arange(n) * n_classes // n, nrow
     if seeds and labels is not None:
         return labels.unique_consecutive().repeat_interleave(len(seeds)), len(seeds)
     return labels, nrow
@@ -128,15 +131,15 @@ def sample_labels(n_classes: int, n: int, classes: list[int] | None,
 @torch.no_grad()
 def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[int] | None = None,
              truncation: float = 0.0, ema: bool | None = None, drs: bool = False,
-             seeds: list[int] | None = None) -> tuple[torch.Tensor, int]:
+             seeds: list[int] | None = None, every: bool = False) -> tuple[torch.Tensor, int]:
     """Samples from the checkpoint's G (see load_generator) and the grid row length that fits them:
     n samples, or for a conditional G one row per class of `classes` (n // rows each). drs: n samples
     kept by D's rejection test (ganrun.rejection) instead. seeds: one z per seed (the same image for a
-    seed whatever the others), a conditional G drawing every seed in each class's row."""
+    seed whatever the others), a conditional G drawing every seed in each class's row. every: see sample_labels."""
     G = load_generator(ckpt, device, ema)
     n_classes = getattr(G, "n_classes", 0)
     check_classes(n_classes, classes)
-    labels, nrow = sample_labels(n_classes, n, classes, seeds)
+    labels, nrow = sample_labels(n_classes, n, classes, seeds, every)
     if drs:
         x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed))
         return x, nrow
@@ -255,15 +258,17 @@ def main(args: list[str]) -> int:
         one_d = kind == "points" and list(ckpt["data"]["shape"]) == [1] and out.suffix.lower() == ".png"
         drs = use_drs(ckpt, cfg.drs) and not (one_d or cfg.truncation > 0)
         seeds = parse_seeds(cfg.seeds) if cfg.seeds else None
-        samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs, seeds)
+        every = out.suffix.lower() == ".npy"  # a sample set for metrics: every class, not a picture's rows
+        samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs, seeds,
+                                 every)
         if one_d:
             out.parent.mkdir(parents=True, exist_ok=True)
             images.save_png(game_figure(ckpt, device, cfg.seed, cfg.ema), out)
         else:
             data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset") if kind == "points" else None
-            labels = sample_labels(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes, seeds)[0]
+            labels = sample_labels(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes, seeds, every)[0]
             write(samples, kind, out, cfg.nrow or nrow, data, seed_names(seeds, labels) if seeds else None)
-            if labels is not None and out.suffix.lower() == ".npy":  # the classes asked for, for `ganrun eval`
+            if labels is not None and every and not drs and "clusters" not in ckpt["data"]:  # for `ganrun eval`
                 np.save(out.with_suffix(".labels.npy"), labels.numpy())
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))
     return 0

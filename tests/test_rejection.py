@@ -141,7 +141,6 @@ def test_a_D_that_turns_after_the_first_pool_falls_back_to_its_best_proposals(ca
 
 @pytest.mark.parametrize("loss, model, message", [
     (Wasserstein(), {"pack": 1}, "needs a sigmoid GAN loss"),
-    (NonSaturating(), {"conditional": True}, "unconditional models"),
     (NonSaturating(), {"_target_": "ganrun.models.vae.make"}, "model=vae has an encoder"),
 ])
 def test_drs_refuses_a_D_whose_logit_is_not_a_log_ratio(loss, model, message):
@@ -152,7 +151,7 @@ def test_drs_refuses_a_D_whose_logit_is_not_a_log_ratio(loss, model, message):
 def test_train_drs_is_checked_before_any_work():
     for fine in ([], ["model.pack=2"], ["model.minibatch_std=true"]):  # gan, packed or not
         validate(compose_train("dataset=ring", "model=mlp", "train.drs=true", *fine))
-    for extra in (["loss=wgan-gp"], ["loss=hinge"], ["model.conditional=true", "dataset=mnist-sample"]):
+    for extra in (["loss=wgan-gp"], ["loss=hinge"], ["model=vae", "dataset=mnist-sample"]):
         with pytest.raises(ConfigError, match="train.drs"):
             validate(compose_train("dataset=ring", "model=mlp", "train.drs=true", *extra))
 

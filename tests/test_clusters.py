@@ -1,0 +1,190 @@
+"""train.clusters: balanced k-means pseudo-classes, the conditional GAN trained on them, and the
+first-layer shortcut that keeps a many-class D as cheap as a one-class one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY, TINY_MODEL, compose_train, run_cli
+from ganrun import checkpoint, clusters, data, rejection
+from ganrun.config import ConfigError, validate
+from ganrun.models import dcgan
+from ganrun.train import run
+
+
+def test_balanced_assign_by_hand():
+    # rows 0-2 all prefer column 0, which holds 2 (ceil(4 / 2)); row 1 is the dearest there and moves
+    cost = torch.tensor([[0.0, 5.0], [2.0, 3.0], [1.0, 9.0], [4.0, 0.0]])
+    assert clusters.balanced_assign(cost).tolist() == [0, 1, 0, 1]
+
+
+def test_balanced_assign_fills_every_column_evenly():
+    cost = torch.rand(1003, 10, generator=torch.Generator().manual_seed(0)) ** 4
+    cost[:, 0] = 0  # every row prefers column 0
+    sizes = torch.bincount(clusters.balanced_assign(cost), minlength=10)
+    assert sizes.sum() == 1003 and int(sizes.max()) == 101 and int(sizes.min()) >= 1003 - 9 * 101
+
+
+def test_balanced_kmeans_finds_equal_blobs_and_evens_unequal_ones():
+    g = torch.Generator().manual_seed(1)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    x = centres.repeat_interleave(200, 0) + 0.3 * torch.randn(600, 2, generator=g)
+    labels, found = clusters.balanced_kmeans(x, 3)
+    truth = torch.arange(3).repeat_interleave(200)
+    for k in range(3):  # each cluster is one blob, whole
+        assert torch.bincount(truth[labels == k], minlength=3).max() == 200
+    assert torch.cdist(found, centres).min(dim=1).values.max() < 0.2
+    # 400 points in one blob, 200 in another, 2 clusters: equal sizes, so 100 of the big blob join the small
+    uneven = torch.cat([x[:200], x[:200] + 0.01, x[200:400]])
+    labels, _ = clusters.balanced_kmeans(uneven, 2)
+    assert torch.bincount(labels).tolist() == [300, 300]
+
+
+def test_image_features_are_the_leading_principal_components():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (300, 1, 8, 8), generator=g, dtype=torch.uint8)
+    f = clusters.image_features(images, dims=5)
+    x = images.float().flatten(1) / 127.5 - 1
+    x = x - x.mean(0)
+    variances = torch.linalg.svdvals(x).pow(2)
+    assert f.shape == (300, 5)
+    assert torch.allclose(f.double().pow(2).sum(0).sort(descending=True).values, variances[:5].double(), rtol=1e-3)
+
+
+def test_clustered_images_serve_clusters_and_keep_the_real_labels():
+    d = data.mnist_sample()
+    wrapped = clusters.wrap(d, 7, seed=0)
+    assert wrapped.n_classes == 7 and wrapped.labels is d.labels and wrapped.pseudo
+    sizes = torch.bincount(wrapped.classes)
+    assert int(sizes.sum()) == 5000 and int(sizes.max()) == 715 and int(sizes.min()) >= 5000 - 6 * 715
+    x, y = next(wrapped.batches(64, torch.device("cpu"), labels=True))
+    # each image's label is its cluster: find the images in the stored set
+    stored = data.to_unit_range(d.images).flatten(1)
+    index = torch.cdist(x.flatten(1), stored).argmin(dim=1)
+    assert torch.equal(y, wrapped.classes[index])
+    # a checkpoint's clusters are used as they are, not fitted again
+    saved = torch.roll(wrapped.classes, 1)
+    again = clusters.wrap(d, 7, seed=0, saved=saved)
+    assert again.classes is saved
+
+
+def test_clustered_points_take_the_nearest_centre():
+    grid = data.grid()
+    wrapped = clusters.wrap(grid, 25, seed=0)
+    assert torch.cdist(wrapped.classes.double(), grid.centers.double()).min(dim=1).values.max() < 0.01
+    x, y = next(wrapped.batches(500, torch.device("cpu"), labels=True))
+    assert torch.equal(y, torch.cdist(x, wrapped.classes).argmin(dim=1))
+    assert torch.equal(next(wrapped.batches(500, torch.device("cpu"))), x)  # the same points, labelled or not
+
+
+@pytest.mark.parametrize("size, channels, spectral", [(28, 1, False), (32, 3, True), (64, 3, False)])
+def test_plane_conv_equals_the_conv_of_the_image_with_its_class_planes(size, channels, spectral):
+    _, D = dcgan.make((channels, size, size), conditional=True, n_classes=7, spectral_norm=spectral)
+    D.eval()
+    x = torch.randn(5, channels, size, size)
+    weight = D.net[0].weight
+    for y in (torch.tensor([0, 3, 6, 2, 2]), None):
+        planes = D.planes(x, y)  # (N, C + 7, H, W): the image beside its one-hot planes
+        expected = torch.nn.functional.conv2d(planes, weight, None, 2, 1)
+        assert (dcgan.plane_conv(x, y, weight) - expected).abs().max() <= 1e-6 * expected.abs().max()
+
+
+def test_bad_cluster_settings_are_refused_before_any_work():
+    cases = [(["train.clusters=1"], r"use 0 \(off\) or K >= 2"),
+             (["train.clusters=-3"], r"use 0 \(off\) or K >= 2"),
+             (["train.clusters=10", "model.conditional=false"], "drop model.conditional=false"),
+             (["train.clusters=10", "model=vae"], "model=vae has no class input"),
+             (["train.clusters=10", "model.pack=2", "model.conditional=auto"], "model.pack=2")]
+    for overrides, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            validate(compose_train(*overrides))
+    r = run_cli("train", "train.clusters=1", "hydra.run.dir=/nonexistent/never")
+    assert r.returncode == 2 and r.stderr.strip().endswith("train.clusters=1: use 0 (off) or K >= 2 pseudo-classes, "
+                                                           "e.g. train.clusters=50")
+
+
+def test_too_many_clusters_for_the_data_is_one_line(tmp_path):
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=6000")
+    with pytest.raises(ConfigError, match="use 2 to 5000 clusters"):
+        run(cfg, tmp_path / "r")
+
+
+def test_clustered_run_end_to_end(tmp_path):
+    """A run on mnist-sample with train.clusters: conditional on the clusters, saved with them, scored as
+    one unconditional set (no hit rate against digit labels), sampled from every cluster, resumed with
+    the same clusters."""
+    first = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=12"), tmp_path / "r")
+    assert "fd" in first["metrics"] and "hit_rate" not in first["metrics"] and "drs_fd" not in first["metrics"]
+    ckpt = checkpoint.load(tmp_path / "r")
+    assert ckpt["config"]["model"]["conditional"] is True and ckpt["data"]["n_classes"] == 12
+    sizes = torch.bincount(ckpt["data"]["clusters"])
+    assert len(sizes) == 12 and int(sizes.max()) == 417 and int(sizes.min()) >= 5000 - 11 * 417
+    out = tmp_path / "s.npy"
+    r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "n=24", f"out={out}")
+    assert r.returncode == 0, r.stderr
+    assert np.load(out).shape == (24, 1, 28, 28) and not out.with_suffix(".labels.npy").exists()
+    r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "n=24", f"out={tmp_path / 'grid.png'}")
+    assert r.returncode == 0 and Image.open(tmp_path / "grid.png").size[0] > 0
+    resumed = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=12", "train.steps=6",
+                            f"resume={tmp_path / 'r'}")
+    run(resumed, tmp_path / "r")
+    assert torch.equal(checkpoint.load(tmp_path / "r")["data"]["clusters"], ckpt["data"]["clusters"])
+
+
+def test_a_sample_set_draws_every_class_and_a_grid_ten_rows():
+    """`ganrun sample n=N out=X.npy` of a 12-class G draws all 12 classes equally; a picture shows 10 rows."""
+    from ganrun.sample import sample_labels
+
+    labels, _ = sample_labels(12, 24, None, every=True)
+    assert labels.tolist() == [c for c in range(12) for _ in range(2)]
+    rows, per_row = sample_labels(12, 24, None)
+    assert len(rows.unique()) == 10 and per_row == 2
+    assert sample_labels(12, 6, [3, 5], every=True)[0].tolist() == [3, 3, 3, 5, 5, 5]  # classes= still rules
+
+
+def test_conditional_drs_judges_each_sample_with_its_class():
+    """D's logit depends on the class: with D rating class 1 far above class 0, DRS keeps class 1's samples."""
+
+    class G(torch.nn.Module):
+        n_classes, latent_dim, latent = 2, 2, "gaussian"
+
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))  # where the sampler looks up the device
+
+        def forward(self, z, y):
+            return z + 10 * y[:, None].float()  # class 1 sits at (10, 10)
+
+    class D(torch.nn.Module):
+        def forward(self, x, y):
+            return 8.0 * y.float()
+
+    x, info = rejection.sample(G(), D(), 400, torch.Generator().manual_seed(0))
+    assert x.shape == (400, 2) and (x[:, 0] > 5).float().mean() > 0.99
+    assert 0.45 < info["accept_rate"] < 0.55
+
+
+def test_a_clustered_grid_trains_and_filters_with_drs(tmp_path):
+    summary = run(compose_train(*TINY, *TINY_MODEL["mlp"], "dataset=grid", "model=mlp", "model.latent_dim=2",
+                                "train.clusters=25", "train.drs=true"), tmp_path / "g")
+    assert {"modes", "drs_modes"} <= set(summary["metrics"])
+    G = checkpoint.load(tmp_path / "g")
+    assert G["data"]["clusters"].shape == (25, 2)
+
+
+def test_clusters_on_an_image_folder(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    g = np.random.default_rng(0)
+    for i in range(24):  # two kinds: dark and bright images
+        level = 30 if i % 2 else 220
+        Image.fromarray((level + g.integers(0, 20, (28, 28))).astype(np.uint8)).save(folder / f"{i}.png")
+    d = data.ImageFolder(str(folder), image_size=28, channels=1, workers=0)
+    wrapped = clusters.wrap(d, 2, seed=0)
+    assert torch.bincount(wrapped.classes).tolist() == [12, 12]
+    x, y = next(wrapped.batches(16, torch.device("cpu"), labels=True))
+    bright = (x.mean(dim=(1, 2, 3)) > 0).long()
+    assert len(set(zip(y.tolist(), bright.tolist()))) == 2  # each cluster holds one kind
