@@ -106,7 +106,7 @@ def all_images(data: Any) -> Tensor:
     ds = copy.copy(data._ds)
     ds.with_labels = False
     loader = torch.utils.data.DataLoader(ds, batch_size=256, num_workers=data.workers)
-    return torch.cat([((b + 1) * 127.5).round().to(torch.uint8) if b.is_floating_point() else b for b in loader])
+    return torch.cat(list(loader))  # imagefile.decode gives uint8 (C, H, W)
 
 
 class Clustered:
@@ -139,7 +139,7 @@ class Clustered:
 
     @staticmethod
     def _fit(data: Any, k: int, seed: int) -> Tensor:
-        if data.kind == "points":  # fresh points take their nearest centre, so the centres end as plain k-means'
+        if data.kind == "points":  # fresh points take their nearest centre: end on plain k-means
             points = data.sample(FIT_POINTS, torch.Generator().manual_seed(seed)).double()
             centers = balanced_kmeans(points, k, seed)[1].double()
             for _ in range(ITERATIONS):
