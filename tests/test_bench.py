@@ -22,6 +22,7 @@ def test_quality_bench_prints_a_drs_row_for_a_drs_recipe():
     assert settings[:3] == ["gan", "recipe", "recipe + DRS"] and settings[3].startswith("PacGAN paper")
 
 
+@pytest.mark.slow  # 10-20 s: runs in `make test-all`, kept out of make test's 10 minutes
 def test_throughput_bench_times_both_arms():
     r = subprocess.run([sys.executable, "bench/throughput.py", "--quick", "--models", "mlp", "--losses", "gan",
                         "wgan-gp"], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -84,6 +84,7 @@ def test_sample_toy_points(toy_run, tmp_path):
     assert Image.open(tmp_path / "p.png").mode == "RGB"
 
 
+@pytest.mark.slow  # 10-20 s: runs in `make test-all`, kept out of make test's 10 minutes
 def test_multirun_sweep_prints_a_table(tmp_path):
     r = run_cli("train", "-m", "model=mlp,dcgan", "loss=gan,wgan-gp", "dataset=ring", *TINY,
                 "model.latent_dim=8",

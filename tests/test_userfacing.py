@@ -322,6 +322,7 @@ def test_objective_is_the_final_metric_a_sweeper_minimises():
         objective(OmegaConf.create({"objective": "kid"}), summary)
 
 
+@pytest.mark.slow  # 10-20 s: runs in `make test-all`, kept out of make test's 10 minutes
 def test_optuna_sweeper_tries_three_settings_and_keeps_the_best(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     from conftest import run_cli
