@@ -70,6 +70,13 @@ def kmeans_pp(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
     return torch.cat(centers)
 
 
+def cluster_means(x: Tensor, labels: Tensor, centers: Tensor) -> Tensor:
+    """Lloyd's update: each centre moves to the mean of its rows of x (an empty cluster keeps its centre)."""
+    sums = torch.zeros_like(centers).index_add_(0, labels, x)
+    counts = torch.bincount(labels, minlength=len(centers))[:, None]
+    return torch.where(counts > 0, sums / counts.clamp(min=1), centers)
+
+
 def balanced_kmeans(x: Tensor, k: int, seed: int = 0, iterations: int = ITERATIONS) -> tuple[Tensor, Tensor]:
     """(labels (N,), centres (k, d)) of k equal-size clusters of the rows of x: Lloyd's iterations with
     balanced_assign in place of the nearest-centre step, from a k-means++ start."""
@@ -83,8 +90,7 @@ def balanced_kmeans(x: Tensor, k: int, seed: int = 0, iterations: int = ITERATIO
         if torch.equal(new, labels):
             break
         labels = new
-        sums = torch.zeros_like(centers).index_add_(0, labels, x)
-        centers = sums / torch.bincount(labels, minlength=k).clamp(min=1)[:, None].double()
+        centers = cluster_means(x, labels, centers)
     return labels, centers.float()
 
 
@@ -126,11 +132,10 @@ class Clustered:
         self.classes = classes
         if data.kind == "points":
             return
+        self._train = copy.copy(data)  # the same set, serving the clusters as its labels
         if hasattr(data, "images"):
-            self._train = copy.copy(data)
             self._train.labels = classes
         else:  # a streamed set: its decoder serves the cluster of each file
-            self._train = copy.copy(data)
             self._train._ds = copy.copy(data._ds)
             self._train._ds.labels = classes.tolist()
         sizes = torch.bincount(classes, minlength=k)
@@ -143,10 +148,7 @@ class Clustered:
             points = data.sample(FIT_POINTS, torch.Generator().manual_seed(seed)).double()
             centers = balanced_kmeans(points, k, seed)[1].double()
             for _ in range(ITERATIONS):
-                labels = torch.cdist(points, centers).argmin(dim=1)
-                sums = torch.zeros_like(centers).index_add_(0, labels, points)
-                counts = torch.bincount(labels, minlength=k)[:, None]
-                centers = torch.where(counts > 0, sums / counts.clamp(min=1), centers)
+                centers = cluster_means(points, torch.cdist(points, centers).argmin(dim=1), centers)
             return centers.float()
         return balanced_kmeans(image_features(all_images(data)), k, seed)[0]
 
