@@ -5,24 +5,32 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install train test test-all clean
+.PHONY: install install-test train test test-all clean
 
 install: $(STAMP)
 
-# Reinstall when the project's dependencies change.
+install-test: $(TEST_STAMP)
+
+# What a run needs; reinstalled when the project's dependencies change.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
+
+# The test extras (trackers, exporters, sweepers, datasets) on top.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(TEST_STAMP)
 
 train: install
 	$(BIN)/ganrun train $(ARGS)
 
-test: install
+test: install-test
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-test-all: install
+test-all: install-test
 	$(BIN)/python -m pytest $(ARGS)
 
 clean:

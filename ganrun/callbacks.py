@@ -109,8 +109,19 @@ class LRSchedule(Callback):
                 group["lr"] = lr * factor
 
 
+def ema_decay(decay: float, rampup: float, step: int) -> float:
+    """The EMA decay at G step `step` (1-based): `decay`, or with a warm-up (StyleGAN2's ema_rampup) the decay
+    whose half-life is min(decay's half-life, rampup * step) steps, so the average's horizon grows with the
+    run and G_ema follows G closely early on (a short run's samples show what G has learned)."""
+    if not rampup or not 0.0 < decay < 1.0:
+        return decay
+    half_life = min(math.log(0.5) / math.log(decay), rampup * step)
+    return 0.5 ** (1.0 / half_life)
+
+
 class EMA(Callback):
-    """train.ema: G_ema, an exponential moving average of G's weights, updated after every G step.
+    """train.ema: G_ema, an exponential moving average of G's weights, updated after every G step, with
+    the decay warming up over the run (train.ema_rampup, see ema_decay).
 
     Averaging damps the oscillation of adversarial training, so G_ema's samples are usually cleaner
     than G's. BatchNorm's running statistics belong to G's weights, not to the averaged ones, so before
@@ -123,13 +134,15 @@ class EMA(Callback):
 
     def __init__(self, G: nn.Module, decay: float, cfg: DictConfig):
         self.G, self.decay, self.cfg, self.t = G, decay, cfg, cfg.train
+        self.rampup = cfg.train.ema_rampup
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.norms = [m for m in self.G_ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     @torch.no_grad()
     def after_step(self, step: int, out: dict[str, Tensor]) -> None:
         ema_params = list(self.G_ema.parameters())
-        torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1.0 - self.decay)  # one fused kernel
+        weight = 1.0 - ema_decay(self.decay, self.rampup, step)
+        torch._foreach_lerp_(ema_params, list(self.G.parameters()), weight)  # one fused kernel
         read = (is_sample_step(self.cfg, step) or is_eval_step(self.cfg, step)  # the steps G_ema is read at
                 or is_ckpt_step(self.cfg, step))
         if self.norms and read:
@@ -320,6 +333,8 @@ class Previews(Callback):
             img = game1d.figure(self.G, self.exp.D, data, self.exp.objective.probability, f"step {step}")
         elif self.points:
             img = images.scatter(x, self.reference, data.centers, f"step {step}")
+        elif self.labels is not None:
+            img = images.class_grid(x, self.labels, self.nrow)
         else:
             img = images.grid(x, self.nrow)
         images.save_png(img, path)
@@ -379,8 +394,9 @@ class Checkpoints(Callback):
     main_only = True
 
     def __init__(self, exp: Experiment, cfg: DictConfig, precision: Precision, ckpt_dir: Path,
-                 callbacks: list[Callback]):
+                 callbacks: list[Callback], overrides: list[str]):
         self.exp, self.cfg, self.precision, self.dir, self.callbacks = exp, cfg, precision, ckpt_dir, callbacks
+        self.overrides = overrides
 
     def after_step(self, step: int, out: dict[str, Tensor]) -> None:
         if is_ckpt_step(self.cfg, step):
@@ -395,7 +411,8 @@ class Checkpoints(Callback):
                 "config": OmegaConf.to_container(self.cfg, resolve=True, enum_to_str=True),
                 "data": {"kind": exp.data.kind, "shape": list(exp.data.shape), "n_classes": exp.data.n_classes,
                          **({"clusters": exp.data.classes} if getattr(exp.data, "pseudo", False) else {})},
-                "grad_scalers": self.precision.state_dict(), "objective": exp.objective.state_dict()}
+                "grad_scalers": self.precision.state_dict(), "objective": exp.objective.state_dict(),
+                "overrides": list(self.overrides)}
         for callback in self.callbacks:
             if callback is not self:
                 callback.save(ckpt)
@@ -412,7 +429,7 @@ class Checkpoints(Callback):
 
 def default_callbacks(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any, first: int,
                       ranks: distributed.World, precision: Precision,
-                      extra: list[Callback] | None = None) -> list[Callback]:
+                      extra: list[Callback] | None = None, overrides: list[str] = ()) -> list[Callback]:
     """The run's callbacks in call order, `extra` ones after the built-in ones and before the checkpoints
     (so a checkpoint holds their state). The one rank-0 gate: `main_only` callbacks exist on rank 0 only.
     EMA comes before the previews (which draw from G_ema)."""
@@ -429,7 +446,7 @@ def default_callbacks(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: A
         callbacks += [previews, Evaluation(exp, cfg, previews, writer)]
     callbacks += [c for c in extra or [] if ranks.main or not c.main_only]
     if ranks.main:
-        callbacks.append(Checkpoints(exp, cfg, precision, run_dir / "checkpoints", callbacks))
+        callbacks.append(Checkpoints(exp, cfg, precision, run_dir / "checkpoints", callbacks, list(overrides)))
     return callbacks
 
 

@@ -7,6 +7,7 @@ A checkpoint is a dict:
     rng      {"torch": ByteTensor, "cuda": [ByteTensor, ...], "numpy": [...], "python": (...)}
     config   the resolved run config as plain dicts/lists
     data     {"kind": "image" | "points", "shape": [...]} so sample.py can rebuild G alone
+    overrides  the command-line overrides the run was composed from (`resume=` composes the same run)
 It is written to a temporary file in the same folder, flushed to disk, then renamed over the
 target, so a reader (or a crash) only ever sees the old or the new complete file.
 """
@@ -76,11 +77,23 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, code-carrying pickle refused by weights_only
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"ckpt={path} cannot be read safely as a checkpoint ({first[:200]})") from None
+        raise CheckpointError(f"ckpt={path} is not a ganrun checkpoint: {why_unreadable(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"ckpt={path} is not a ganrun checkpoint (no format={FORMAT!r} entry)")
     return ckpt
+
+
+def why_unreadable(error: Exception) -> str:
+    """Why torch.load refused a file, in ganrun's words (never torch's advice to turn weights_only off)."""
+    import pickle
+
+    text = str(error).strip()
+    if isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in text:
+        return ("it holds Python objects beyond tensors and plain containers, which ganrun never unpickles "
+                "(a checkpoint ganrun wrote holds none)")
+    if isinstance(error, (EOFError, RuntimeError)) or "zip" in text.lower():
+        return "the file is empty, cut short or not written by torch.save"
+    return (text.splitlines() or [type(error).__name__])[0][:160]
 
 
 def first_mismatch(module: "torch.nn.Module", state: dict[str, Any]) -> str | None:

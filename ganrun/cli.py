@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,19 +32,59 @@ Examples:
 COMMANDS = {"sample": "sample", "eval": "evaluate", "export": "export", "report": "report"}  # command -> module
 
 
-def resume_in_place(args: list[str]) -> list[str]:
-    """`resume=RUN` continues writing into RUN's own folder unless hydra.run.dir is given."""
-    resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
-    if not resume or not resume[-1] or any(a.startswith("hydra.run.dir=") for a in args) or "-m" in args:
-        return args
-    target = Path(resume[-1])
+def run_folder_of(target: Path) -> Path | None:
+    """The run folder a resume= target belongs to: the folder itself, RUN for RUN/checkpoints/x.pt, else None."""
     if target.is_dir():
-        run_dir = target
-    elif target.is_file() and target.parent.name == "checkpoints":
-        run_dir = target.parent.parent  # RUN/checkpoints/x.pt -> RUN
-    else:
-        return args  # a missing or loose checkpoint: a new run folder (a missing one is refused later)
-    return [*args, f"hydra.run.dir={run_dir}"]
+        return target.resolve()  # outputs/latest -> the run it points at
+    if target.is_file() and target.parent.name == "checkpoints":
+        return target.parent.parent.resolve()
+    return None
+
+
+def saved_overrides(target: Path, run_dir: Path | None) -> list[str]:
+    """The overrides the run being resumed was composed from: those its checkpoint saved, or for an older
+    checkpoint its folder's .hydra/overrides.yaml; [] when neither can be read (run() then says why)."""
+    from ganrun import checkpoint
+    from ganrun.errors import UserError
+
+    try:
+        saved = checkpoint.load(target).get("overrides")
+    except UserError:
+        saved = None
+    if saved is None and run_dir is not None and (run_dir / ".hydra" / "overrides.yaml").is_file():
+        from omegaconf import OmegaConf
+
+        saved = list(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    return [str(o) for o in saved or [] if not str(o).startswith("resume=")]
+
+
+def resume_args(args: list[str]) -> list[str]:
+    """`ganrun train resume=RUN [changes]` continues RUN's own experiment: the overrides it was composed from,
+    then the user's changes (only keys a run may change midway, else one line and exit 2), in RUN's own
+    folder (unless hydra.run.dir is given), with this resume's record in RUN/.hydra/resume-DATE_TIME/ so
+    the run's original .hydra/ record stays as it was."""
+    import datetime
+
+    from ganrun import config
+
+    resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
+    if not resume or not resume[-1] or "-m" in args or "--multirun" in args:
+        return args
+    hydra_args = [a for a in args if a.startswith(("hydra.", "hydra/"))]
+    changes = [a for a in args if not a.startswith(("resume=", "hydra.", "hydra/", "-"))]
+    try:
+        config.check_resume_overrides(changes)
+    except config.ConfigError as e:
+        fail(str(e))
+    target = Path(resume[-1])
+    run_dir = run_folder_of(target)
+    changed = {config.override_key(c) for c in changes}
+    kept = [o for o in saved_overrides(target, run_dir) if config.override_key(o) not in changed]
+    extra = []
+    if run_dir is not None and not any(a.startswith("hydra.run.dir=") for a in args):
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        extra = [f"hydra.run.dir={run_dir}", f"hydra.output_subdir=.hydra/resume-{stamp}"]
+    return [*kept, *changes, f"resume={resume[-1]}", *hydra_args, *extra]
 
 
 def single_runs(args: list[str]) -> list[list[str]]:
@@ -87,30 +126,13 @@ def check_composes(args: list[str]) -> None:
     if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
         fail(f"cannot write the run folder {out} ({existing} is not a writable folder); "
              f"pick another with hydra.run.dir=DIR")
-    from hydra import compose, initialize_config_module
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     from ganrun import config
-    from ganrun.errors import one_line
 
-    config.register()
     try:
         for overrides in single_runs(args):
-            with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
-                config.validate(compose(config_name="train", overrides=overrides))
-    except (HydraException, OmegaConfBaseException, ValueError) as e:
-        message = one_line(e)
-        renamed = next((k for k in config.RENAMED if f"override '{k}'" in message), None)  # optimizer.lr=...
-        tracker = re.search(r"override 'logger\.(\w+)\.", message)
-        if tracker and f"Key '{tracker[1]}' is not in struct" in message:  # logger.wandb.x=1, wandb not picked
-            message += f"; {tracker[1]} is not picked: logger=[tensorboard,{tracker[1]}]"
-        group = re.search(r"Could not load '(\w+)/", message)  # a list-valued group (logger=[...]) names no options
-        if group:
-            from ganrun.help import option_files
-
-            message += f"; {group[1]} options: {', '.join(option_files(group[1]))}"
-        fail(f"{renamed} is not a ganrun key; use {config.RENAMED[renamed]}" if renamed else message)
+            config.validate(config.compose(overrides))
+    except ValueError as e:  # ConfigError, DataError: one line that names the key
+        fail(str(e))
 
 
 def fail(message: str) -> None:
@@ -138,15 +160,12 @@ def print_help(command: str, rest: list[str]) -> None:
     from ganrun import help
 
     if command == "train":
-        from hydra.errors import HydraException
-        from omegaconf.errors import OmegaConfBaseException
-
-        from ganrun.errors import one_line
+        from ganrun.errors import ConfigError
 
         try:  # a key still to fill (dataset.root=???) is shown as such; a bad override is one line
             text = help.train_help([a for a in rest if a not in HELP_FLAGS and not a.startswith(("hydra.", "-"))])
-        except (HydraException, OmegaConfBaseException) as e:
-            fail(one_line(e))
+        except ConfigError as e:
+            fail(str(e))
     elif command == "report":
         text = help.REPORT
     else:
@@ -200,11 +219,12 @@ def main(argv: list[str] | None = None) -> None:
     if command == "train":
         from ganrun import train
 
+        rest = resume_args(rest)
         check_composes(rest)
         extra = []
         if int(os.environ.get("RANK", "0")) > 0:  # torchrun's other ranks: rank 0 writes the run folder and the log
             extra = ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
-        sys.argv = ["ganrun train", *resume_in_place(rest), *extra]  # Hydra reads sys.argv
+        sys.argv = ["ganrun train", *rest, *extra]  # Hydra reads sys.argv
         train.main()
     elif command in COMMANDS:
         import importlib

@@ -13,7 +13,6 @@ COMMANDS = ("train", "sample", "eval", "export", "report")
 FLAGS = ("--help", "--version", "--completion")
 PATH_KEYS = ("ckpt", "out", "samples", "labels", "inception_weights", "resume", "dataset.root", "dataset.path",
              "hydra.run.dir", "hydra.sweep.dir")
-GROUPS = ("dataset", "model", "loss", "optimizer", "experiment", "logger")
 
 BASH = r"""_ganrun_complete() {
     local IFS=$'\n'
@@ -48,7 +47,7 @@ def candidates(line: str) -> list[str]:
     elif before[0] == "train":
         found = train_candidates(current, before[1:])
     elif before[0] in ("sample", "eval", "export"):
-        found = [f"{k}=" for k in command_keys(before[0])] + ["--help"]
+        found = command_candidates(before[0])
     elif before[0] == "report":
         found = ["out=", "--help"]
     else:
@@ -64,8 +63,21 @@ def candidates(line: str) -> list[str]:
     return sorted(c for c in set(found) if c.startswith(current) and c != current)
 
 
-def command_keys(command: str) -> list[str]:
-    """The keys of a subcommand's schema, read from its source (importing it would load torch: seconds)."""
+def values(key: str, annotation: str = "") -> list[str]:
+    """The fixed choices of a key, as `key=value` candidates: booleans, devices and the listed options."""
+    from ganrun import config
+
+    choices = {"train.device": config.DEVICES, "device": config.DEVICES, "train.precision": config.PRECISIONS,
+               "train.lr_schedule": config.LR_SCHEDULES, "train.on_nan": config.ON_NAN,
+               "format": config.EXPORT_FORMATS, "mode": config.SAMPLE_MODES}.get(key, ())
+    if "bool" in annotation:
+        choices = ("true", "false")
+    return [f"{key}={c}" for c in choices]
+
+
+def command_keys(command: str) -> dict[str, str]:
+    """The keys of a subcommand's schema and their annotations, read from its source (importing it would
+    load torch: seconds)."""
     import ast
     from importlib.util import find_spec
 
@@ -74,46 +86,55 @@ def command_keys(command: str) -> list[str]:
     module, schema = ABOUT[command][2].split(":")
     tree = ast.parse(Path(find_spec(f"ganrun.{module}").origin).read_text())
     body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == schema).body
-    return [n.target.id for n in body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+    return {n.target.id: ast.unparse(n.annotation) for n in body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+
+
+def command_candidates(command: str) -> list[str]:
+    """`key=` for every key of sample / eval / export, and the values of keys with fixed choices."""
+    from ganrun.config import option_files
+
+    keys = command_keys(command)
+    found = [f"{k}=" for k in keys] + ["--help"]
+    for key, annotation in keys.items():
+        found += values(key, annotation)
+    if command == "eval":  # samples=... dataset=NAME: the dataset options
+        found += [f"dataset={o}" for o in option_files("dataset")]
+    return found
 
 
 def train_candidates(current: str, before: list[str]) -> list[str]:
     """Groups (`model=`), their options (`model=dcgan`), and the keys of the config the words typed so far
-    compose (`model.width=`, with its value once the key is complete)."""
+    compose (`model.width=`, with its value once the key is complete, or its fixed choices)."""
     from omegaconf import OmegaConf
 
     from ganrun import help
+    from ganrun.config import GROUPS, ConfigError, compose, flat_items, option_files
 
-    found = [f"{g}=" for g in GROUPS] + [f"{g}=" + o for g in GROUPS for o in help.option_files(g)]
+    found = [f"{g}=" for g in GROUPS] + [f"{g}=" + o for g in GROUPS for o in option_files(g)]
     found += ["-m", "--help", "--cfg", "hydra.run.dir=", "hydra.sweep.dir="]
     try:
         cfg = compose([w for w in before if "=" in w and not w.startswith(("hydra", "-"))])
-    except Exception:  # a half-typed override earlier on the line: offer the groups alone
+    except ConfigError:  # a half-typed override earlier on the line: offer the groups alone
         return found
-    from ganrun.config import flat_items
-
-    keys = [k for k in flat_items(OmegaConf.to_container(cfg, resolve=False)) if "._" not in k]
+    keys = flat_items(OmegaConf.to_container(cfg, resolve=False))
+    keys = {k: v for k, v in keys.items() if "._" not in k}
     found += [f"{k}=" for k in keys]
-    if "=" in current and current.split("=", 1)[0] in keys:
-        value = OmegaConf.select(cfg, current.split("=", 1)[0])
-        found.append(f"{current.split('=', 1)[0]}={help.as_text(value)}")
+    key = current.split("=", 1)[0]
+    if "=" in current and key in keys:
+        value = OmegaConf.select(cfg, key)
+        found += [f"{key}={help.as_text(value)}", *values(key, "bool" if isinstance(value, bool) else "")]
     return found
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_module
-
-    from ganrun import config
-
-    config.register()
-    with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=overrides)
+WORD_BREAKS = "=:"  # where bash's readline starts the word it replaces (COMP_WORDBREAKS)
 
 
 def answer(line: str, word: str | None = None) -> None:
-    """Print one candidate per line. With `word` (bash: its current word, which ends at a `=` or `:`),
-    each candidate is cut to what replaces that word."""
+    """Print one candidate per line. With `word` (bash), each candidate is cut to what readline replaces:
+    the text after the current token's last `=` or `:` (bash's word breaks), so `loss=` + TAB gives
+    `loss=gan`, not `loss==gan`."""
     current = "" if line.endswith(" ") or not line.split() else line.split()[-1]
-    cut = len(current) - len(word) if word is not None and current.endswith(word) else 0
+    cut = max(current.rfind(c) for c in WORD_BREAKS) + 1 if word is not None else 0
     for c in candidates(line):
         sys.stdout.write(c[cut:] + "\n")

@@ -21,6 +21,10 @@ from ganrun.targets import allow_plugins, check_node, resolve_target
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
 PRECISIONS = ("32", "bf16", "fp16")
+ON_NAN = ("stop", "skip")
+DEVICES = ("auto", "cpu", "cuda")
+EXPORT_FORMATS = ("safetensors", "torchscript", "onnx")  # `ganrun export format=`
+SAMPLE_MODES = ("sample", "interp")  # `ganrun sample mode=`
 
 
 class Device(enum.Enum):
@@ -51,6 +55,7 @@ class TrainConfig:
     sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over all ranks' batches (SyncBatchNorm)
     lr_schedule: str = "constant"  # constant, or linear / cosine decay of both learning rates to 0 at train.steps
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
+    ema_rampup: float = 0.05  # EMA warm-up: its half-life is at most this share of the steps so far (0: off)
     drs: bool = False  # discriminator rejection sampling: D filters G's samples in metrics and `ganrun sample`
     clusters: int = 0  # self-conditioning: G and D conditioned on K equal-size k-means clusters of the data instead of labels (0: off)
     on_nan: str = "stop"  # stop: end the run naming the step and loss; skip: drop that update and go on
@@ -115,7 +120,7 @@ class Config:
     resume: str = ""  # a run folder or checkpoint to continue (its folder is reused unless hydra.run.dir is given)
     plugins: List[str] = field(default_factory=list)  # your own packages configs may name targets in, e.g. [mylab]
     logger: Dict[str, Any] = field(default_factory=dict)  # the trackers picked with logger=[...], one node each
-    objective: str = "auto"  # what a sweeper (hydra/sweeper=optuna) gets back: a final metric or loss; auto: fd, reverse_kl on 2-D sets
+    objective: str = "auto"  # what a sweeper (hydra/sweeper=optuna) gets back: a final metric or loss; auto: fd, energy on 2-D sets
     name: str = ""  # a run name: the run goes to outputs/NAME/DATE_TIME instead of outputs/DATE/TIME
 
 
@@ -155,7 +160,7 @@ def register() -> None:
     for tracker, schema in TRACKERS.items():
         store.store(group="logger_schema", name=tracker, node=schema)
     if not OmegaConf.has_resolver("ganrun_run_folder"):
-        OmegaConf.register_new_resolver("ganrun_run_folder", run_folder)
+        OmegaConf.register_new_resolver("ganrun_run_folder", run_folder, use_cache=True)
 
 
 def parse_key_values(args: list[str], schema: type) -> Any:
@@ -184,6 +189,58 @@ RENAMED = {"optimizer.lr": "optimizer.lr_g=X optimizer.lr_d=X (G's and D's learn
            "train.iterations": "train.steps=N (G updates)", "seed": "train.seed=N", "steps": "train.steps=N"}
 
 
+# What a resumed run may change: when it stops, how often it logs, samples, scores and saves, where it runs
+# and which trackers follow it. Everything else comes from the run's own checkpoint.
+RESUME_MAY_CHANGE = ("train.steps", "train.log_every", "train.sample_every", "train.eval_every", "train.eval_n",
+                     "train.ckpt_every", "train.n_samples", "train.device", "train.progress", "train.compile",
+                     "train.channels_last", "train.on_nan", "logger", "objective", "resume")
+
+
+def override_key(override: str) -> str:
+    """The key a command-line override sets: `+train.foo=1` -> train.foo, `logger=[a,b]` -> logger."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def may_change_on_resume(key: str) -> bool:
+    """Whether `key` may be set beside resume= (itself or a key below one of RESUME_MAY_CHANGE)."""
+    return any(key == k or key.startswith(k + ".") for k in RESUME_MAY_CHANGE)
+
+
+def check_resume_overrides(overrides: list[str]) -> None:
+    """Beside resume=, only the keys a run may change midway; anything else is one ConfigError."""
+    for override in overrides:
+        key = override_key(override)
+        if not may_change_on_resume(key):
+            raise ConfigError(f"{key}: a resumed run keeps its own config, so {key} cannot change; beside resume= "
+                              f"you may set {', '.join(k for k in RESUME_MAY_CHANGE if k != 'resume')} "
+                              f"(or start a new run)")
+
+
+def resumed_config(saved: dict[str, Any], now: DictConfig) -> tuple[DictConfig, list[str]]:
+    """The config a resumed run trains with: the checkpoint's own (`saved`), typed by the schema, with the
+    keys a run may change taken from `now`. Also the keys where `now` differs from `saved` otherwise
+    (the config files changed since the run began: the run keeps its own values)."""
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), {k: v for k, v in saved.items() if k != "logger"})
+    cfg.logger = now.logger
+    for key in RESUME_MAY_CHANGE:
+        if key != "logger":
+            OmegaConf.update(cfg, key, OmegaConf.select(now, key), merge=False)
+    mine = flat_items(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    theirs = flat_items(OmegaConf.to_container(now, resolve=True, enum_to_str=True))
+    changed = sorted(k for k in set(mine) | set(theirs)  # `auto` (model.conditional) is settled when a run is built
+                     if not may_change_on_resume(k) and k != "hydra" and theirs.get(k) != "auto"
+                     and mine.get(k) != theirs.get(k))
+    return cfg, changed
+
+
+def closest(name: str, candidates: Any) -> str:
+    """"; did you mean X?" for the candidate nearest to a misspelt name, or "" when none is near."""
+    import difflib
+
+    match = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f"; did you mean {match[0]}?" if match else ""
+
+
 def unknown_keys(node: DictConfig, known: set[str]) -> list[str]:
     """The keys of `node` outside `known`, sorted (Hydra's `+` adds keys a schema does not have)."""
     return sorted(str(k) for k in node if k not in known)
@@ -199,8 +256,9 @@ def check_known_keys(cfg: DictConfig) -> None:
             name = prefix + key
             if name in RENAMED:
                 raise ConfigError(f"{name} is not a ganrun key; use {RENAMED[name]}")
-            raise ConfigError(f"{name}: unknown key, nothing would read it; "
-                              f"{prefix.rstrip('.') or 'top-level'} keys: {', '.join(sorted(known - {'hydra'}))}")
+            near = closest(key, known - {"hydra"})
+            raise ConfigError(f"{name}: unknown key, nothing would read it{near.replace('mean ', 'mean ' + prefix)} "
+                              f"({prefix.rstrip('.') or 'top-level'} keys: {', '.join(sorted(known - {'hydra'}))})")
 
 
 def check_clusters(cfg: DictConfig) -> None:
@@ -231,11 +289,13 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"train.{key}={t[key]}: must be >= 1")
     if not 0.0 <= t.ema < 1.0:
         raise ConfigError(f"train.ema={t.ema}: must be in [0, 1) (0 turns the EMA generator off; 0.999 is usual)")
+    if t.ema_rampup < 0:
+        raise ConfigError(f"train.ema_rampup={t.ema_rampup}: must be >= 0 (0 turns the warm-up off; 0.05 is usual)")
     if t.precision not in PRECISIONS:
         raise ConfigError(f"train.precision={t.precision!r}: use {', '.join(PRECISIONS)}")
     if t.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
-    if t.on_nan not in ("stop", "skip"):
+    if t.on_nan not in ON_NAN:
         raise ConfigError(f"train.on_nan={t.on_nan!r}: use stop or skip")
     if t.eval_every < 0:
         raise ConfigError(f"train.eval_every={t.eval_every}: must be >= 0 (0 evaluates only at the end)")
@@ -290,3 +350,74 @@ def check_logger(logger: DictConfig) -> None:
                           f"(or null: $WANDB_MODE, else online)")
     trackers.check_installed(list(logger))
 
+
+
+GROUPS = ("dataset", "model", "loss", "optimizer", "experiment", "logger")  # the config groups of `ganrun train`
+
+
+def option_files(group: str) -> list[str]:
+    """The options of a config group: configs/GROUP/*.yaml."""
+    from importlib import resources
+
+    folder = resources.files("ganrun.configs").joinpath(group)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def compose(overrides: list[str], hydra_node: bool = False) -> DictConfig:
+    """The train config `ganrun train OVERRIDES` composes (with Hydra's own node when asked); a bad override
+    is a ConfigError in one line that names it, suggests the closest group, option or key, and lists them."""
+    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register()
+    try:
+        with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
+            return hydra_compose(config_name="train", overrides=list(overrides), return_hydra_config=hydra_node)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(explain(e, list(overrides))) from None
+
+
+def explain(error: BaseException, overrides: list[str]) -> str:
+    """Hydra's message for a bad override, as one line in ganrun's form: what was wrong and what would do."""
+    import re
+
+    from ganrun.errors import one_line
+
+    message = one_line(error)
+    option = re.search(r"Could not (?:find|load) '(\w+)/([^']*)'", message)  # loss=hingee, logger=[wandbb]
+    if option:
+        group, name = option[1], option[2]
+        known = option_files(group)
+        return f"{group}={name}: no such option{closest(name, known)} ({group} options: {', '.join(known)})"
+    key = re.search(r"Could not override '([^']+)'", message)
+    if key and ("not in" in message or "No match in the defaults list" in message):
+        return unknown_key_text(key[1], overrides)
+    merge = re.search(r"Error merging override (\S+?)=(\S*); (.*)", message)
+    if merge:  # train.steps=abc: the value does not fit the key's type
+        return f"{merge[1]}={merge[2]}: {merge[3]}"
+    return message
+
+
+def unknown_key_text(key: str, overrides: list[str]) -> str:
+    """`KEY: unknown key; did you mean X? (where keys: ...)`, from the config the other overrides compose."""
+    if key in RENAMED:
+        return f"{key} is not a ganrun key; use {RENAMED[key]}"
+    parent, _, leaf = key.rpartition(".")
+    tracker = parent.split(".")[1] if parent.startswith("logger.") else (leaf if parent == "logger" else "")
+    if tracker and tracker in TRACKERS:
+        return f"logger.{tracker} is set but {tracker} is not picked; add it: logger=[tensorboard,{tracker}]"
+    others = [o for o in overrides if override_key(o) != key]
+    try:
+        node = compose(others)
+        node = OmegaConf.select(node, parent) if parent else node
+    except ConfigError:
+        node = None
+    if not isinstance(node, DictConfig):
+        return f"{key}: unknown key"
+    known = [str(k) for k in node if not str(k).startswith("_")]
+    if not parent:  # the top level: groups are picked with group=option
+        known = sorted(set(known) | set(GROUPS))
+    near = closest(leaf, known).replace("mean ", f"mean {parent + '.' if parent else ''}")
+    where = f"{parent} keys" if parent else "groups and top-level keys"
+    return f"{key}: unknown key{near} ({where}: {', '.join(sorted(known))})"

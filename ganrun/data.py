@@ -136,6 +136,11 @@ class TensorImages:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def draw(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
+        """n stored images (uint8; all of them when the set is smaller), drawn with `seed`, and their labels."""
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return self.images[idx], self.labels[idx] if self.labels is not None else None
+
     def resident(self, device: torch.device) -> bool:
         """Whether batches are indexed from a copy of the whole set on `device` (on_device, where
         auto means: always on the CPU; on CUDA when the set needs under RESIDENT_SHARE of free memory)."""
@@ -327,8 +332,12 @@ class _Decoded(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def image(self, i: int) -> Tensor:
+        """Item i decoded: uint8 (C, size, size)."""
+        return imagefile.decode(self.read(self.items[i]), self.size, self.mode, self.background)
+
     def __getitem__(self, i: int) -> Tensor | tuple[Tensor, int]:
-        image = imagefile.decode(self.read(self.items[i]), self.size, self.mode, self.background)
+        image = self.image(i)
         return (image, self.labels[i]) if self.with_labels else image  # type: ignore[index]
 
 
@@ -343,8 +352,10 @@ class StreamedImages:
     def _serve(self, name: str, found: imagefile.Scan, read: Callable[[Any], imagefile.Source],
                labels: list[int] | None, classes: list[str], image_size: int, background: Any, workers: int,
                where: str, n_classes: int = 0) -> None:
+        self.skipped = found.skipped
         if found.skipped:
-            log.warning("%s: skipped %d file(s) that are not readable images", where, found.skipped)
+            shown = "; ".join(found.skipped[:10]) + (f"; and {len(found.skipped) - 10} more" if len(found.skipped) > 10 else "")
+            log.warning("%s: skipped %d file(s) that are not readable images: %s", where, len(found.skipped), shown)
         if not found.items:
             raise DataError(f"{where} holds no readable images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.name = name
@@ -361,6 +372,12 @@ class StreamedImages:
 
     def __len__(self) -> int:
         return len(self._ds)
+
+    def draw(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
+        """n images (uint8; all of them when the set is smaller), drawn with `seed` and decoded, and their labels."""
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+        decoded = torch.stack([self._ds.image(i) for i in idx])
+        return decoded, self.labels[idx] if self.labels is not None else None
 
     def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
                 rank: int = 0, world: int = 1, labels: bool = False) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
@@ -391,7 +408,7 @@ class ImageFolder(StreamedImages):
     """Every image under `root` (recursively), decoded as imagefile.decode says to image_size.
 
     channels: 1 (grey), 3 (RGB) or 0 (RGB when any image is in colour, else grey); background: the colour transparent
-    pixels are composited onto. Files PIL cannot open are skipped with a warning that counts them. When
+    pixels are composited onto. Files PIL cannot decode are skipped with a warning that names them. When
     every image sits in a first-level sub-folder (two or more), the sub-folders are classes.
     """
 
@@ -400,6 +417,10 @@ class ImageFolder(StreamedImages):
         if not root:
             raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
         base = Path(os.path.expanduser(root))
+        if base.is_file() and zipfile.is_zipfile(base):
+            raise DataError(f"dataset.root={root} is a ZIP archive: use dataset=zip dataset.path={root}")
+        if base.is_file():
+            raise DataError(f"dataset.root={root} is a file; give the folder that holds the images")
         if not base.is_dir():
             raise DataError(f"dataset.root={root}: no such folder")
         _check_channels(channels)

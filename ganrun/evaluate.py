@@ -40,9 +40,8 @@ PerClass = dict[str, list[float]]
 
 def real_draw(data: Any, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
     """n real training images in [-1, 1] (all of them when the set is smaller) and their labels."""
-    idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]
-    labels = data.labels[idx] if data.labels is not None else None
-    return to_unit_range(data.images[idx]), labels
+    images, labels = data.draw(n, seed)
+    return to_unit_range(images), labels
 
 
 class Suite(Protocol):
@@ -60,14 +59,17 @@ class Suite(Protocol):
 
 
 class PointsSuite:
-    """2-D mixtures: the PacGAN protocol."""
+    """2-D mixtures: the PacGAN protocol, and the energy distance to a fixed real sample."""
 
     def __init__(self, data: Any):
         self.data, self.n = data, metrics.TOY_SAMPLES
-        self.settings = {"samples": self.n, "protocol": "PacGAN: HQ within 3 sigma of the nearest mode"}
+        self.reference = data.sample(self.n, torch.Generator().manual_seed(2))
+        self.settings = {"samples": self.n, "protocol": "PacGAN: HQ within 3 sigma of the nearest mode",
+                         "energy": f"energy distance to {self.n} real points"}
 
     def score(self, samples: Tensor, labels: Tensor | None = None) -> tuple[dict[str, float], PerClass]:
-        return metrics.toy_metrics(samples, self.data.centers, self.data.sigma), {}
+        scores = metrics.toy_metrics(samples, self.data.centers, self.data.sigma)
+        return {**scores, "energy": metrics.energy_distance(samples.cpu(), self.reference)}, {}
 
     def real(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
         return self.data.sample(n, torch.Generator().manual_seed(seed)), None
@@ -243,8 +245,7 @@ class Evaluator:
     def inception(self, G: nn.Module, seed: int, weights: str) -> dict[str, float]:
         """Inception FID / KID of n samples against the real training images (see metrics.inception_scores)."""
         fake = images.to_unit(self.samples(G, None, seed)[0])
-        real = self.data.images[torch.randperm(len(self.data.images), generator=torch.Generator().manual_seed(seed))
-                                [:self.n]].float().div(255)
+        real = self.data.draw(self.n, seed)[0].float().div(255)
         scores = metrics.inception_scores(fake, real, weights)
         self.settings.update({"inception": "torchmetrics FID/KID, 2048-d pool features",
                               "inception_reference": f"{len(real)} training images"})
@@ -343,22 +344,12 @@ def load_labels(path: str, samples_path: str, n: int) -> Tensor | None:
 
 def dataset_config(name: str, overrides: list[str]) -> DictConfig:
     """The dataset node `ganrun train dataset=NAME [dataset.key=value ...]` would use."""
-    from hydra import compose, initialize_config_module
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from ganrun.errors import one_line
-    from ganrun.config import ConfigError, register
+    from ganrun.config import ConfigError, compose, option_files
     from ganrun.targets import check_node
 
-    register()  # the train config's schema
     if not name:
-        raise ConfigError("samples=PATH needs dataset=NAME (mnist-sample, mnist, fashion-mnist, cifar10, ...)")
-    try:
-        with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[f"dataset={name}", *overrides])
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(one_line(e)) from None
+        raise ConfigError(f"samples=PATH needs dataset=NAME ({', '.join(option_files('dataset'))})")
+    cfg = compose([f"dataset={name}", *overrides])
     check_node(cfg.dataset, "dataset")
     return cfg.dataset
 
@@ -423,8 +414,11 @@ def main(args: list[str]) -> int:
 
     overrides = [a for a in args if a.startswith("dataset.")]
     cfg = parse_key_values([a for a in args if a not in overrides], EvalConfig)
-    if bool(cfg.ckpt) == bool(cfg.samples):
-        raise ConfigError("give ckpt=PATH (a checkpoint or run folder) or samples=PATH dataset=NAME, not both")
+    if not cfg.ckpt and not cfg.samples:
+        raise ConfigError("what to score: give ckpt=RUN (a run folder or checkpoint) or samples=PATH dataset=NAME "
+                          "(an .npy or a folder of images)")
+    if cfg.ckpt and cfg.samples:
+        raise ConfigError("give ckpt=RUN or samples=PATH dataset=NAME, not both")
     if overrides and not cfg.samples:
         raise ConfigError(f"{overrides[0]}: dataset keys go with samples=PATH; a checkpoint carries its dataset")
     evaluator, report = score_samples(cfg, overrides) if cfg.samples else score_checkpoint(cfg)

@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from ganrun import checkpoint
-from ganrun.config import ConfigError, parse_key_values
+from ganrun.config import EXPORT_FORMATS, ConfigError, parse_key_values
 from ganrun.artifacts import load_generator, networks
 
-FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
+SUFFIXES = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}  # config.EXPORT_FORMATS
 
 
 @dataclass
@@ -79,9 +79,10 @@ def export(ckpt: dict, fmt: str, out: Path, ema: bool | None = None) -> Path:
         with warnings.catch_warnings():  # the exporter's notes on axis names are not the user's concern
             warnings.simplefilter("ignore", UserWarning)
             torch.onnx.export(module, inputs, str(out), input_names=names, output_names=["x"],
-                              dynamic_shapes={name: {0: batch} for name in names}, dynamo=True, verbose=False)
+                              dynamic_shapes={name: {0: batch} for name in names}, dynamo=True, verbose=False,
+                              external_data=False)  # one self-contained file (G is far below ONNX's 2 GB limit)
     else:
-        raise ConfigError(f"format={fmt!r}: use {', '.join(FORMATS)}")
+        raise ConfigError(f"format={fmt!r}: use {', '.join(EXPORT_FORMATS)}")
     return out
 
 
@@ -101,11 +102,11 @@ def load_safetensors(path: str | Path) -> nn.Module:
 def main(args: list[str]) -> int:
     """Entry point for `ganrun export` (bad input raises a UserError: see ganrun.errors.run)."""
     cfg = parse_key_values(args, ExportConfig)
-    if cfg.format not in FORMATS:
-        raise ConfigError(f"format={cfg.format!r}: use {', '.join(FORMATS)}")
+    if cfg.format not in EXPORT_FORMATS:
+        raise ConfigError(f"format={cfg.format!r}: use {', '.join(EXPORT_FORMATS)}")
     ckpt = checkpoint.load(cfg.ckpt)
     src = Path(cfg.ckpt)
-    default = (src if src.is_dir() else src.parent) / f"generator{FORMATS[cfg.format]}"
+    default = (src if src.is_dir() else src.parent) / f"generator{SUFFIXES[cfg.format]}"
     out = export(ckpt, cfg.format, Path(cfg.out) if cfg.out else default, cfg.ema)
     print(f"wrote {out}")
     return 0

@@ -99,12 +99,6 @@ def schema_help(usage: str, schema: type, about: str) -> str:
     return f"usage: {usage}\n\n{about}\n\nkeys (key=default  meaning):\n{table(rows)}\n"
 
 
-def option_files(group: str) -> list[str]:
-    """The options of a config group: configs/GROUP/*.yaml."""
-    folder = resources.files("ganrun.configs").joinpath(group)
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
 def node_rows(node: DictConfig, prefix: str, meaning: dict[str, str]) -> list[tuple[str, str, str]]:
     """key=value rows of one config node: the meaning from its file's comment, else the glossary."""
     return [(f"{prefix}.{k}", as_text(node[k]) if not OmegaConf.is_missing(node, k) else "???",
@@ -114,21 +108,17 @@ def node_rows(node: DictConfig, prefix: str, meaning: dict[str, str]) -> list[tu
 def train_help(overrides: list[str]) -> str:
     """`ganrun train [overrides] --help`: the groups and their options, then every key of the config these
     overrides compose (defaults included), with its value and meaning."""
-    from hydra import compose, initialize_config_module
-
     from ganrun import config
 
-    config.register()
-    with initialize_config_module(config_module="ganrun.configs", version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    cfg = config.compose(overrides, hydra_node=True)
     choices = cfg.hydra.runtime.choices
     lines = ["usage: ganrun train [group=option ...] [key=value ...] [-m for a sweep] [--cfg job]", "",
              "Trains a GAN into a run folder (TensorBoard logs, sample grids, checkpoints, summary.json).",
              "Pick one option per group; set any key below; -m sweeps comma-separated values.", "",
              "groups (the chosen one marked *):"]
-    for group in ("dataset", "model", "loss", "optimizer", "experiment", "logger"):
+    for group in config.GROUPS:
         chosen = [str(c) for c in cfg.logger] if group == "logger" else [choices.get(group)]
-        lines.append(f"  {group}: " + ", ".join(o + "*" * (o in chosen) for o in option_files(group)))
+        lines.append(f"  {group}: " + ", ".join(o + "*" * (o in chosen) for o in config.option_files(group)))
     lines.append("  (logger takes several: logger=[tensorboard,wandb])")
     rows: list[tuple[str, str, str]] = []
     for group in ("dataset", "model", "loss"):

@@ -103,25 +103,52 @@ class Scan(NamedTuple):
     items: list[Any]  # the readable ones, in the order given
     kinds: Counter[str]  # "PNG RGBA" -> how many
     channels: int  # as asked, or for 0: 3 when any readable image is in colour, else 1
-    skipped: int  # unreadable
+    skipped: list[str]  # the unreadable ones: "name (why)"
     transparent: int  # images with an alpha band or a transparent colour
 
 
-def scan(entries: Iterable[tuple[Any, Source]], channels: int) -> Scan:
-    """Read the header of each (item, source), keeping the readable items and counting each kind."""
-    from PIL import Image, UnidentifiedImageError
+def _inspect(source: Source) -> tuple[str, bool, int] | str:
+    """(kind, transparent, channels) of a stored image after decoding all of it (a truncated or corrupt file
+    fails here, at the scan, not in a DataLoader worker mid-run), or why it cannot be read."""
+    from PIL import Image
 
-    kept, kinds, bad, transparent, widest = [], Counter(), 0, 0, 1
-    for item, source in entries:
-        try:
-            with Image.open(source) as im:  # reads the header only
-                kinds[kind_of(im)] += 1
-                transparent += _transparent(im)
-                widest = max(widest, channels_of(im))
-            kept.append(item)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # PIL's ways of refusing a file
-            bad += 1
+    try:
+        with Image.open(source) as im:
+            about = (kind_of(im), _transparent(im), channels_of(im))
+            im.load()  # every pixel: a file cut short raises now
+        return about
+    except Exception as e:  # noqa: BLE001 - PIL refuses files in many ways (OSError, SyntaxError, ValueError, ...)
+        return (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+
+
+def scan(entries: Iterable[tuple[Any, Source]], channels: int, threads: int = 4) -> Scan:
+    """Decode each (item, source) once, keeping the readable items (in order), counting each kind and naming
+    the unreadable ones. Threads decode in parallel (PIL releases the GIL while decoding)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
+
+    def decoded() -> Iterable[tuple[Any, tuple[str, bool, int] | str]]:
+        stream = iter(entries)
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            while chunk := list(islice(stream, 256)):  # a chunk at a time: an HF set's bytes are never all in memory
+                yield from zip((item for item, _ in chunk), pool.map(lambda entry: _inspect(entry[1]), chunk))
+
+    kept, kinds, bad, transparent, widest = [], Counter(), [], 0, 1
+    for item, result in decoded():
+        if isinstance(result, str):
+            bad.append(f"{_name(item)} ({result})")
+            continue
+        kind, clear, depth = result
+        kinds[kind] += 1
+        transparent += clear
+        widest = max(widest, depth)
+        kept.append(item)
     return Scan(kept, kinds, channels or widest, bad, transparent)  # 0: RGB when any image is in colour
+
+
+def _name(item: Any) -> str:
+    """How a skipped item is named in the log: a path's name, a ZIP member, an HF row number."""
+    return f"row {item}" if isinstance(item, int) else str(item)
 
 
 def summary(found: Scan, background: Any) -> str:

@@ -80,13 +80,24 @@ def scatter(points: Tensor, reference: Tensor | None = None, centers: Tensor | N
 
 
 def class_rows(n_classes: int, n: int, classes: list[int] | None = None) -> tuple[Tensor | None, int]:
-    """Labels for a grid with one class per row, and the row length: `classes` (default: all, or
-    10 spread over them when there are more than 10), each repeated n // rows times (at least once).
+    """Labels of n samples for a grid with one class per row, and the row length: `classes` (default: all,
+    or 10 spread over them when there are more than 10) in equal blocks (sizes differ by at most one, so
+    exactly n samples), each block one row of ceil(n / rows) cells (class_grid leaves the rest blank).
     (None, 0) for an unconditional G."""
     if not n_classes:
         return None, 0
     if classes is None:
         classes = (list(range(n_classes)) if n_classes <= 10
                    else torch.linspace(0, n_classes - 1, 10).round().long().tolist())
-    per_row = max(1, n // len(classes))
-    return torch.tensor(classes).repeat_interleave(per_row), per_row
+    rows = min(len(classes), n)
+    return torch.tensor(classes[:rows])[torch.arange(n) * rows // n], math.ceil(n / rows)
+
+
+def class_grid(images: Tensor, labels: Tensor, per_row: int) -> Tensor:
+    """grid() with each run of equal labels on a row of its own, padded to per_row with blank cells."""
+    cells, blank = [], torch.zeros_like(images[:1])  # 0 in [-1, 1]: grey like the padding
+    for block in torch.split(images, torch.unique_consecutive(labels, return_counts=True)[1].tolist()):
+        for start in range(0, len(block), per_row):  # a block longer than a row wraps
+            part = block[start:start + per_row]
+            cells += [part, blank.expand(per_row - len(part), *part.shape[1:])]
+    return grid(torch.cat(cells), per_row)

@@ -114,17 +114,18 @@ def training_batches(exp: Experiment, cfg: DictConfig, first: int, ranks: Any) -
 
 
 def fit(exp: Experiment, cfg: DictConfig, run_dir: Path, writer: Any, resume: dict[str, Any] | None = None,
-        extra: list[Callback] | None = None) -> dict[str, Any]:
+        extra: list[Callback] | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train up to cfg.train.steps G updates (continuing from `resume`, a checkpoint, when given);
     returns the run summary. The step is the objective's; everything around it is a callback
-    (ganrun.callbacks; `extra` ones run after the built-in ones, before the checkpoints). SIGINT/SIGTERM end the step in flight,
+    (ganrun.callbacks; `extra` ones run after the built-in ones, before the checkpoints). `overrides`: what the
+    run was composed from, kept in its checkpoints for `resume=`. SIGINT/SIGTERM end the step in flight,
     save last.pt and raise Interrupted."""
     t = cfg.train
     G, D = exp.G.train(), exp.D.train()
     precision = Precision(t.precision, exp.device.type)
     ranks = distributed.world()
     first = int(resume["step"]) + 1 if resume else 1
-    callbacks = default_callbacks(exp, cfg, run_dir, writer, first, ranks, precision, extra)
+    callbacks = default_callbacks(exp, cfg, run_dir, writer, first, ranks, precision, extra, overrides or [])
     if resume:
         restore(exp, resume, callbacks, precision)
     batches = training_batches(exp, cfg, first, ranks)

@@ -3,7 +3,9 @@
 2-D mixtures use the PacGAN / VEEGAN protocol exactly: draw 2,500 samples; a sample is high quality
 (HQ) when its distance to the nearest mode centre is below 3 sigma; a mode is covered when it is the
 nearest mode of at least one HQ sample; reverse KL is KL(p_hat || uniform) where p_hat is the
-histogram of the HQ samples' nearest modes.
+histogram of the HQ samples' nearest modes (infinite when no sample is HQ). Beside them, the energy
+distance to real samples: finite and continuous however bad the samples, so a search has something to
+minimise from the first trial.
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ def kl_to_uniform(counts: Tensor) -> float:
     p = counts.double() / total
     p = p[p > 0]
     return float((p * (p * counts.numel()).log()).sum())
+
+
+def energy_distance(a: Tensor, b: Tensor) -> float:
+    """Energy distance 2 E|A - B| - E|A - A'| - E|B - B'| between two point sets (n, d), the within-set means
+    over distinct pairs (so two samples of one distribution score about 0); 0 only for equal distributions."""
+    a, b = a.double().flatten(1), b.double().flatten(1)
+
+    def within(x: Tensor) -> float:
+        return float(torch.cdist(x, x).sum()) / (len(x) * (len(x) - 1))
+
+    return 2 * float(torch.cdist(a, b).mean()) - within(a) - within(b)
 
 
 def toy_metrics(samples: Tensor, centers: Tensor, sigma: float) -> dict[str, float]:

@@ -17,7 +17,7 @@ CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metri
 
 def find_runs(root: Path) -> list[Path]:
     """Run folders at or under root (those with a .hydra/overrides.yaml), in a stable order."""
-    found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
+    found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml") if not p.parent.parent.is_symlink()}
     return sorted(found, key=lambda p: [(len(part), part) for part in p.relative_to(root).parts])
 
 

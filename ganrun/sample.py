@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from ganrun import checkpoint, game1d, images, rejection
 from ganrun.artifacts import load_discriminator, load_generator
 from ganrun.build import pick_device
-from ganrun.config import ConfigError, Device, parse_key_values
+from ganrun.config import SAMPLE_MODES, ConfigError, Device, parse_key_values
 from ganrun.targets import instantiate
 from ganrun.models.common import draw
 
@@ -63,7 +63,7 @@ def parse(args: list[str]) -> SampleConfig:
     suffix = "" if cfg.out.endswith("/") else Path(cfg.out).suffix.lower()
     if suffix not in SUFFIXES:
         raise ConfigError(f"out={cfg.out}: unsupported suffix; use .png, .npy, .gif or a folder (DIR/)")
-    if cfg.mode not in ("sample", "interp"):
+    if cfg.mode not in SAMPLE_MODES:
         raise ConfigError(f"mode={cfg.mode!r}: use sample or interp")
     if suffix == ".gif" and cfg.mode != "interp":
         raise ConfigError(f"out={cfg.out}: a GIF animates an interpolation; add mode=interp")
@@ -117,25 +117,29 @@ def check_classes(n_classes: int, classes: list[int] | None) -> None:
 
 def sample_labels(n_classes: int, n: int, classes: list[int] | None,
                   seeds: list[int] | None = None, every: bool = False) -> tuple[torch.Tensor | None, int]:
-    """The class of each sample and the grid's row length: images.class_rows, or with `seeds` one row per
-    class holding every seed once; every (a sample set, not a picture): all classes in turn unless
-    `classes` are given."""
-    labels, nrow = images.class_rows(n_classes, n, classes)
-    if every and labels is not None and classes is None and not seeds:  # every class, in equal blocks
-        return torch.arange(n) * n_classes // n, nrow
-    if seeds and labels is not None:
-        return labels.unique_consecutive().repeat_interleave(len(seeds)), len(seeds)
-    return labels, nrow
+    """The class of each sample and the grid's row length (0: a near-square grid). A picture: one class per
+    row (images.class_rows). seeds: one sample per seed, the classes in turn, or each seed in every class
+    of `classes` (a row each). every (a sample set, not a picture): every class in equal blocks unless
+    `classes` are given. Always exactly n samples (n = len(seeds) x len(classes) with both)."""
+    if not n_classes:
+        return None, 0
+    if seeds:
+        if classes is None:
+            return torch.arange(len(seeds)) % n_classes, 0
+        return torch.tensor(classes).repeat_interleave(len(seeds)), len(seeds)
+    if every and classes is None:
+        return torch.arange(n) * n_classes // n, 0
+    return images.class_rows(n_classes, n, classes)
 
 
 @torch.no_grad()
 def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[int] | None = None,
              truncation: float = 0.0, ema: bool | None = None, drs: bool = False,
              seeds: list[int] | None = None, every: bool = False) -> tuple[torch.Tensor, int]:
-    """Samples from the checkpoint's G (see load_generator) and the grid row length that fits them:
-    n samples, or for a conditional G one row per class of `classes` (n // rows each). drs: n samples
-    kept by D's rejection test (ganrun.rejection) instead. seeds: one z per seed (the same image for a
-    seed whatever the others), a conditional G drawing every seed in each class's row. every: see sample_labels."""
+    """Samples from the checkpoint's G (see load_generator) and the grid row length that fits them: n
+    samples, for a conditional G in the classes sample_labels gives. drs: n samples kept by D's rejection
+    test (ganrun.rejection) instead. seeds: one z per seed (the same image for a seed whatever the others),
+    drawn in each class of `classes` when given."""
     G = load_generator(ckpt, device, ema)
     n_classes = getattr(G, "n_classes", 0)
     check_classes(n_classes, classes)
@@ -198,10 +202,10 @@ def seed_names(seeds: list[int], labels: torch.Tensor | None) -> list[str]:
 
 
 def write(samples: torch.Tensor, kind: str, out: Path, nrow: int, data: object = None,
-          names: list[str] | None = None) -> None:
-    """Save samples: .npy raw (images in [0, 1], points as is), .png grid or scatter plot (over the
-    2-D mixture `data`'s samples and mode centres when given), or a folder (out ending in /, or with
-    no suffix) of one PNG per image, named NNNNNN.png or by `names`."""
+          names: list[str] | None = None, labels: torch.Tensor | None = None) -> None:
+    """Save samples: .npy raw (images in [0, 1], points as is), .png grid (with `labels` and nrow, one class
+    per row) or scatter plot (over the 2-D mixture `data`'s samples and mode centres when given), or a
+    folder (out ending in /, or with no suffix) of one PNG per image, named NNNNNN.png or by `names`."""
     if out.suffix.lower() == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         arr = samples if kind == "points" else images.to_unit(samples)
@@ -219,7 +223,8 @@ def write(samples: torch.Tensor, kind: str, out: Path, nrow: int, data: object =
                                        f"{len(samples)} samples"), out)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
-        images.save_png(images.grid(samples, nrow), out)
+        rows = labels is not None and nrow and len(labels) == len(samples)
+        images.save_png(images.class_grid(samples, labels, nrow) if rows else images.grid(samples, nrow), out)
 
 
 def write_gif(path: torch.Tensor, out: Path, ms_per_frame: int = 120) -> None:
@@ -267,7 +272,8 @@ def main(args: list[str]) -> int:
         else:
             data = instantiate(OmegaConf.create(ckpt["config"]["dataset"]), "dataset") if kind == "points" else None
             labels = sample_labels(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes, seeds, every)[0]
-            write(samples, kind, out, cfg.nrow or nrow, data, seed_names(seeds, labels) if seeds else None)
+            write(samples, kind, out, cfg.nrow or nrow, data, seed_names(seeds, labels) if seeds else None,
+                  None if cfg.nrow or drs else labels)
             if labels is not None and every and not drs and "clusters" not in ckpt["data"]:  # for `ganrun eval`
                 np.save(out.with_suffix(".labels.npy"), labels.numpy())
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))

@@ -64,8 +64,13 @@ def results_table(rows: list[dict[str, Any]], missing: str = "-") -> tuple[list[
                      *(f"{losses[k]:.4f}" if k in losses else missing for k in ("loss/D", "loss/G")),
                      *(metric_cell(r, k, missing) for k in metric_names),
                      f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else missing]
-                    + [r.get("error") or missing] * errors)
+                    + [one_line_text(r.get("error")) or missing] * errors)
     return header, body
+
+
+def one_line_text(text: str | None) -> str:
+    """A multi-line message (a traceback's tail, Hydra's text) as one table cell: its lines joined by " / "."""
+    return " / ".join(line.strip() for line in str(text or "").splitlines() if line.strip())
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

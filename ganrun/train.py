@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 from pathlib import Path
@@ -40,19 +41,22 @@ def seed_everything(seed: int) -> None:
 
 
 def check_resumable(cfg: DictConfig, ckpt: dict[str, Any], shape: tuple[int, ...]) -> None:
-    """A resumed run may change the schedule or the optimizer's numbers, not the model or the data shape."""
-    saved = ckpt["config"]["model"]
-    now = OmegaConf.to_container(cfg.model, resolve=True)
-    for key in sorted(set(saved) | set(now)):
-        if saved.get(key) != now.get(key):
-            raise ConfigError(f"resume: model.{key}={now.get(key)!r} differs from the checkpoint's {saved.get(key)!r}; "
-                              f"a resumed run keeps its model (drop the override or start a new run)")
+    """A resumed run needs data of the checkpoint's shape and steps left to train."""
     if list(shape) != list(ckpt["data"]["shape"]):
         raise ConfigError(f"resume: the data shape {list(shape)} differs from the checkpoint's "
-                          f"{ckpt['data']['shape']}; keep the dataset settings of the run")
+                          f"{ckpt['data']['shape']}; the dataset's files changed since the run began")
     if ckpt["step"] >= cfg.train.steps:
         raise ConfigError(f"resume: the checkpoint is at step {ckpt['step']}, train.steps={cfg.train.steps}; "
                           f"raise train.steps to train further")
+
+
+def continue_config(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig:
+    """The config a resumed run trains with: its checkpoint's, with the keys a run may change from `cfg`."""
+    resumed, changed = config.resumed_config(ckpt["config"], cfg)
+    if changed:  # the config files or ganrun's defaults changed since the run began: the run keeps its own
+        log.warning("resume: the configs now compose other values of %s; the run keeps its own",
+                    ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
+    return resumed
 
 
 def log_hparams(writer: Any, summary: dict[str, Any]) -> None:
@@ -90,14 +94,18 @@ class NullWriter:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Validate, build and train one run into run_dir (continuing cfg.resume when set); returns its summary."""
+    """Validate, build and train one run into run_dir (continuing cfg.resume when set, with the checkpoint's
+    own config but for the keys a run may change midway); returns its summary."""
     config.validate(cfg)
+    ckpt = checkpoint.load(cfg.resume) if cfg.get("resume") else None
+    if ckpt is not None:
+        cfg = continue_config(cfg, ckpt)
+        config.validate(cfg)
     ranks = distributed.setup()
     if ranks.active:  # every rank works in rank 0's run folder
         own, run_dir = run_dir, Path(distributed.broadcast_object(str(run_dir)))
         if own != run_dir and own.is_dir() and not any(own.iterdir()):
             own.rmdir()  # the empty folder Hydra made for this rank's own timestamp
-    ckpt = checkpoint.load(cfg.resume) if cfg.get("resume") else None
     if ckpt is None and (run_dir / "checkpoints" / "last.pt").exists():
         raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir} "
                           f"or pick a new folder with hydra.run.dir=DIR")
@@ -117,10 +125,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
              "ELBO (model=vae)" if vae else cfg.loss._target_.rsplit(".", 1)[-1], exp.device, run_dir)
     # only rank 0 logs; a resumed run continues the checkpoint's tracker runs
     writer = trackers.open_trackers(cfg, run_dir, ckpt) if ranks.main else NullWriter()
-    summary: dict[str, Any] = {"status": "failed", "run_dir": str(run_dir),
-                               "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []}
+    overrides = task_overrides()
+    summary: dict[str, Any] = {"status": "failed", "run_dir": str(run_dir), "overrides": overrides}
+    if getattr(exp.data, "skipped", None):  # unreadable image files, by name
+        summary["skipped_files"] = list(exp.data.skipped)
     try:
-        summary.update(fit(exp, cfg, run_dir, writer, resume=ckpt, extra=[writer] if ranks.main else None))
+        summary.update(fit(exp, cfg, run_dir, writer, resume=ckpt, extra=[writer] if ranks.main else None,
+                           overrides=overrides))
         if ranks.main:
             log_hparams(writer, summary)
     except Interrupted as e:
@@ -143,6 +154,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def task_overrides() -> list[str]:
+    """The overrides this run was composed from (a resume's `resume=` left out: they compose the run itself)."""
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in HydraConfig.get().overrides.task if not str(o).startswith("resume=")]
+
+
 def error_text(error: BaseException) -> str:
     """What stopped a run, for its summary: a user error's own line, anything else with its type."""
     return str(error) if isinstance(error, (UserError, NonFiniteError)) else f"{type(error).__name__}: {error}"
@@ -153,7 +171,7 @@ def _mark_failed(run_dir: Path, error: BaseException) -> None:
     path = run_dir / "summary.json"
     if not path.is_file():
         write_summary(run_dir, {"status": "failed", "error": error_text(error),
-                                "run_dir": str(run_dir), "overrides": list(HydraConfig.get().overrides.task)})
+                                "run_dir": str(run_dir), "overrides": task_overrides()})
 
 
 @hydra.main(config_path="pkg://ganrun.configs", config_name="train", version_base="1.3")
@@ -166,6 +184,8 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun: rank 0's folder is the run's
+        point_latest(run_dir.parent if sweeping else run_dir, Path("outputs/multirun" if sweeping else "outputs"))
     try:
         return objective(cfg, run(cfg, run_dir))
     except Interrupted as e:
@@ -185,13 +205,30 @@ def main(cfg: DictConfig) -> float | None:
         return None
 
 
+def point_latest(target: Path, root: Path) -> None:
+    """ROOT/latest -> target (a relative symlink, replaced atomically) when target is a folder below ROOT: so
+    `outputs/latest` is the newest run and `outputs/multirun/latest` the newest sweep, for the commands that
+    follow (`ganrun sample ckpt=outputs/latest`). Where links cannot be made, nothing happens."""
+    root, target = root.absolute(), target.absolute()
+    if root not in target.parents:
+        return
+    link, temp = root / "latest", root / f".latest.{os.getpid()}"
+    try:
+        temp.unlink(missing_ok=True)
+        temp.symlink_to(os.path.relpath(target, root), target_is_directory=True)
+        os.replace(temp, link)
+    except OSError as e:  # a file system without symbolic links
+        log.debug("could not point %s at %s (%s)", link, target, e)
+
+
 def objective(cfg: DictConfig, summary: dict[str, Any]) -> float:
     """The number `ganrun train` returns to a sweeper (Optuna minimises it unless told to maximise): the final
-    metric or loss named by `objective`; auto: FD for images, reverse KL for 2-D mixtures, else loss/G."""
+    metric or loss named by `objective`; auto: FD for images, the energy distance for 2-D mixtures (finite
+    however bad the samples, unlike the reverse KL), else loss/G."""
     values = {**summary.get("losses", {}), **summary.get("metrics", {})}
     name = cfg.get("objective", "auto")
     if name == "auto":
-        name = next((k for k in ("fd", "reverse_kl") if k in values), "loss/G")
+        name = next((k for k in ("fd", "energy") if k in values), "loss/G")
     if name not in values:
         raise ConfigError(f"objective={name}: this run has no such final value; use one of "
                           f"{', '.join(sorted(values))} (the run itself completed in {summary['run_dir']})")

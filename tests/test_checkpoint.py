@@ -51,7 +51,7 @@ def test_code_carrying_pickle_runs_nothing(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": checkpoint.FORMAT, "x": Evil()}, path)
     marker = "/tmp/ganrun-pwned-%d" % os.getpid()
-    with pytest.raises(checkpoint.CheckpointError, match="cannot be read safely"):
+    with pytest.raises(checkpoint.CheckpointError, match="is not a ganrun checkpoint"):
         checkpoint.load(path)
     assert not os.path.exists(marker)
 
@@ -65,7 +65,7 @@ def test_foreign_and_truncated_files(tmp_path):
     checkpoint.save(good, {"format": checkpoint.FORMAT, "w": torch.zeros(1000)})
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[:500])
-    with pytest.raises(checkpoint.CheckpointError, match="cannot be read safely"):
+    with pytest.raises(checkpoint.CheckpointError, match="is not a ganrun checkpoint"):
         checkpoint.load(cut)
     with pytest.raises(checkpoint.CheckpointError, match="no such file"):
         checkpoint.load(tmp_path / "missing.pt")

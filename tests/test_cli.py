@@ -150,18 +150,18 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
     (["train", "dataset=folder"], "dataset.root is required"),
     (["train", "+loss.gp_weight=2"], "loss.gp_weight: unknown key for ganrun.losses.NonSaturating"),
     (["train", "dataset=mnist", "dataset.root=/nonexistent", "dataset.download=false"], "no MNIST train files"),
-    (["train", "loss=nope"], "Could not find 'loss/nope'; Available options in 'loss': gan, hinge, lsgan, minimax"),
-    (["train", "train.steps=abc"], "train.steps=abc; Value 'abc' of type 'str' could not be converted to Integer"),
-    (["train", "train.stepz=3"], "Key 'stepz' not in 'TrainConfig'"),
+    (["train", "loss=nope"], "loss=nope: no such option (loss options: gan, hinge, lsgan, minimax"),
+    (["train", "train.steps=abc"], "train.steps=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["train", "train.stepz=3"], "train.stepz: unknown key; did you mean train.steps? (train keys: ada_kimg"),
     (["train", "train.device=gpu"], "expected one of [auto, cpu, cuda]"),
     (["train", "train.device=cuda"] if not __import__("torch").cuda.is_available() else ["train", "train.steps=-1"],
      "train.device=cuda but torch sees no CUDA GPU" if not __import__("torch").cuda.is_available() else "must be >= 1"),
     (["train", "resume=/nonexistent/run"], "no such file"),
     (["train", "train.on_nan=ignore"], "train.on_nan='ignore': use stop or skip"),
-    (["eval"], "give ckpt=PATH (a checkpoint or run folder) or samples=PATH dataset=NAME"),
+    (["eval"], "give ckpt=RUN (a run folder or checkpoint) or samples=PATH dataset=NAME"),
     (["eval", "samples=x.npy"], "samples=PATH needs dataset=NAME"),
     (["eval", "samples=/nonexistent.npy", "dataset=mnist-sample"], "samples=/nonexistent.npy: give an .npy file"),
-    (["eval", "samples=x.npy", "dataset=nope"], "Could not find 'dataset/nope'"),
+    (["eval", "samples=x.npy", "dataset=nope"], "dataset=nope: no such option (dataset options: cifar10,"),
     (["eval", "ckpt=x.pt", "dataset.root=/tmp"], "dataset.root=/tmp: dataset keys go with samples=PATH"),
 ])
 def test_bad_input_gets_one_line_and_exit_2(args, message, tmp_path):
@@ -176,7 +176,7 @@ def test_corrupt_checkpoint_is_refused(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00" * 100)
     r = run_cli("sample", f"ckpt={bad}", cwd=tmp_path)
-    assert r.returncode == 2 and "cannot be read safely" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "is not a ganrun checkpoint" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_eval_on_images_and_points(image_run, toy_run, tmp_path):
@@ -191,7 +191,7 @@ def test_eval_on_images_and_points(image_run, toy_run, tmp_path):
     r = run_cli("eval", f"ckpt={toy_run}", f"out={tmp_path / 'toy.json'}")
     assert r.returncode == 0, r.stderr
     toy = json.loads((tmp_path / "toy.json").read_text())
-    assert set(toy["metrics"]) == {"modes", "hq_percent", "reverse_kl"} and toy["settings"]["samples"] == 2500
+    assert set(toy["metrics"]) == {"modes", "hq_percent", "reverse_kl", "energy"} and toy["settings"]["samples"] == 2500
 
 
 def test_training_summary_carries_metrics_beside_the_real_floor(image_run):
@@ -276,17 +276,25 @@ def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
     assert "1 of 2 runs did not complete: 1" in r.stderr
 
 
-def test_resume_in_place_picks_the_run_folder(tmp_path):
-    from ganrun.cli import resume_in_place
+def test_resume_args_compose_the_runs_own_overrides_in_its_folder(tmp_path):
+    from ganrun.cli import resume_args
 
-    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "run" / "checkpoints" / "last.pt").write_bytes(b"")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"")  # unreadable: its folder's record is used
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- dataset=ring\n- train.steps=8\n")
     (tmp_path / "loose.pt").write_bytes(b"")
-    assert resume_in_place([f"resume={tmp_path / 'run'}"])[-1] == f"hydra.run.dir={tmp_path / 'run'}"
-    assert resume_in_place([f"resume={tmp_path / 'run/checkpoints/last.pt'}"])[-1] == f"hydra.run.dir={tmp_path / 'run'}"
-    for untouched in ([f"resume={tmp_path / 'loose.pt'}"], [f"resume={tmp_path / 'missing'}"],
-                      [f"resume={tmp_path / 'run'}", "hydra.run.dir=elsewhere"], ["train.steps=3"]):
-        assert resume_in_place(untouched) == untouched
+    args = resume_args([f"resume={run}", "train.steps=12"])
+    assert args[:3] == ["dataset=ring", "train.steps=12", f"resume={run}"]  # the change replaces the run's own
+    assert args[3] == f"hydra.run.dir={run}" and args[4].startswith("hydra.output_subdir=.hydra/resume-")
+    args = resume_args([f"resume={run / 'checkpoints' / 'last.pt'}"])
+    assert f"hydra.run.dir={run}" in args and "dataset=ring" in args
+    for untouched in ([f"resume={tmp_path / 'loose.pt'}"], [f"resume={tmp_path / 'missing'}"]):
+        assert resume_args(untouched) == untouched  # a new folder (a missing one is refused by the run)
+    assert "hydra.run.dir=elsewhere" in resume_args([f"resume={run}", "hydra.run.dir=elsewhere"])
+    assert not any(a.startswith("hydra.output_subdir") for a in resume_args([f"resume={run}", "hydra.run.dir=x"]))
+    assert resume_args(["train.steps=3"]) == ["train.steps=3"]
 
 
 def test_checkpoint_of_another_architecture_names_the_tensor(image_run, tmp_path):

@@ -141,7 +141,7 @@ def test_a_sample_set_draws_every_class_and_a_grid_ten_rows():
     labels, _ = sample_labels(12, 24, None, every=True)
     assert labels.tolist() == [c for c in range(12) for _ in range(2)]
     rows, per_row = sample_labels(12, 24, None)
-    assert len(rows.unique()) == 10 and per_row == 2
+    assert len(rows) == 24 and len(rows.unique()) == 10 and per_row == 3
     assert sample_labels(12, 6, [3, 5], every=True)[0].tolist() == [3, 3, 3, 5, 5, 5]  # classes= still rules
 
 

@@ -125,7 +125,7 @@ def test_a_converged_d_approaches_the_optimal_d_and_its_value(g_mean, g_std):
 def test_the_figure_at_sample_steps_and_from_ganrun_sample(tmp_path):
     run_dir = tmp_path / "r"
     summary = run(compose_train("experiment=gauss1d", *TINY, "model.hidden=[8,8]"), run_dir)
-    assert set(summary["metrics"]) == {"modes", "hq_percent", "reverse_kl"}  # the toy protocol, on one mode
+    assert set(summary["metrics"]) == {"modes", "hq_percent", "reverse_kl", "energy"}  # the toy protocol, on one mode
     figure = Image.open(run_dir / "samples" / "step_000004.png")
     assert figure.size == (480, 336)  # the 1-D game's 6 x 4.2 in figure, not the 400 px scatter plot
     r = run_cli("sample", f"ckpt={run_dir}", f"out={tmp_path / 'game.png'}", "n=100")

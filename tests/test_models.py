@@ -179,12 +179,14 @@ def test_conditional_needs_classes_and_no_packing():
 def test_class_rows_put_one_class_per_row():
     from ganrun.images import class_rows
 
-    labels, per_row = class_rows(10, 64)
+    labels, per_row = class_rows(10, 60)
     assert per_row == 6 and labels.tolist() == [c for c in range(10) for _ in range(6)]
     labels, per_row = class_rows(1000, 20)
     assert per_row == 2 and labels[::2].tolist() == [0, 111, 222, 333, 444, 555, 666, 777, 888, 999]
     labels, per_row = class_rows(10, 5, [3, 7])
-    assert labels.tolist() == [3, 3, 7, 7] and per_row == 2
+    assert labels.tolist() == [3, 3, 3, 7, 7] and per_row == 3  # exactly n: blocks of 3 and 2
+    labels, per_row = class_rows(10, 4)  # fewer samples than classes: one each of the first n
+    assert labels.tolist() == [0, 1, 2, 3] and per_row == 1
     assert class_rows(0, 64) == (None, 0)
 
 

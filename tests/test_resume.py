@@ -50,10 +50,12 @@ def test_resume_mid_schedule_is_bit_identical(tmp_path):
     assert a["opt_G"]["param_groups"][0]["lr"] == b["opt_G"]["param_groups"][0]["lr"] < 1e-4
 
 
-def test_resume_refuses_another_model_shape(tmp_path):
+def test_a_resumed_run_trains_with_its_checkpoints_config(tmp_path, caplog):
     run(compose_train(*BASE), tmp_path / "r")
-    with pytest.raises(ConfigError, match="resume: model.width=8 differs from the checkpoint's 4"):
-        run(compose_train(*BASE, "train.steps=12", "model.width=8", f"resume={tmp_path / 'r'}"), tmp_path / "r")
+    # composed with another model (as if the config files had changed): the run keeps its own, and says so
+    summary = run(compose_train(*BASE, "train.steps=12", "model.width=8", f"resume={tmp_path / 'r'}"), tmp_path / "r")
+    assert summary["step"] == 12 and checkpoint.load(tmp_path / "r")["config"]["model"]["width"] == 4
+    assert "the configs now compose other values of model.width; the run keeps its own" in caplog.text
     with pytest.raises(ConfigError, match="raise train.steps"):
         run(compose_train(*BASE, f"resume={tmp_path / 'r'}"), tmp_path / "r")
 
@@ -92,8 +94,9 @@ def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, sig):
     assert summary["status"] == "interrupted"
     ckpt = checkpoint.load(run_dir)
     assert 0 < ckpt["step"] == summary["step"]
-    r = subprocess.run([sys.executable, "-m", "ganrun", "train", "dataset=ring", "model=mlp", "model.hidden=[64,64]",
-                        f"train.steps={ckpt['step'] + 5}", "train.progress=false", f"resume={run_dir}"],
+    printed = err.strip().splitlines()[-1].split("continue with: ", 1)[1].split()  # ganrun train resume=RUN
+    assert printed == ["ganrun", "train", f"resume={run_dir}"]
+    r = subprocess.run([sys.executable, "-m", *printed, f"train.steps={ckpt['step'] + 5}"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert checkpoint.load(run_dir)["step"] == ckpt["step"] + 5

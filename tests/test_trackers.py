@@ -292,4 +292,4 @@ def test_cli_names_the_tracker_to_pick(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         cli.check_composes(["logger.mlflow.experiment=gans"])
     assert e.value.code == 2
-    assert capsys.readouterr().err.strip().endswith("mlflow is not picked: logger=[tensorboard,mlflow]")
+    assert capsys.readouterr().err.strip().endswith("mlflow is not picked; add it: logger=[tensorboard,mlflow]")

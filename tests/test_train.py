@@ -52,7 +52,7 @@ def test_every_model_and_loss_trains(tmp_path, model, loss):
 def test_toy_runs_write_scatter_plots(tmp_path, dataset):
     cfg = compose_train(f"dataset={dataset}", "model=mlp", "train.eval_every=2", *TINY, *TINY_MODEL["mlp"])
     summary = run(cfg, tmp_path)
-    assert set(summary["metrics"]) == {"modes", "hq_percent", "reverse_kl"}
+    assert set(summary["metrics"]) == {"modes", "hq_percent", "reverse_kl", "energy"}
     assert 0 <= summary["metrics"]["modes"] <= (8 if dataset == "ring" else 25)
     assert [e.step for e in scalars(tmp_path)["eval/modes"]] == [2, 4]
     from PIL import Image
