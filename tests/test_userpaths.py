@@ -426,3 +426,31 @@ def test_make_train_installs_what_a_run_needs_and_make_test_the_rest(tmp_path):
     train, test = dry("train"), dry("test")
     assert "pip install --quiet -e ." in train and "[test]" not in train and "ganrun train" in train
     assert 'pip install --quiet -e ".[test]"' in test
+
+
+def test_the_conditional_dcgan_trains_the_same_weights_twice_on_a_multithreaded_cpu():
+    """D's class planes gathered by maps[y] had a backward (index_put_ with accumulate) whose sums came in
+    a different order from run to run on two threads: no resume could be bit-identical. Three steps of the
+    default model, twice in one process, must give equal weights."""
+    from conftest import compose_train
+    from ganrun.build import build
+    from ganrun.train import seed_everything
+
+    def three_steps():
+        seed_everything(0)
+        exp = build(compose_train("train.steps=3"))
+        batches = exp.data.batches(32, torch.device("cpu"), seed=0, labels=True)
+        for _ in range(3):
+            exp.objective.step(exp.G, exp.D, exp.opt_G, exp.opt_D, batches, 1, want_stats=False)
+        return exp
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(2, threads))
+    try:
+        a, b = three_steps(), three_steps()
+    finally:
+        torch.set_num_threads(threads)
+    for name, p in a.D.named_parameters():
+        assert torch.equal(p, dict(b.D.named_parameters())[name]), name
+    for name, p in a.G.named_parameters():
+        assert torch.equal(p, dict(b.G.named_parameters())[name]), name

@@ -61,7 +61,7 @@ def plane_conv(x: Tensor, y: Tensor | None, weight: Tensor) -> Tensor:
         return h
     kernels = weight[:, c:].transpose(0, 1).reshape(-1, 1, *weight.shape[2:])  # (K * out, 1, kh, kw)
     maps = F.conv2d(x.new_ones(1, 1, *x.shape[2:]), kernels, None, 2, 1).view(k, weight.shape[0], *h.shape[2:])
-    return h + maps[y]
+    return h + maps.index_select(0, y)  # not maps[y]: its backward (index_put_ with accumulate) is not deterministic on a multi-threaded CPU
 
 
 class DCGANDiscriminator(Projection, nn.Module):
