@@ -1,7 +1,7 @@
 """Train a shipped feature network (ganrun.features) once, seeded, and write it with its test-split features.
 
-    python bench/feature_net.py mnist --root DIR            # -> ganrun/weights/mnist.pt
-    python bench/feature_net.py fashion-mnist --root DIR    # -> ganrun/weights/fashion-mnist.pt
+    python bench/feature_net.py mnist --root DIR            # -> ganrun/metrics/weights/mnist.pt
+    python bench/feature_net.py fashion-mnist --root DIR    # -> ganrun/metrics/weights/fashion-mnist.pt
     python bench/feature_net.py mnist --root DIR --out /tmp/x/mnist.pt   # a rebuild, to compare (keep the
                                                                          # name: torch.save names its archive after it)
 
@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ganrun import data, features
+from ganrun import data
+from ganrun.metrics import features
 
 EPOCHS = {"mnist": 6, "fashion-mnist": 12}
 LOADERS = {"mnist": data.mnist, "fashion-mnist": data.fashion_mnist}
@@ -90,7 +91,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(EPOCHS))
     p.add_argument("--root", required=True, help="folder with the dataset's IDX files")
-    p.add_argument("--out", default="", help="output file (default: ganrun/weights/NAME.pt)")
+    p.add_argument("--out", default="", help="output file (default: ganrun/metrics/weights/NAME.pt)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=0, help="default: 6 for mnist, 12 for fashion-mnist")
     args = p.parse_args()

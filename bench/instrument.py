@@ -18,9 +18,9 @@ import torch
 from omegaconf import OmegaConf
 from torchvision.transforms.functional import gaussian_blur
 
-from ganrun.targets import instantiate
+from ganrun.config.targets import instantiate
 from ganrun.data import to_unit_range as unit
-from ganrun.evaluate import Evaluator
+from ganrun.metrics.evaluator import Evaluator
 
 KEYS = ("fd", "precision", "recall", "density", "coverage", "classes", "class_kl", "confident", "class_diversity",
         "hit_rate", "intra_fd")

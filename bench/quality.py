@@ -23,11 +23,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
-
 from hydra import compose, initialize_config_module
 
 from ganrun import config
-from ganrun.train import run
+from ganrun.training.run import run
 
 SETTINGS = {
     "gan": ["loss=gan", "model=mlp"],

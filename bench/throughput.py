@@ -31,10 +31,12 @@ from hydra import compose, initialize_config_module
 from torch import Tensor, nn
 
 from ganrun import config
-from ganrun.build import build_models, build_optimizer, pick_device
-from ganrun.targets import instantiate
-from ganrun.objectives import Adversarial
-from ganrun.precision import Precision
+from ganrun.config.targets import instantiate
+from ganrun.models.build import build_models
+from ganrun.artifacts.networks import pick_device
+from ganrun.training.build import build_optimizer
+from ganrun.training.objectives import Adversarial
+from ganrun.training.precision import Precision
 
 # name -> (model overrides, data shape)
 MODELS = {

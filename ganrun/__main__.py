@@ -1,6 +1,6 @@
 """`python -m ganrun ...` is the console script."""
 
-from ganrun.cli import main
+from ganrun.commands.cli import main
 
 if __name__ == "__main__":
     main()

@@ -33,10 +33,12 @@ def compose_train(*overrides: str) -> DictConfig:
         return compose(config_name="train", overrides=list(overrides))
 
 
-def run_cli(*args: str, cwd: Path | None = None, module: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `python -m ganrun ARGS` (or the console script) in a subprocess, as a user would."""
+def run_cli(*args: str, cwd: Path | None = None, module: bool = True, timeout: int = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m ganrun ARGS` (or the console script) in a subprocess, as a user would (`env`: more
+    variables)."""
     exe = [sys.executable, "-m", "ganrun"] if module else [str(Path(sys.executable).parent / "ganrun")]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([*exe, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

@@ -1,9 +1,8 @@
 """Run by tests/test_distributed.py under torchrun: train a tiny run, then save this rank's weights."""
 
+import faulthandler
 import sys
 from pathlib import Path
-
-import faulthandler
 
 import torch
 
@@ -12,13 +11,14 @@ faulthandler.dump_traceback_later(240, exit=True)  # a hang fails the test with 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import compose_train  # noqa: E402
 
-from ganrun import config, distributed  # noqa: E402
-from ganrun.train import run  # noqa: E402
+from ganrun import config  # noqa: E402
+from ganrun.training import distributed
+from ganrun.training.run import run  # noqa: E402
 
 out, overrides = Path(sys.argv[1]), sys.argv[2:]
 config.register()
 captured = {}
-import ganrun.loop as loop  # noqa: E402
+import ganrun.training.loop as loop  # noqa: E402
 
 real_fit = loop.fit
 
@@ -31,7 +31,7 @@ def fit(exp, *args, **kwargs):  # keep this rank's models and first batch to com
     return real_fit(exp, *args, **kwargs)
 
 
-import ganrun.train as train  # noqa: E402
+import ganrun.training.run as train  # noqa: E402
 
 train.fit = fit
 cfg = compose_train(*overrides)

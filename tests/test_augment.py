@@ -2,12 +2,13 @@
 
 import pytest
 import torch
-
 from conftest import TINY, TINY_MODEL, compose_train
-from ganrun import augment, config
-from ganrun.build import build
+
+from ganrun import config
 from ganrun.config import ConfigError
-from ganrun.train import run
+from ganrun.training import augment
+from ganrun.training.build import build
+from ganrun.training.run import run
 
 
 def test_translation_moves_pixels_and_fills_zeros():
@@ -100,11 +101,17 @@ def test_adaptive_probability_gates_each_transform():
 
 
 def test_ada_moves_p_by_the_sign_of_d_overfitting():
-    from ganrun.callbacks import AdaptiveAugment
+    from types import SimpleNamespace
 
-    cfg = compose_train("train.augment=[flip]", "train.ada_target=0.6", "train.ada_kimg=1", "train.batch_size=50")
+    from ganrun.training.callbacks import AdaptiveAugment, Run
+
+    def with_d(D):  # the callback as a run of batch 50 sets it up
+        ada = AdaptiveAugment(target=0.6, kimg=1)
+        ada.setup(Run(SimpleNamespace(D=D, batch_size=50, n_critic=1), None, None, 1, 100, None, {}, []))
+        return ada
+
     D = augment.Augmented(_Identity(), ["flip"])
-    ada = AdaptiveAugment(D, cfg)
+    ada = with_d(D)
     step = 50 * 4 / 1000  # images per interval over ada_kimg * 1000
     for i in range(1, 9):  # D calls every real image real: overfitting, p goes up each 4 steps
         out = {"health/d_real_sign": torch.tensor(1.0)}
@@ -130,13 +137,13 @@ def test_ada_moves_p_by_the_sign_of_d_overfitting():
     ckpt: dict = {}
     ada.after_step(21, {"health/d_real_sign": torch.tensor(1.0)})
     ada.save(ckpt)
-    again = AdaptiveAugment(augment.Augmented(_Identity(), ["flip"]), cfg)
+    again = with_d(augment.Augmented(_Identity(), ["flip"]))
     again.restore(ckpt)
     assert len(again.signs) == 1 and again.D.p.item() == 0.0 and again.D.idle
 
 
 def test_ada_trains_logs_p_and_resumes_exactly(tmp_path):
-    from ganrun import checkpoint
+    from ganrun.artifacts import checkpoint
 
     over = ["train.augment=[flip,translation]", "train.ada_target=0.1", "train.ada_kimg=1", *TINY,
             *TINY_MODEL["dcgan"], "train.steps=8", "train.ckpt_every=4"]

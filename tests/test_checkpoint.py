@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from ganrun import checkpoint
+from ganrun.artifacts import checkpoint
 
 
 def test_round_trip_with_weights_only(tmp_path):

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import ROOT, TINY, TINY_MODEL, run_cli
+from PIL import Image
 
 TINY_DCGAN = [*TINY, *TINY_MODEL["dcgan"], "model.conditional=false"]  # a plain, unconditional DCGAN
 
@@ -105,16 +104,17 @@ def test_python_m_and_help():
     r = run_cli("--help")
     assert r.returncode == 0 and "ganrun train" in r.stdout
     r = run_cli("train", "--cfg", "job", "loss=wgan-gp")
-    assert r.returncode == 0 and "WassersteinGP" in r.stdout and "n_critic: 5" in r.stdout
+    assert r.returncode == 0 and "losses.Wasserstein" in r.stdout and "n_critic: 5" in r.stdout
+    assert "regularizers.GradientPenalty" in r.stdout  # the recipe's regularizer
 
 
 def test_user_config_dir(tmp_path):
     (tmp_path / "conf" / "loss").mkdir(parents=True)
     (tmp_path / "conf" / "loss" / "mine.yaml").write_text(
-        "# @package _global_\nloss:\n  _target_: ganrun.losses.Hinge\ntrain:\n  n_critic: 3\n")
+        "# @package _global_\nloss:\n  _target_: ganrun.training.losses.Hinge\ntrain:\n  n_critic: 3\n")
     r = run_cli("train", "--config-dir", str(tmp_path / "conf"), "loss=mine", "--cfg", "job")
     assert r.returncode == 0, r.stderr
-    assert "ganrun.losses.Hinge" in r.stdout and "n_critic: 3" in r.stdout
+    assert "ganrun.training.losses.Hinge" in r.stdout and "n_critic: 3" in r.stdout
 
 
 def test_installed_package_finds_configs_from_any_directory(tmp_path):
@@ -128,7 +128,7 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
     work.mkdir()
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     code = "import ganrun, sys; sys.argv = ['ganrun', 'train', *sys.argv[1:]]; print(ganrun.__file__); " \
-           "from ganrun.cli import main; main()"
+           "from ganrun.commands.cli import main; main()"
     r = subprocess.run([sys.executable, "-c", code, *TINY_DCGAN, "hydra.run.dir=out"], cwd=work,
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
@@ -148,7 +148,7 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
     (["sample", "ckpt=x.pt", "colour=red"], "colour"),
     (["train", "train.steps=0"], "train.steps=0: must be >= 1"),
     (["train", "dataset=folder"], "dataset.root is required"),
-    (["train", "+loss.gp_weight=2"], "loss.gp_weight: unknown key for ganrun.losses.NonSaturating"),
+    (["train", "+loss.gp_weight=2"], "loss.gp_weight: unknown key for ganrun.training.losses.NonSaturating"),
     (["train", "dataset=mnist", "dataset.root=/nonexistent", "dataset.download=false"], "no MNIST train files"),
     (["train", "loss=nope"], "loss=nope: no such option (loss options: gan, hinge, lsgan, minimax"),
     (["train", "train.steps=abc"], "train.steps=abc: Value 'abc' of type 'str' could not be converted to Integer"),
@@ -277,7 +277,7 @@ def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
 
 
 def test_resume_args_compose_the_runs_own_overrides_in_its_folder(tmp_path):
-    from ganrun.cli import resume_args
+    from ganrun.commands.cli import resume_args
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

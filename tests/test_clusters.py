@@ -6,13 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, TINY_MODEL, compose_train, run_cli
 from PIL import Image
 
-from conftest import TINY, TINY_MODEL, compose_train, run_cli
-from ganrun import checkpoint, clusters, data, rejection
+from ganrun import data
+from ganrun.artifacts import checkpoint
 from ganrun.config import ConfigError, validate
+from ganrun.data import clusters
+from ganrun.metrics import rejection
 from ganrun.models import dcgan
-from ganrun.train import run
+from ganrun.training.run import run
 
 
 def test_balanced_assign_by_hand():
@@ -136,7 +139,7 @@ def test_clustered_run_end_to_end(tmp_path):
 
 def test_a_sample_set_draws_every_class_and_a_grid_ten_rows():
     """`ganrun sample n=N out=X.npy` of a 12-class G draws all 12 classes equally; a picture shows 10 rows."""
-    from ganrun.sample import sample_labels
+    from ganrun.commands.sample import sample_labels
 
     labels, _ = sample_labels(12, 24, None, every=True)
     assert labels.tolist() == [c for c in range(12) for _ in range(2)]

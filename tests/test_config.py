@@ -6,17 +6,19 @@ import json
 
 import pytest
 import torch
+from conftest import ROOT, SHARED_DATA, TINY, TINY_MODEL, compose_train, needs_shared_mnist, run_cli
 from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from conftest import ROOT, SHARED_DATA, TINY, TINY_MODEL, compose_train, needs_shared_mnist, run_cli
-from ganrun import config, losses, targets
-from ganrun.build import build, build_models, build_optimizer
-from ganrun.config import ConfigError
+from ganrun import config
+from ganrun.config import ConfigError, targets
+from ganrun.training import losses
+from ganrun.models.build import build_models
+from ganrun.training.build import build, build_optimizer
 
 GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
-          for g in ("dataset", "model", "loss", "optimizer")}
+          for g in ("dataset", "model", "loss", "optimizer", "regularizers", "logger", "callbacks")}
 
 
 def test_groups_have_the_documented_options():
@@ -25,13 +27,41 @@ def test_groups_have_the_documented_options():
     assert GROUPS["model"] == ["dcgan", "mlp", "resnet", "vae"]
     assert GROUPS["loss"] == ["gan", "hinge", "lsgan", "minimax", "rpgan", "wgan", "wgan-gp"]
     assert GROUPS["optimizer"] == ["adam", "rmsprop"]
+    assert GROUPS["regularizers"] == ["clip", "dragan", "gp", "lecam", "mode_seeking", "r1", "r2", "topk", "unroll"]
+    assert GROUPS["logger"] == ["mlflow", "tensorboard", "wandb"] and GROUPS["callbacks"] == ["default"]
+
+
+@pytest.mark.parametrize("name", GROUPS["regularizers"])
+def test_every_regularizer_option_composes_and_builds(name):
+    from ganrun.training.regularizers import Regularizer
+
+    cfg = compose_train("dataset=ring", "model=mlp", f"regularizers=[{name}]")
+    config.validate(cfg)
+    regs = build(cfg).objective.regularizers
+    assert len(regs) == 1 and isinstance(regs[0], Regularizer)
+
+
+def test_every_callback_composes_and_takes_its_settings_from_train():
+    from ganrun.training.build import build_callbacks
+    from ganrun.training.callbacks import Callback
+
+    cfg = compose_train("train.sample_every=7", "train.eval_n=123", "train.ema=0.9", "train.lr_schedule=linear",
+                        "train.augment=[flip]", "train.ada_target=0.6")
+    config.validate(cfg)
+    built = {type(c).__name__: c for c in build_callbacks(cfg)}
+    assert list(built) == ["LRSchedule", "EMA", "AdaptiveAugment", "SkippedUpdates", "ScalarLog", "Previews",
+                           "Evaluation", "Checkpoints"] and all(isinstance(c, Callback) for c in built.values())
+    assert built["Previews"].every == 7 and built["Evaluation"].n == 123 and built["EMA"].decay == 0.9
+    # their settings turn some off: no EMA, no ADA, a constant learning rate
+    off = [type(c).__name__ for c in build_callbacks(compose_train("train.ema=0"))]
+    assert "EMA" not in off and "AdaptiveAugment" not in off and "LRSchedule" not in off and off[-1] == "Checkpoints"
 
 
 def test_default_config():
     cfg = compose_train()
-    assert cfg.dataset._target_ == "ganrun.data.mnist_sample"
+    assert cfg.dataset._target_ == "ganrun.data.digits.mnist_sample"
     assert cfg.model._target_ == "ganrun.models.dcgan.make"
-    assert cfg.loss._target_ == "ganrun.losses.NonSaturating"
+    assert cfg.loss._target_ == "ganrun.training.losses.NonSaturating"
     assert cfg.model.latent_dim == 100 and cfg.train.n_critic == 1
     config.validate(cfg)
 
@@ -41,7 +71,7 @@ RECIPES = [
     ("gan", losses.NonSaturating, torch.optim.Adam, 2e-4, (0.5, 0.999), 1),
     ("minimax", losses.Minimax, torch.optim.Adam, 2e-4, (0.5, 0.999), 1),
     ("wgan", losses.Wasserstein, torch.optim.RMSprop, 5e-5, None, 5),
-    ("wgan-gp", losses.WassersteinGP, torch.optim.Adam, 1e-4, (0.0, 0.9), 5),
+    ("wgan-gp", losses.Wasserstein, torch.optim.Adam, 1e-4, (0.0, 0.9), 5),
     ("hinge", losses.Hinge, torch.optim.Adam, 2e-4, (0.5, 0.999), 1),
     ("lsgan", losses.LeastSquares, torch.optim.Adam, 2e-4, (0.5, 0.999), 1),
 ]
@@ -52,18 +82,21 @@ def test_each_loss_brings_its_recipe(name, loss_cls, opt_cls, lr, betas, n_criti
     cfg = compose_train(f"loss={name}", "dataset=ring", "model=mlp", "model.hidden=[8]")
     config.validate(cfg)
     exp = build(cfg)
-    assert type(exp.loss) is loss_cls
+    assert type(exp.objective.loss) is loss_cls
     assert cfg.train.n_critic == n_critic
     for opt in (exp.opt_G, exp.opt_D):
         assert type(opt) is opt_cls
         assert opt.param_groups[0]["lr"] == pytest.approx(lr)
         if betas:
             assert opt.param_groups[0]["betas"] == pytest.approx(betas)
-    assert exp.loss is not None and isinstance(exp.loss, losses.Loss)
+    regs = exp.objective.regularizers
     if name == "wgan":
-        assert exp.loss.clip == 0.01
-    if name == "wgan-gp":
-        assert exp.loss.gp_weight == 10.0 and cfg.model.d_norm == "layer"
+        assert [type(r).__name__ for r in regs] == ["WeightClip"] and regs[0].bound == 0.01
+    elif name == "wgan-gp":
+        assert [type(r).__name__ for r in regs] == ["GradientPenalty"] and regs[0].weight == 10.0
+        assert cfg.model.d_norm == "layer"
+    else:
+        assert regs == []
 
 
 def test_command_line_beats_the_recipe():
@@ -159,9 +192,11 @@ def test_toy_and_image_options():
 
 def test_loss_options_reach_the_loss():
     exp = build(compose_train("loss.real_label=0.9", "loss.flip_prob=0.05", "dataset=ring", "model=mlp"))
-    assert exp.loss.real_label == 0.9 and exp.loss.flip_prob == 0.05
-    assert build(compose_train("loss=wgan", "loss.clip=0.05", "dataset=ring", "model=mlp")).loss.clip == 0.05
-    assert build(compose_train("loss=wgan-gp", "loss.gp_weight=1", "dataset=ring", "model=mlp")).loss.gp_weight == 1
+    assert exp.objective.loss.real_label == 0.9 and exp.objective.loss.flip_prob == 0.05
+    exp = build(compose_train("loss=wgan", "regularizers.clip.bound=0.05", "dataset=ring", "model=mlp"))
+    assert exp.objective.regularizers[0].bound == 0.05
+    exp = build(compose_train("loss=wgan-gp", "regularizers.gp.weight=1", "dataset=ring", "model=mlp"))
+    assert exp.objective.regularizers[0].weight == 1
 
 
 # ---------------------------------------------------------------- bad input is named
@@ -189,7 +224,10 @@ def test_device_choices_are_listed():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("+loss.gp_weight=3", "loss.gp_weight: unknown key for ganrun.losses.NonSaturating; allowed keys: real_label, flip_prob, r1_gamma, dragan_weight"),
+    ("+loss.gp_weight=3", "loss.gp_weight: unknown key for ganrun.training.losses.NonSaturating; allowed keys: real_label, flip_prob"),
+    ("regularizers=[r1]", None),
+    ("+regularizers.r1.gama=3", "regularizers.r1.gama: unknown key for ganrun.training.regularizers.R1; allowed keys: gamma"),
+    ("+callbacks.ema.decey=3", "callbacks.ema.decey: unknown key for ganrun.training.callbacks.EMA; allowed keys: decay, rampup"),
     ("model.width=wide", "model.width='wide': expected int"),
     ("model.d_norm=group", "model.d_norm='group': expected one of batch, layer, none"),
     ("loss.real_label=yes", "loss.real_label='yes': expected float"),
@@ -202,7 +240,10 @@ def test_device_choices_are_listed():
     ("loss._target_=ganrun.losses.Nope", "no such class or function"),
 ])
 def test_bad_values_fail_before_any_work(override, message):
-    cfg = compose_train(override)
+    cfg = compose_train(*(["regularizers=[r1]"] if "regularizers.r1" in override else []), override)
+    if message is None:  # a good value, for contrast
+        config.validate(cfg)
+        return
     with pytest.raises(ConfigError) as e:
         config.validate(cfg)
     assert message in str(e.value)
@@ -254,7 +295,7 @@ def test_every_recipe_composes_validates_and_builds(name):
 
 def test_experiment_recipe_composes_and_the_command_line_wins():
     cfg = compose_train("experiment=mnist-sample", "train.steps=7")
-    assert cfg.dataset._target_ == "ganrun.data.mnist_sample" and cfg.model.width == 64
+    assert cfg.dataset._target_ == "ganrun.data.digits.mnist_sample" and cfg.model.width == 64
     assert cfg.train.batch_size == 32 and cfg.train.steps == 7
     config.validate(cfg)
 

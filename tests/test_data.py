@@ -7,11 +7,11 @@ import struct
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED_DATA, compose_train, needs_shared_mnist
+
 from ganrun import data
-from ganrun.build import build
 from ganrun.config import ConfigError
+from ganrun.training.build import build
 
 
 def write_idx(path, array, compress=False):
@@ -153,10 +153,10 @@ def test_image_folder_subfolders_are_classes(tmp_path):
 
 
 def test_conditional_training_on_a_class_folder(tmp_path):
+    from conftest import TINY, TINY_MODEL, compose_train
     from PIL import Image
 
-    from conftest import TINY, TINY_MODEL, compose_train
-    from ganrun.train import run
+    from ganrun.training.run import run
 
     for cls, level in (("a", 0), ("b", 255)):
         (tmp_path / "data" / cls).mkdir(parents=True)

@@ -8,21 +8,21 @@ import sys
 from pathlib import Path
 
 import torch
-
 from conftest import TINY
-from ganrun import checkpoint
-from ganrun.data import _epoch_batches
+
+from ganrun.artifacts import checkpoint
+from ganrun.data.base import epoch_batches
 
 
 def test_epoch_shards_split_every_epoch_between_ranks():
     per_epoch, world = 5, 2
-    shards = [list(zip(range(3), _epoch_batches(per_epoch, 0, r, world))) for r in range(world)]
+    shards = [list(zip(range(3), epoch_batches(per_epoch, 0, r, world))) for r in range(world)]
     for e in range(3):
         got = sorted(b for r in range(world) for b in shards[r][e][1][1])
         assert got == list(range(per_epoch))  # each batch of each epoch to exactly one rank
-    assert next(_epoch_batches(per_epoch, 0, 0, 1)) == (0, [0, 1, 2, 3, 4])
-    assert next(_epoch_batches(per_epoch, 3, 0, 1)) == (0, [3, 4])  # resume inside an epoch
-    assert next(_epoch_batches(per_epoch, 3, 1, 2)) == (1, [2, 4])  # rank 1's 4th batch is global batch 7
+    assert next(epoch_batches(per_epoch, 0, 0, 1)) == (0, [0, 1, 2, 3, 4])
+    assert next(epoch_batches(per_epoch, 3, 0, 1)) == (0, [3, 4])  # resume inside an epoch
+    assert next(epoch_batches(per_epoch, 3, 1, 2)) == (1, [2, 4])  # rank 1's 4th batch is global batch 7
 
 
 def test_two_ranks_train_in_sync_and_only_rank_0_writes(tmp_path):
@@ -47,8 +47,8 @@ def test_two_ranks_train_in_sync_and_only_rank_0_writes(tmp_path):
 
 
 def test_sync_batchnorm_converts_on_cuda_and_keeps_the_parameters(caplog):
-    from ganrun.distributed import sync_batchnorm
     from ganrun.models import dcgan
+    from ganrun.training.distributed import sync_batchnorm
 
     G, D = dcgan.make((1, 28, 28), latent_dim=4, width=4)
     params = list(D.parameters())

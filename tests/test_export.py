@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import TINY, TINY_MODEL, compose_train, run_cli
-from ganrun import checkpoint
-from ganrun.artifacts import load_generator
-from ganrun.train import run
+
+from ganrun.artifacts import checkpoint
+from ganrun.artifacts.networks import load_generator
+from ganrun.training.run import run
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["plain", "conditional"])
@@ -34,7 +34,7 @@ def inputs(run_dir):
 
 def test_safetensors_export_rebuilds_the_same_generator(trained, tmp_path):
     pytest.importorskip("safetensors")
-    from ganrun.export import load_safetensors
+    from ganrun.artifacts.export import load_safetensors
 
     r = run_cli("export", f"ckpt={trained}", "format=safetensors", f"out={tmp_path / 'g.safetensors'}")
     assert r.returncode == 0, r.stderr
@@ -46,7 +46,7 @@ def test_safetensors_export_rebuilds_the_same_generator(trained, tmp_path):
 
 
 def test_torchscript_export_needs_no_ganrun(trained, tmp_path):
-    from ganrun.export import main
+    from ganrun.commands.export import main
 
     assert main([f"ckpt={trained}", "format=torchscript", f"out={tmp_path / 'g.pt'}"]) == 0
     G = torch.jit.load(str(tmp_path / "g.pt"))
@@ -59,7 +59,7 @@ def test_onnx_export_runs_in_onnxruntime(trained, tmp_path, capfd):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
-    from ganrun.export import main
+    from ganrun.commands.export import main
 
     assert main([f"ckpt={trained}", "format=onnx", f"out={tmp_path / 'g.onnx'}"]) == 0
     out = capfd.readouterr()  # the exporter's progress lines and warnings are not the user's concern
@@ -72,9 +72,8 @@ def test_onnx_export_runs_in_onnxruntime(trained, tmp_path, capfd):
 
 
 def test_export_errors_are_one_line(trained, capsys):
-    from ganrun.export import main
-
     from ganrun import errors
+    from ganrun.commands.export import main
 
     assert errors.run("export", main, [f"ckpt={trained}", "format=pickle"]) == 2  # the path the CLI takes
     assert "format='pickle': use safetensors, torchscript, onnx" in capsys.readouterr().err

@@ -7,32 +7,36 @@ import logging
 
 import pytest
 import torch
-
 from conftest import TINY, TINY_MODEL, compose_train
-from ganrun import checkpoint, config, losses
-from ganrun.build import build_models
+
+from ganrun import config
+from ganrun.artifacts import checkpoint
 from ganrun.config import ConfigError
-from ganrun.objectives import Adversarial
-from ganrun.precision import Precision
-from ganrun.train import run
+from ganrun.training import losses
+from ganrun.training import regularizers as R
+from ganrun.models.build import build_models
+from ganrun.training.objectives import Adversarial
+from ganrun.training.precision import Precision
+from ganrun.training.run import run
 
-LOSSES = [losses.NonSaturating(), losses.Minimax(), losses.Hinge(), losses.LeastSquares(),
-          losses.Wasserstein(clip=0.01), losses.WassersteinGP(), losses.NonSaturating(r1_gamma=1.0)]
+# (loss, regularizers): every loss, and the penalties that take a double backward
+LOSSES = [(losses.NonSaturating(), []), (losses.Minimax(), []), (losses.Hinge(), []), (losses.LeastSquares(), []),
+          (losses.Wasserstein(), [R.WeightClip(0.01)]), (losses.Wasserstein(), [R.GradientPenalty()]),
+          (losses.NonSaturating(), [R.R1(1.0)])]
 
 
-def one_step(loss: losses.Loss, precision: Precision, G0, D0) -> tuple[dict, dict]:
+def one_step(loss: tuple[losses.Loss, list], precision: Precision, G0, D0) -> tuple[dict, dict]:
     """One training step from fixed weights, batch and noise; returns (step output, G's new weights)."""
     G, D = copy.deepcopy(G0), copy.deepcopy(D0)
     opt_G = torch.optim.SGD(G.parameters(), lr=0.1)
     opt_D = torch.optim.SGD(D.parameters(), lr=0.1)
     real = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
     torch.manual_seed(0)
-    out = Adversarial(loss).step(G, D, opt_G, opt_D, iter([real] * 5), n_critic=1, want_stats=True,
-                                 precision=precision)
+    out = Adversarial(*loss).step(G, D, opt_G, opt_D, iter([real] * 5), want_stats=True, precision=precision)
     return out, {k: v.clone() for k, v in G.state_dict().items()}
 
 
-@pytest.mark.parametrize("loss", LOSSES, ids=lambda l: type(l).__name__ + ("+r1" if getattr(l, "r1_gamma", 0) else ""))
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda l: type(l[0]).__name__ + "".join("+" + type(r).__name__ for r in l[1]))
 def test_bf16_step_matches_fp32(loss):
     torch.manual_seed(0)
     G0, D0 = build_models(compose_train("model.width=8", "model.latent_dim=8").model, (1, 28, 28))
@@ -54,8 +58,9 @@ def test_fp16_penalties_run_in_float32_and_losses_match():
         assert not torch.is_autocast_enabled("cpu")
     torch.manual_seed(0)
     G0, D0 = build_models(compose_train("model.width=8", "model.latent_dim=8").model, (1, 28, 28))
-    ref, _ = one_step(losses.WassersteinGP(), Precision("32"), G0, D0)
-    half, _ = one_step(losses.WassersteinGP(), precision, G0, D0)
+    wgan_gp = (losses.Wasserstein(), [R.GradientPenalty()])
+    ref, _ = one_step(wgan_gp, Precision("32"), G0, D0)
+    half, _ = one_step(wgan_gp, precision, G0, D0)
     assert half["loss/penalty"].item() == pytest.approx(ref["loss/penalty"].item(), rel=0.05)
     assert half["loss/D"].item() == pytest.approx(ref["loss/D"].item(), rel=0.05, abs=0.02)
 
@@ -110,7 +115,7 @@ def test_compile_trains_and_checkpoints_plain_weights(tmp_path):
 
 
 def test_fused_adam_option_reaches_the_optimizer(tmp_path):
-    from ganrun.build import build
+    from ganrun.training.build import build
 
     cfg = compose_train(*TINY, "dataset=ring", "model=mlp", "model.hidden=[16]", "optimizer.fused=true")
     exp = build(cfg)

@@ -12,11 +12,12 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, TINY_MODEL, compose_train, run_cli
 from PIL import Image
 
-from conftest import TINY, TINY_MODEL, compose_train, run_cli
-from ganrun import config, data, imagefile
-from ganrun.build import build
+from ganrun import config, data
+from ganrun.data import imagefile
+from ganrun.training.build import build
 
 CPU = torch.device("cpu")
 RED, GREEN = (255, 0, 0), (0, 255, 0)

@@ -7,21 +7,22 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, compose_train, run_cli
 from PIL import Image
 from torch import nn
 
-from conftest import TINY, compose_train, run_cli
-from ganrun import data, game1d
-from ganrun.losses import Minimax, NonSaturating
-from ganrun.objectives import Adversarial
+from ganrun import data
+from ganrun.data import game1d
 from ganrun.models import mlp
 from ganrun.models.common import noise
-from ganrun.train import run
+from ganrun.training.losses import Minimax, NonSaturating
+from ganrun.training.objectives import Adversarial
+from ganrun.training.run import run
 
 
 def test_gauss1d_density_integrates_to_one_and_matches_samples():
     mix = data.gauss1d((-2.0, 2.0), 0.5)
-    assert mix.shape == (1,) and mix.kind == "points"
+    assert mix.shape == (1,) and not mix.pixels
     x = torch.linspace(-6, 6, 4001).view(-1, 1)
     assert float(mix.density(x).sum() * 12 / 4000) == pytest.approx(1.0, abs=1e-4)
     # by hand: at x = 2 the far component adds ~0, so p = 0.5 / (0.5 sqrt(2 pi))
@@ -92,7 +93,7 @@ def _train_d(G: Affine, mix: data.Mixture, steps: int = 1000):
     opt_G = torch.optim.SGD(G.parameters(), lr=0.0)
     batches = mix.batches(1024, torch.device("cpu"), seed=0)
     for _ in range(steps):
-        Adversarial(loss).step(G, D, opt_G, opt_D, batches, n_critic=1, want_stats=False)
+        Adversarial(loss).step(G, D, opt_G, opt_D, batches, want_stats=False)
     return D, loss
 
 

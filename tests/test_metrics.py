@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from ganrun import data, metrics
+from ganrun import data
+from ganrun.metrics import scores as metrics
 
 
 def test_true_mixture_covers_every_mode():

@@ -177,7 +177,7 @@ def test_conditional_needs_classes_and_no_packing():
 
 
 def test_class_rows_put_one_class_per_row():
-    from ganrun.images import class_rows
+    from ganrun.data.pictures import class_rows
 
     labels, per_row = class_rows(10, 60)
     assert per_row == 6 and labels.tolist() == [c for c in range(10) for _ in range(6)]

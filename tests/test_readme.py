@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, SHARED_DATA
 from PIL import Image
 
-from conftest import ROOT, SHARED_DATA
-from ganrun import checkpoint
+from ganrun.artifacts import checkpoint
 
 STEPS = 20  # every `ganrun train` of the README, shortened to this many steps (a resume: twice as many)
 BIN = Path(sys.executable).parent

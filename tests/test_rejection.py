@@ -7,21 +7,23 @@ import math
 
 import pytest
 import torch
+from conftest import TINY, TINY_MODEL, compose_train, run_cli
 from torch import nn
 
-from conftest import TINY, TINY_MODEL, compose_train, run_cli
-from ganrun import checkpoint, metrics, rejection
+from ganrun.artifacts import checkpoint
 from ganrun.config import ConfigError, validate
 from ganrun.data import grid
-from ganrun.losses import NonSaturating, Wasserstein
+from ganrun.metrics import rejection
+from ganrun.metrics import scores as metrics
 from ganrun.models.common import Packed
-from ganrun.train import run
+from ganrun.training.losses import NonSaturating, Wasserstein
+from ganrun.training.run import run
 
 
 class Identity(nn.Module):
     """G(z) = z: proposals from the standard normal in 2-D."""
 
-    latent_dim, latent = 2, "gaussian"
+    latent_dim, latent, n_classes, pseudo_classes = 2, "gaussian", 0, False
 
     def __init__(self):
         super().__init__()
@@ -83,7 +85,7 @@ def test_it_mends_an_unbalanced_generator_with_bridges():
     class Lopsided(nn.Module):
         """Mixture of the 9 modes with unequal weights, plus 20% of its mass on a wide blob between them."""
 
-        latent_dim, latent = 3, "gaussian"
+        latent_dim, latent, n_classes, pseudo_classes = 3, "gaussian", 0, False
 
         def __init__(self):
             super().__init__()
@@ -169,7 +171,7 @@ def test_drs_in_training_eval_and_sample(tmp_path):
     r = run_cli("eval", f"ckpt={run_dir}", "drs=false", f"out={tmp_path / 'plain.json'}")
     assert "drs_modes" not in json.loads((tmp_path / "plain.json").read_text())["metrics"]
     # `ganrun sample`: the filtered samples by default for this run, G's own with drs=false
-    from ganrun.sample import generate
+    from ganrun.commands.sample import generate
 
     ckpt = checkpoint.load(run_dir)
     own, _ = generate(ckpt, 50, 0, torch.device("cpu"))
@@ -197,7 +199,7 @@ def test_drs_on_an_image_model_behind_diffaugment(tmp_path):
     summary = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.augment=[translation]", "train.drs=true"),
                   tmp_path / "img")
     assert {"drs_classes", "drs_fd", "drs_accept_rate"} <= set(summary["metrics"])
-    from ganrun.sample import generate
+    from ganrun.commands.sample import generate
 
     kept, _ = generate(checkpoint.load(tmp_path / "img"), 16, 0, torch.device("cpu"), drs=True)
     assert kept.shape == (16, 1, 28, 28) and kept.abs().max() <= 1
@@ -209,7 +211,7 @@ def test_drs_with_packing_and_minibatch_std_end_to_end(tmp_path):
                                 "model.minibatch_std=true", "train.drs=true"), run_dir)
     m = summary["metrics"]
     assert {"drs_modes", "drs_hq_percent", "drs_accept_rate"} <= set(m) and 0 < m["drs_accept_rate"] <= 1
-    from ganrun.sample import generate
+    from ganrun.commands.sample import generate
 
     kept, _ = generate(checkpoint.load(run_dir), 51, 0, torch.device("cpu"), drs=True)  # odd n: packs cut to n
     assert kept.shape == (51, 2)

@@ -11,17 +11,17 @@ import time
 
 import pytest
 import torch
-
 from conftest import TINY, TINY_MODEL, compose_train
-from ganrun import checkpoint
+
+from ganrun.artifacts import checkpoint
 from ganrun.config import ConfigError
-from ganrun.train import run
+from ganrun.training.run import run
 
 BASE = [*TINY, *TINY_MODEL["dcgan"], "train.steps=8", "train.ckpt_every=4", "model.d_dropout=0.2"]
 
 
 @pytest.mark.parametrize("extra", [[], ["dataset=ring", "model=mlp", "model.hidden=[16,16]", "loss=wgan-gp"],
-                                   ["dataset=ring", "model=mlp", "model.hidden=[16,16]", "loss.lecam_weight=0.3"]])
+                                   ["dataset=ring", "model=mlp", "model.hidden=[16,16]", "regularizers=[lecam]"]])
 def test_half_plus_resume_is_bit_identical_to_straight(tmp_path, extra):
     overrides = [*BASE, *extra] if not extra else [*TINY, *extra, "train.steps=8", "train.ckpt_every=4"]
     run(compose_train(*overrides), tmp_path / "straight")
@@ -119,7 +119,7 @@ def test_kill_9_never_leaves_a_broken_last_checkpoint(tmp_path):
 
 def _nan_g_loss_from(monkeypatch, bad_calls):
     """Make the non-saturating G loss NaN on the listed call numbers (1-based)."""
-    from ganrun import losses
+    from ganrun.training import losses
 
     original = losses.NonSaturating.g_loss
     calls = {"n": 0}
@@ -133,7 +133,7 @@ def _nan_g_loss_from(monkeypatch, bad_calls):
 
 
 def test_nan_stops_the_run_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
-    from ganrun.loop import NonFiniteError
+    from ganrun.training.loop import NonFiniteError
 
     _nan_g_loss_from(monkeypatch, set(range(3, 100)))
     cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.steps=8", "train.ckpt_every=2", "train.log_every=4")
@@ -170,7 +170,7 @@ def test_a_failed_periodic_checkpoint_write_is_reported_and_training_goes_on(tmp
 
 
 def test_a_second_signal_aborts_at_once():
-    from ganrun.loop import StopFlag
+    from ganrun.training.loop import StopFlag
 
     with StopFlag() as stop:
         assert signal.getsignal(signal.SIGTERM) == stop._handle

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, TINY_MODEL, compose_train, run_cli
 from PIL import Image
 
-from conftest import TINY, TINY_MODEL, compose_train, run_cli
-from ganrun import checkpoint, errors
-from ganrun.sample import generate, latents, main, slerp
-from ganrun.train import run
+from ganrun import errors
+from ganrun.artifacts import checkpoint
+from ganrun.commands.sample import generate, latents, main, slerp
+from ganrun.training.run import run
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_ema_true_without_an_ema_generator(tmp_path):
 
 def test_conditional_interp_keeps_one_class_per_row(tmp_path):
     run(compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=true"), tmp_path / "cond")
-    from ganrun.sample import interpolate
+    from ganrun.commands.sample import interpolate
 
     ckpt = checkpoint.load(tmp_path / "cond")
     strips = interpolate(ckpt, 3, 4, 0, torch.device("cpu"), classes=[3, 7])

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.errors import ConfigCompositionException
-
 from conftest import ROOT, TINY, TINY_MODEL, compose_train
-from ganrun import config, trackers
-from ganrun.config import ConfigError
-from ganrun.train import run
 from test_train import scalars
+
+from ganrun import config
+from ganrun.artifacts import trackers
+from ganrun.config import ConfigError
+from ganrun.training.run import run
 
 TOY = ["dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"]]
 ALL = ["logger=[tensorboard,wandb,mlflow]", "logger.wandb.project=X", "logger.wandb.mode=disabled",
@@ -78,7 +78,13 @@ def test_all_three_compose_and_open(tmp_path, monkeypatch):
     assert cfg.logger.mlflow.experiment == "gans" and cfg.logger.mlflow.tracking_uri == "http://127.0.0.1:5000"
     monkeypatch.setattr(mlflow, "MlflowClient", FakeMlflowClient)
     monkeypatch.chdir(tmp_path)
-    writer = trackers.open_trackers(cfg, tmp_path / "run")
+    from omegaconf import OmegaConf
+
+    from ganrun.config.targets import instantiate
+
+    built = {name: instantiate(node, f"logger.{name}") for name, node in cfg.logger.items()}
+    params = config.flat_items(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    writer = trackers.open_trackers(built, tmp_path / "run", params)
     assert [type(t) for t in writer.trackers] == [trackers.TensorBoard, trackers.Wandb, trackers.Mlflow]
     writer.add_scalar("D(G(z))", 0.25, 2)
     writer.add_scalar("loss/D", 1.5, 2)
@@ -94,38 +100,47 @@ def test_all_three_compose_and_open(tmp_path, monkeypatch):
 
 
 def test_wandb_arguments_take_the_environment_and_continue_a_run(tmp_path, monkeypatch):
-    node = compose_train("logger=wandb").logger.wandb
+    from ganrun.config.targets import instantiate
+
+    wandb = instantiate(compose_train("logger=wandb").logger.wandb, "logger.wandb")
     monkeypatch.delenv("WANDB_DIR", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    args = trackers.wandb_init_args(node, tmp_path / "run", None)  # no mode: wandb's default (online)
+    args = wandb.init_args(tmp_path / "run", None)  # no mode: wandb's default (online)
     assert args == {"project": "ganrun", "name": str(tmp_path / "run"), "dir": str(tmp_path / "run")}
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("WANDB_MODE", "offline")
-    args = trackers.wandb_init_args(node, tmp_path / "run", "abc123")
+    args = wandb.init_args(tmp_path / "run", "abc123")
     assert (args["dir"], args["mode"]) == (str(tmp_path / "elsewhere"), "offline")
     assert (args["id"], args["resume"]) == ("abc123", "allow")
-    node.mode, node.dir = "disabled", str(tmp_path / "mine")  # the config wins over the environment
-    assert trackers.wandb_init_args(node, tmp_path / "run", None)["mode"] == "disabled"
+    mine = trackers.Wandb(mode="disabled", dir=str(tmp_path / "mine"))  # the config wins over the environment
+    assert mine.init_args(tmp_path / "run", None)["mode"] == "disabled"
     assert (tmp_path / "mine").is_dir() and (tmp_path / "elsewhere").is_dir()
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["logger=[tensorboard,wandb]", "logger.wandb.projekt=X"], "Key 'projekt' not in 'WandbConfig'"),
-    (["logger=mlflow", "logger.mlflow.tracking_uri=[1,2]"], "Cannot convert 'list' to string"),
-    (["logger.tensorboard.log_dir=x"], "Key 'log_dir' not in 'TensorBoardConfig'"),
-    (["logger.wandb.project=X"], "Key 'wandb' is not in struct"),  # wandb not picked
+    (["logger=[tensorboard,wandb]", "logger.wandb.projekt=X"], "logger.wandb.projekt: unknown key; did you mean "
+                                                               "logger.wandb.project? (logger.wandb keys:"),
+    (["logger.tensorboard.log_dir=x"], "logger.tensorboard.log_dir: unknown key (logger.tensorboard keys: )"),
+    (["logger.wandb.project=X"], "logger.wandb is set but wandb is not picked; add it: logger=[tensorboard,wandb]"),
 ])
 def test_unknown_tracker_key_fails_composition(overrides, message):
-    with pytest.raises(ConfigCompositionException) as e:
-        compose_train(*overrides)
-    assert message in str(e.value.__cause__)
+    with pytest.raises(ConfigError) as e:
+        config.compose(overrides)
+    assert message in str(e.value)
+
+
+def test_a_tracker_setting_of_the_wrong_type_is_refused():
+    with pytest.raises(ConfigError, match="logger.mlflow.tracking_uri=.*expected str or NoneType"):
+        config.validate(compose_train("logger=mlflow", "logger.mlflow.tracking_uri=[1,2]"))
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["logger=[tensorboard,wandb]", "+logger.wandb.projekt=X"], "logger.wandb.projekt: unknown key; wandb keys: dir,"),
-    (["+logger.tensorboard.log_dir=x"], "logger.tensorboard.log_dir: unknown key; tensorboard keys: none"),
+    (["logger=[tensorboard,wandb]", "+logger.wandb.projekt=X"],
+     "logger.wandb.projekt: unknown key for ganrun.artifacts.trackers.Wandb; allowed keys: project, entity"),
+    (["+logger.tensorboard.log_dir=x"],
+     "logger.tensorboard.log_dir: unknown key for ganrun.artifacts.trackers.TensorBoard; allowed keys: (none)"),
     (["+logger.mlflow.experiment=x"], "logger.mlflow is set but mlflow is not picked; add it: logger=[tensorboard,mlf"),
-    (["+logger.comet.project=x"], "logger.comet: unknown tracker; use logger=[tensorboard,wandb,mlflow]"),
+    (["+logger.comet.project=x"], "logger.comet is set but comet is not picked; add it: logger=[tensorboard,comet]"),
     (["logger=wandb", "logger.wandb.mode=onlin"], "logger.wandb.mode='onlin': use online, offline, disabled"),
 ])
 def test_keys_added_with_plus_are_refused(overrides, message):
@@ -143,7 +158,7 @@ def test_missing_package_is_one_line(package, monkeypatch):
 
 
 def test_missing_package_stops_the_cli_before_the_run_folder(tmp_path):
-    code = "import sys; sys.modules['wandb'] = None; from ganrun.cli import main; main()"
+    code = "import sys; sys.modules['wandb'] = None; from ganrun.commands.cli import main; main()"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-c", code, "train", "logger=[tensorboard,wandb]",
                         f"hydra.run.dir={tmp_path / 'r'}"], capture_output=True, text=True, env=env, timeout=120)
@@ -286,7 +301,7 @@ def test_mlflow_server_gets_metrics_params_and_samples_and_resume_continues(tmp_
 
 
 def test_cli_names_the_tracker_to_pick(tmp_path, monkeypatch, capsys):
-    from ganrun import cli
+    from ganrun.commands import cli
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, TINY, TINY_MODEL, compose_train, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY, TINY_MODEL, compose_train
-from ganrun import checkpoint, losses
-from ganrun.callbacks import Callback
-from ganrun.objectives import Adversarial
-from ganrun.train import run
+from ganrun.artifacts import checkpoint
+from ganrun.training import losses
+from ganrun.training.objectives import Adversarial
+from ganrun.training.run import run
 
 LOSSES = ["gan", "minimax", "wgan", "wgan-gp", "hinge", "lsgan"]
 
@@ -71,13 +71,23 @@ def test_ema_generator_is_kept_and_averages(tmp_path):
 
 
 def test_ema_generator_gets_batchnorm_statistics_of_its_own_weights():
-    from ganrun.build import build_models
-    from ganrun.callbacks import EMA
+    from ganrun.models.build import build_models
+    from ganrun.training.callbacks import EMA
 
-    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.sample_every=3")
+    from types import SimpleNamespace
+
+    from ganrun.training.callbacks import Callback, Run
+
+    class ReadsAt3(Callback):  # a preview every 3 steps
+        def reads_sampler(self, step: int) -> bool:
+            return step == 3
+
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"])
     torch.manual_seed(0)
     G, _ = build_models(cfg.model, (1, 28, 28))
-    ema = EMA(G, 0.0, cfg)  # decay 0: G_ema's weights become G's
+    ema = EMA(1e-9, rampup=0.0)  # G_ema's weights become G's
+    exp = SimpleNamespace(G=G, batch_size=8)
+    ema.setup(Run(exp, None, None, 1, 4, None, {}, [], callbacks=[ema, ReadsAt3()]))
     with torch.no_grad():
         G.net[0].weight.mul_(3.0)  # G moves; its own running statistics stay those of the old weights
     ema.after_step(1, {})  # not a step anything reads G_ema at: weights averaged, statistics untouched
@@ -129,7 +139,7 @@ def test_one_fake_batch_serves_both_steps_when_n_critic_is_1(n_critic, g_calls):
     opt_G, opt_D = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1)
     batches = iter(lambda: torch.randn(8, 2), None)
     d_before = D[0].weight.clone()
-    out = Adversarial(losses.NonSaturating()).step(G, D, opt_G, opt_D, batches, n_critic, want_stats=False)
+    out = Adversarial(losses.NonSaturating(), n_critic=n_critic).step(G, D, opt_G, opt_D, batches, want_stats=False)
     assert G.calls == g_calls
     assert not torch.equal(D[0].weight, d_before)
     # stats only on logging steps; E[sign D(real)] every step (adaptive augmentation reads it), no host sync
@@ -143,13 +153,13 @@ def test_g_step_leaves_d_weights_alone():
     opt_G, opt_D = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.0)  # D frozen by lr 0
     batches = iter(lambda: torch.randn(8, 2), None)
     g_before = G.G[0].weight.clone()
-    Adversarial(losses.NonSaturating()).step(G, D, opt_G, opt_D, batches, 1, want_stats=True)
+    Adversarial(losses.NonSaturating()).step(G, D, opt_G, opt_D, batches, want_stats=True)
     assert not torch.equal(G.G[0].weight, g_before)
     assert all(p.requires_grad for p in D.parameters())  # restored after the G step
 
 
 def test_health_signals():
-    from ganrun.health import health
+    from ganrun.training.health import health
 
     real = torch.randn(16, 1, 4, 4)
     varied = health(real, real.flip(0), torch.ones(16))
@@ -161,7 +171,7 @@ def test_health_signals():
 
 
 def test_health_of_a_conditional_generator_counts_pairs_within_a_class():
-    from ganrun.health import Monitor, health
+    from ganrun.training.health import Monitor, health
 
     torch.manual_seed(0)
     labels = torch.arange(16) % 4
@@ -181,7 +191,7 @@ def test_health_of_a_conditional_generator_counts_pairs_within_a_class():
 
 
 def test_monitor_warns_once_with_remedies(caplog):
-    from ganrun.health import Monitor
+    from ganrun.training.health import Monitor
 
     monitor = Monitor()
     stats = {"health/diversity": 0.05, "D(x)": 0.99, "D(G(z))": 0.001}
@@ -196,8 +206,8 @@ def test_monitor_warns_once_with_remedies(caplog):
 
 @pytest.mark.parametrize("option", ["model.pack=2", "model.minibatch_std=true", "model.spectral_norm=true",
                                     "train.ema=0.99", "loss.real_label=0.9", "loss.flip_prob=0.1",
-                                    "model.d_dropout=0.3", "optimizer.lr_d=4e-4", "loss.r1_gamma=1.0",
-                                    "loss.dragan_weight=10", "loss.unroll_steps=2"])
+                                    "model.d_dropout=0.3", "optimizer.lr_d=4e-4", "regularizers=[r1]",
+                                    "regularizers=[dragan]", "regularizers=[unroll]"])
 def test_every_stabiliser_composes_and_trains(tmp_path, option):
     cfg = compose_train(option, *TINY, *TINY_MODEL["dcgan"])
     assert run(cfg, tmp_path)["status"] == "completed"
@@ -212,7 +222,7 @@ def test_pack_must_divide_the_batch():
 
 
 def test_lr_factor_by_hand():
-    from ganrun.callbacks import lr_factor
+    from ganrun.training.callbacks import lr_factor
 
     assert lr_factor("constant", 7, 10) == 1.0
     assert [lr_factor("linear", s, 4) for s in (1, 2, 3, 4)] == [1.0, 0.75, 0.5, 0.25]
@@ -238,50 +248,34 @@ def test_unknown_lr_schedule_is_one_line():
         config.validate(compose_train("train.lr_schedule=step", *TINY))
 
 
-class _Counter(Callback):
-    """A callback as a contributor would add one: counts steps, keeps state in checkpoints."""
+def test_a_new_callback_is_a_class_and_a_config_node_and_the_loop_does_not_change(tmp_path):
+    from plugin_pkg.callbacks import Counter
 
-    def __init__(self) -> None:
-        self.before: list[int] = []
-        self.after: list[tuple[int, bool]] = []
-        self.ended: int | None = None
-        self.restored: int | None = None
-
-    def before_step(self, step: int) -> None:
-        self.before.append(step)
-
-    def after_step(self, step: int, out: dict) -> None:
-        self.after.append((step, "grad_norm/D" in out))
-
-    def on_end(self, step: int) -> None:
-        self.ended = step
-
-    def save(self, ckpt: dict) -> None:
-        ckpt["counter"] = len(self.after)
-
-    def restore(self, ckpt: dict) -> None:
-        self.restored = ckpt["counter"]
-
-    def summary(self) -> dict:
-        return {"counted": len(self.after)}
-
-
-def test_a_new_callback_runs_saves_and_resumes_without_touching_the_loop(tmp_path):
-    from ganrun.build import build
-    from ganrun.loop import fit
-    from ganrun.train import NullWriter
-
-    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"])  # 4 steps, statistics and checkpoints every 2
-    torch.manual_seed(0)
-    counter = _Counter()
-    summary = fit(build(cfg), cfg, tmp_path / "a", NullWriter(), extra=[counter])
+    extra = ["plugins=[plugin_pkg]", "+callbacks.counter={_target_:plugin_pkg.callbacks.Counter,every:3}",
+             "train.log_every=100"]
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], *extra)  # 4 steps, checkpoints every 2
+    Counter.made.clear()
+    summary = run(cfg, tmp_path / "a")
+    counter = Counter.made[-1]
     assert counter.before == [1, 2, 3, 4] and counter.ended == 4 and summary["counted"] == 4
-    assert counter.after == [(1, False), (2, True), (3, False), (4, True)]  # stats on logging steps only
+    assert counter.after == [(1, False), (2, False), (3, True), (4, True)]  # it asked for step 3; 4: the last
     ckpt = checkpoint.load(tmp_path / "a" / "checkpoints" / "step_000002.pt")
-    assert ckpt["counter"] == 2
-    resumed = _Counter()
-    fit(build(cfg), cfg, tmp_path / "b", NullWriter(), resume=ckpt, extra=[resumed])
+    assert ckpt["counter"] == 2  # its state in the checkpoint: the checkpoints come after it
+    run(compose_train(*TINY, *TINY_MODEL["dcgan"], *extra, f"resume={tmp_path / 'a' / 'checkpoints' / 'step_000002.pt'}"),
+        tmp_path / "b")
+    resumed = Counter.made[-1]
     assert resumed.restored == 2 and resumed.before == [3, 4]
+
+
+def test_a_callback_from_a_yaml_of_ones_own(tmp_path):
+    (tmp_path / "conf" / "callbacks").mkdir(parents=True)
+    (tmp_path / "conf" / "callbacks" / "counter.yaml").write_text(
+        "counter:\n  _target_: plugin_pkg.callbacks.Counter\n  every: 2\n")
+    env = {"PYTHONPATH": str(ROOT / "tests")}
+    r = run_cli("train", "--config-dir", str(tmp_path / "conf"), "callbacks=[default,counter]", "plugins=[plugin_pkg]",
+                *TINY, *TINY_MODEL["dcgan"], f"hydra.run.dir={tmp_path / 'r'}", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["counted"] == 4
 
 
 @pytest.mark.slow
@@ -305,14 +299,15 @@ def test_resnet_trains_on_32px_digits_with_its_recipe_keys(tmp_path):
 
 
 def test_conditional_auto_uses_labels_when_the_data_has_them(tmp_path):
-    from ganrun.build import build
+    from ganrun.training.build import build
 
     cfg = compose_train(*TINY, *TINY_MODEL["dcgan"])  # model.conditional=auto (dcgan's default)
     assert cfg.model.conditional == "auto"
     exp = build(cfg)
-    assert cfg.model.conditional is True and exp.G.n_classes == 10 and exp.D.planes is not None
+    assert exp.model["conditional"] is True and exp.G.n_classes == 10 and exp.D.planes is not None
+    assert cfg.model.conditional == "auto"  # the config is left as it was: build settles it for itself
     ring = compose_train("dataset=ring", *TINY, *TINY_MODEL["dcgan"])
-    assert build(ring).G.embed is None and ring.model.conditional is False  # no labels: unconditional
+    assert build(ring).G.embed is None and build(ring).model["conditional"] is False  # no labels
     drs = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.drs=true")
     assert build(drs).G.embed is None  # rejection sampling needs an unconditional G
     off = compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false")

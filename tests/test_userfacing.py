@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from ganrun import cli, config, help
 from conftest import TINY, TINY_MODEL, compose_train
+
+from ganrun import config
+from ganrun.commands import cli, help
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -23,7 +24,7 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.mark.parametrize("override, message", [
     ("+optimizer.lr=1e-3", "optimizer.lr is not a ganrun key; use optimizer.lr_g=X optimizer.lr_d=X"),
     ("optimizer.lr=1e-3", "optimizer.lr is not a ganrun key; use optimizer.lr_g=X optimizer.lr_d=X"),
-    ("+foo=1", "foo: unknown key, nothing would read it (top-level keys: dataset, logger, loss"),
+    ("+foo=1", "foo: unknown key, nothing would read it (top-level keys: callbacks, dataset, logger, loss"),
     ("+train.foo=1", "train.foo: unknown key, nothing would read it (train keys: ada_kimg"),
     ("+optimizer.foo=1", "optimizer.foo: unknown key, nothing would read it (optimizer keys: _target_, alpha"),
     ("+train.epochs=3", "train.epochs is not a ganrun key; use train.steps=N"),
@@ -92,7 +93,7 @@ def test_an_unexpected_crash_still_leaves_a_failed_summary(tmp_path, monkeypatch
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("ganrun.train.fit", broken)
+    monkeypatch.setattr("ganrun.training.run.fit", broken)
     code, _, err = run_main(["train", "dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"],
                              f"hydra.run.dir={tmp_path}"], capsys)
     assert code == 1 and "ZeroDivisionError: a bug" in err  # a bug keeps its traceback
@@ -105,12 +106,9 @@ def test_an_unexpected_crash_still_leaves_a_failed_summary(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("command", ["sample", "eval", "export"])
 def test_every_key_of_a_command_has_help(command, capsys):
-    import importlib
-
     code, out, _ = run_main([command, "--help"], capsys)
     assert code == 0 and out.startswith(f"usage: ganrun {command}")
-    module, schema = cli.ABOUT[command][2].split(":")
-    fields = getattr(importlib.import_module(f"ganrun.{module}"), schema).__dataclass_fields__
+    fields = help.ABOUT[command][2].__dataclass_fields__
     rows = {ln.split()[0].split("=")[0]: ln for ln in out.splitlines() if ln.startswith("  ")}
     assert set(rows) == set(fields)
     for key, line in rows.items():
@@ -131,9 +129,13 @@ def test_train_help_gives_every_key_of_every_option_a_meaning_and_default():
     rows = [ln for ln in text.splitlines() if ln.startswith("  logger.")]
     assert len(rows) == 10 and all(len(ln.split(None, 1)) == 2 for ln in rows)
     assert "logger: mlflow*, tensorboard*, wandb*" in text and "name=" in text
+    every = config.option_files("regularizers")
+    text = help.train_help([f"regularizers=[{','.join(every)}]"])
+    rows = [ln for ln in text.splitlines() if ln.startswith("  regularizers.")]
+    assert {ln.split(".")[1] for ln in rows} == set(every) and all(len(ln.split(None, 1)) == 2 for ln in rows)
     text = help.train_help(["loss=wgan-gp"])
     assert "loss: gan, hinge, lsgan, minimax, rpgan, wgan, wgan-gp*" in text
-    assert "train.n_critic=5 " in text and "loss.gp_weight=10.0 " in text  # the recipe's values
+    assert "train.n_critic=5 " in text and "regularizers.gp.weight=10.0 " in text  # the recipe's values
     assert "docs/configs.md" in text
 
 
@@ -159,7 +161,7 @@ def test_a_short_run_prints_no_collapse_warning_and_ends_with_its_metrics(tmp_pa
     import logging
 
     caplog.set_level(logging.INFO)
-    from ganrun.train import run
+    from ganrun.training.run import run
 
     cfg = compose_train("dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"], "train.steps=20")
     run(cfg, tmp_path / "r")
@@ -169,7 +171,7 @@ def test_a_short_run_prints_no_collapse_warning_and_ends_with_its_metrics(tmp_pa
 
 
 def test_report_legend_names_runs_by_what_they_vary():
-    from ganrun.report import run_labels
+    from ganrun.commands.report import run_labels
 
     runs = [{"run": "0", "overrides": ["loss=gan", "train.steps=4"]},
             {"run": "1", "overrides": ["loss=hinge", "train.steps=4"]}]
@@ -181,7 +183,7 @@ def test_report_legend_names_runs_by_what_they_vary():
 
 
 def complete(line: str) -> list[str]:
-    from ganrun.completion import candidates
+    from ganrun.commands.completion import candidates
 
     return candidates(line)
 
@@ -267,8 +269,8 @@ def test_a_named_run_goes_to_outputs_name_date_time(tmp_path, monkeypatch, capsy
 
 
 def test_seed_ranges_as_stylegan_users_type_them():
+    from ganrun.commands.sample import parse, parse_seeds
     from ganrun.config import ConfigError
-    from ganrun.sample import parse, parse_seeds
 
     assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("1,5,9") == [1, 5, 9]
     assert parse_seeds("0-2,10") == [0, 1, 2, 10] and parse_seeds("7") == [7]
@@ -283,7 +285,7 @@ def test_seed_ranges_as_stylegan_users_type_them():
 def test_a_seed_draws_the_same_image_whatever_the_other_seeds(tmp_path, capsys):
     import numpy as np
 
-    from ganrun.train import run
+    from ganrun.training.run import run
 
     cfg = compose_train("dataset=mnist-sample", *TINY, *TINY_MODEL["dcgan"], "model.conditional=true",
                         "train.steps=2", "train.eval_n=100")
@@ -309,8 +311,8 @@ def test_a_seed_draws_the_same_image_whatever_the_other_seeds(tmp_path, capsys):
 def test_objective_is_the_final_metric_a_sweeper_minimises():
     from omegaconf import OmegaConf
 
+    from ganrun.commands.train import objective
     from ganrun.config import ConfigError
-    from ganrun.train import objective
 
     summary = {"run_dir": "r", "losses": {"loss/G": 0.7, "loss/D": 1.2}, "metrics": {"fd": 12.5, "recall": 0.4}}
     assert objective(OmegaConf.create({"objective": "auto"}), summary) == 12.5

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, TINY, TINY_MODEL, run_cli
 from PIL import Image
 
-from conftest import ROOT, TINY, TINY_MODEL, run_cli
-from ganrun import checkpoint, cli
+from ganrun.artifacts import checkpoint
+from ganrun.commands import cli
 
 RING = ["dataset=ring", "model=mlp", "loss=hinge", *TINY, *TINY_MODEL["mlp"], "train.ckpt_every=4"]
 
@@ -135,10 +136,11 @@ def test_a_sweep_in_the_default_folder_is_one_folder_with_its_table(tmp_path):
 
 
 def test_the_search_objective_is_finite_for_a_run_that_trained(tmp_path):
+    from conftest import compose_train
     from omegaconf import OmegaConf
 
-    from ganrun.train import objective, run
-    from conftest import compose_train
+    from ganrun.commands.train import objective
+    from ganrun.training.run import run
 
     summary = run(compose_train(*RING), tmp_path / "r")  # 4 steps: no sample near a mode yet
     assert summary["metrics"]["reverse_kl"] == float("inf") and summary["metrics"]["modes"] == 0
@@ -147,7 +149,7 @@ def test_the_search_objective_is_finite_for_a_run_that_trained(tmp_path):
 
 
 def test_energy_distance_by_hand():
-    from ganrun.metrics import energy_distance
+    from ganrun.metrics.scores import energy_distance
 
     a, b = torch.tensor([[0.0], [1.0]]), torch.tensor([[2.0], [3.0]])
     # 2 * mean |a - b| (2, 3, 1, 2 -> 2) - mean |a - a'| (1) - mean |b - b'| (1)
@@ -162,7 +164,7 @@ def test_energy_distance_by_hand():
 
 
 def test_ema_decay_warms_up_by_hand():
-    from ganrun.callbacks import ema_decay
+    from ganrun.training.callbacks import ema_decay
 
     assert ema_decay(0.999, 0.05, 20) == pytest.approx(0.5)  # half-life 0.05 * 20 = 1 step
     assert ema_decay(0.999, 0.05, 100) == pytest.approx(0.5 ** (1 / 5))
@@ -172,7 +174,8 @@ def test_ema_decay_warms_up_by_hand():
 
 def test_a_short_runs_ema_generator_shows_what_g_learned(tmp_path):
     from conftest import compose_train
-    from ganrun.train import run
+
+    from ganrun.training.run import run
 
     overrides = [*TINY, *TINY_MODEL["dcgan"], "train.steps=30", "train.ema=0.999", "model.conditional=false"]
     run(compose_train(*overrides), tmp_path / "warm")
@@ -208,7 +211,8 @@ SMALL_IMAGES = ["dataset.image_size=8", "model=mlp", "model.hidden=[16,16]", "mo
 
 def test_a_truncated_png_in_a_folder_is_skipped_and_named(tmp_path, caplog):
     from conftest import compose_train
-    from ganrun.train import run
+
+    from ganrun.training.run import run
 
     _images(tmp_path / "imgs")
     _truncate(tmp_path / "imgs" / "img03.png")
@@ -234,7 +238,8 @@ def test_a_truncated_png_in_a_zip_is_skipped_and_named(tmp_path):
 
 
 def test_eval_with_inception_on_a_folder_run_scores_real_images(tmp_path, monkeypatch, capsys):
-    from ganrun import evaluate, metrics
+    from ganrun.commands import evaluate
+    from ganrun.metrics import scores as metrics
 
     _images(tmp_path / "imgs")
     run = tmp_path / "r"
@@ -256,7 +261,7 @@ def test_eval_with_inception_on_a_folder_run_scores_real_images(tmp_path, monkey
 
 
 def completions(line: str, word: str | None = None, capsys=None) -> list[str]:
-    from ganrun.completion import answer
+    from ganrun.commands.completion import answer
 
     answer(line, word)
     return capsys.readouterr().out.split()
@@ -272,7 +277,7 @@ def test_bash_completion_after_key_equals_inserts_the_value_alone(capsys):
 
 
 def test_completion_offers_fixed_choices():
-    from ganrun.completion import candidates
+    from ganrun.commands.completion import candidates
 
     assert candidates("ganrun train train.device=") == ["train.device=auto", "train.device=cpu", "train.device=cuda"]
     assert candidates("ganrun train train.precision=b") == ["train.precision=bf16"]
@@ -314,7 +319,7 @@ def test_completion_in_a_real_bash_session(tmp_path):
 
 
 def test_report_keeps_its_markdown_table_whole_when_an_error_has_several_lines(tmp_path):
-    from ganrun import report
+    from ganrun.commands import report
 
     for name, summary in (("a", {"status": "completed", "step": 4, "losses": {"loss/D": 1.0}}),
                           ("b", {"status": "failed", "error": "Traceback (most recent call last):\n  File x\n"
@@ -376,7 +381,8 @@ def test_eval_without_arguments_says_what_to_give(capsys):
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory) -> Path:
     from conftest import compose_train
-    from ganrun.train import run
+
+    from ganrun.training.run import run
 
     run_dir = tmp_path_factory.mktemp("cond") / "r"
     run(compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=true"), run_dir)
@@ -384,7 +390,7 @@ def conditional_run(tmp_path_factory) -> Path:
 
 
 def test_sample_writes_exactly_n_and_one_file_per_seed(conditional_run, tmp_path):
-    from ganrun import sample
+    from ganrun.commands import sample
 
     assert sample.main([f"ckpt={conditional_run}", "n=64", f"out={tmp_path / 'a.npy'}"]) == 0
     assert np.load(tmp_path / "a.npy").shape[0] == 64
@@ -399,7 +405,7 @@ def test_sample_writes_exactly_n_and_one_file_per_seed(conditional_run, tmp_path
 
 
 def test_class_rows_spread_n_over_the_classes():
-    from ganrun.images import class_rows
+    from ganrun.data.pictures import class_rows
 
     labels, per_row = class_rows(10, 64)
     # sample i draws class floor(10 i / 64): class c holds the i in [6.4 c, 6.4 (c + 1))
@@ -408,7 +414,7 @@ def test_class_rows_spread_n_over_the_classes():
 
 def test_onnx_export_is_one_file(conditional_run, tmp_path):
     pytest.importorskip("onnxscript")
-    from ganrun import export
+    from ganrun.commands import export
 
     assert export.main([f"ckpt={conditional_run}", "format=onnx", f"out={tmp_path / 'g.onnx'}"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]
@@ -433,15 +439,16 @@ def test_the_conditional_dcgan_trains_the_same_weights_twice_on_a_multithreaded_
     a different order from run to run on two threads: no resume could be bit-identical. Three steps of the
     default model, twice in one process, must give equal weights."""
     from conftest import compose_train
-    from ganrun.build import build
-    from ganrun.train import seed_everything
+
+    from ganrun.training.build import build
+    from ganrun.training.run import seed_everything
 
     def three_steps():
         seed_everything(0)
         exp = build(compose_train("train.steps=3"))
         batches = exp.data.batches(32, torch.device("cpu"), seed=0, labels=True)
         for _ in range(3):
-            exp.objective.step(exp.G, exp.D, exp.opt_G, exp.opt_D, batches, 1, want_stats=False)
+            exp.objective.step(exp.G, exp.D, exp.opt_G, exp.opt_D, batches, want_stats=False)
         return exp
 
     threads = torch.get_num_threads()

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY, compose_train, run_cli
-from ganrun.losses import ELBO
-from ganrun.objectives import VAEObjective
+
 from ganrun.models import vae
-from ganrun.train import run
+from ganrun.models.vae import ELBO
+from ganrun.training.objectives import VAEObjective
+from ganrun.training.run import run
 
 TINY_VAE = ["model=vae", "model.width=4", "model.latent_dim=4", "model.hidden=[16,16]"]
 
@@ -73,13 +73,13 @@ def test_vae_step_trains_both_networks_on_the_elbo():
 
     source = batches()
     before = [p.detach().clone() for p in (*decoder.parameters(), *encoder.parameters())]
-    first = VAEObjective(encoder.elbo).step(decoder, encoder, opt_G, opt_D, source, 1, want_stats=True)
+    first = VAEObjective(encoder.elbo).step(decoder, encoder, opt_G, opt_D, source, want_stats=True)
     assert {"loss/G", "vae/recon", "vae/kl", "grad_norm/G", "grad_norm/D", "health/diversity"} <= set(first)
     torch.testing.assert_close(first["loss/G"], first["vae/recon"] + first["vae/kl"])
     after = list((*decoder.parameters(), *encoder.parameters()))
     assert all(not torch.equal(a, b) for a, b in zip(before, after))  # both networks moved
     for _ in range(150):
-        last = VAEObjective(encoder.elbo).step(decoder, encoder, opt_G, opt_D, source, 1, want_stats=False)
+        last = VAEObjective(encoder.elbo).step(decoder, encoder, opt_G, opt_D, source, want_stats=False)
     assert float(last["loss/G"]) < 0.5 * float(first["loss/G"])
 
 

@@ -104,11 +104,17 @@ class MinibatchStd(nn.Module):
 CLASS_DIM = 50  # size of G's class embedding, concatenated to z
 
 
+def auto_conditional(n_classes: int, pack: int = 1, drs: bool = False, pixels: bool = True) -> bool:
+    """model.conditional=auto, the one rule: conditional when the data are images with class labels (two or
+    more) and D neither packs samples (PacGAN) nor filters them by rejection sampling, both of which need an
+    unconditional G. (train.clusters makes a model conditional on its clusters: ganrun.models.build.)"""
+    return pixels and n_classes >= 2 and pack == 1 and not drs
+
+
 def check_conditional(conditional: Conditional, n_classes: int, pack: int) -> int:
-    """The class count the models are built with: n_classes when conditional, else 0 (auto: conditional
-    when the data has labels and D does not pack samples)."""
+    """The class count the models are built with: n_classes when conditional, else 0 (auto: auto_conditional)."""
     if conditional == "auto":
-        return n_classes if n_classes >= 2 and pack == 1 else 0
+        return n_classes if auto_conditional(n_classes, pack) else 0
     if not conditional:
         return 0
     if n_classes < 2:

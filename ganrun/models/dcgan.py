@@ -15,9 +15,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganrun.models import mlp
-from ganrun.models.common import (Conditional, ClassInput, ClassPlanes, DCondition, Latent, MinibatchStd, Norm, Packed, Projection,
-                                  check_conditional, check_d_condition, check_latent, d_norm_layer, dcgan_init,
-                                  maybe_sn)
+from ganrun.models.common import (
+    ClassInput,
+    ClassPlanes,
+    Conditional,
+    DCondition,
+    Latent,
+    MinibatchStd,
+    Norm,
+    Packed,
+    Projection,
+    check_conditional,
+    check_d_condition,
+    check_latent,
+    d_norm_layer,
+    dcgan_init,
+    maybe_sn,
+)
 
 SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of G's first feature map
 

@@ -7,8 +7,20 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ganrun.models.common import (Conditional, ClassInput, Latent, MinibatchStd, Norm, Packed, Projection, check_conditional,
-                                  check_latent, d_norm_layer, dcgan_init, maybe_sn)
+from ganrun.models.common import (
+    ClassInput,
+    Conditional,
+    Latent,
+    MinibatchStd,
+    Norm,
+    Packed,
+    Projection,
+    check_conditional,
+    check_latent,
+    d_norm_layer,
+    dcgan_init,
+    maybe_sn,
+)
 
 
 class MLPGenerator(ClassInput, nn.Module):

@@ -60,6 +60,8 @@ class DownBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
+    n_classes = 0  # unconditional (every G says how many classes it draws)
+
     def __init__(self, channels: int, size: int, latent_dim: int, width: int, latent: Latent = "gaussian"):
         super().__init__()
         self.latent_dim, self.latent, self.width = latent_dim, latent, width

@@ -15,9 +15,45 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from ganrun.losses import ELBO
 from ganrun.models import dcgan, mlp
 from ganrun.models.common import Norm, dcgan_init
+
+
+
+class ELBO:
+    """The VAE's objective (Kingma & Welling 2014), per sample, in nats: minimise
+    -ELBO = E_q[-log p(x | z)] + beta * KL(q(z | x) || N(0, I)).
+
+    q(z | x) = N(mu, diag(exp(logvar))): KL = 1/2 sum(mu^2 + exp(logvar) - 1 - logvar).
+    p(x | z) = N(x_hat, sigma^2 I) over the D data dimensions: -log p = ||x - x_hat||^2 / (2 sigma^2)
+    + D/2 log(2 pi sigma^2). recon_sigma > 0 fixes sigma; 0 sets it to the batch's RMS error (the
+    sigma that maximises the likelihood, held constant in the gradient: a calibrated decoder, so the
+    balance between the two terms needs no tuning).
+    """
+
+    def __init__(self, beta: float = 1.0, recon_sigma: float = 0.0):
+        if beta < 0 or recon_sigma < 0:
+            raise ValueError(f"model.beta={beta}, model.recon_sigma={recon_sigma}: must be >= 0")
+        self.beta = beta
+        self.recon_sigma = recon_sigma
+
+    @staticmethod
+    def kl(mu: Tensor, logvar: Tensor) -> Tensor:
+        """KL(N(mu, exp(logvar)) || N(0, I)) per sample, (N,)."""
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(dim=1)
+
+    def recon_nll(self, x: Tensor, x_hat: Tensor) -> Tensor:
+        """-log p(x | z) per sample, (N,), under the Gaussian decoder."""
+        sq = (x - x_hat).pow(2).flatten(1)
+        var = (torch.full((), self.recon_sigma ** 2, device=x.device) if self.recon_sigma > 0
+               else sq.mean().detach().clamp(min=1e-6))
+        dims = sq.shape[1]
+        return sq.sum(dim=1) / (2 * var) + 0.5 * dims * torch.log(2 * math.pi * var)
+
+    def __call__(self, x: Tensor, x_hat: Tensor, mu: Tensor, logvar: Tensor) -> dict[str, Tensor]:
+        """{"loss": mean -ELBO (beta-weighted), "recon": mean -log p(x|z), "kl": mean KL}."""
+        recon, kl = self.recon_nll(x, x_hat).mean(), self.kl(mu, logvar).mean()
+        return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
 
 
 class Encoder(nn.Module):
@@ -60,3 +96,6 @@ def make(data_shape: Sequence[int], arch: Literal["conv", "mlp"] = "conv", laten
     if len(data_shape) == 3:
         dcgan_init(encoder.head)
     return decoder, encoder
+
+
+make.has_discriminator = False  # its second network is an encoder (ganrun.config.validate.has_discriminator)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ganrun.losses import Loss
+from ganrun.training.losses import Loss
 
 
 class MarginLeastSquares(Loss):

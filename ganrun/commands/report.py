@@ -1,0 +1,125 @@
+"""`ganrun report DIR [out=PREFIX]`: every run under DIR (a run, a sweep or all of outputs/) as a
+Markdown table, a CSV file and one PNG of losses and metrics against steps, one line per run.
+A run without a summary.json yet (a sweep still running) is listed as "running" with what its
+TensorBoard file holds so far."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from ganrun.commands.sweep import read_run, results_table, varying
+from ganrun.errors import ConfigError
+
+CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metric found
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run folders at or under root (those with a .hydra/overrides.yaml), in a stable order."""
+    found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml") if not p.parent.parent.is_symlink()}
+    return sorted(found, key=lambda p: [(len(part), part) for part in p.relative_to(root).parts])
+
+
+def scalars(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """tag -> (steps, values) of the run's TensorBoard scalars (losses and eval metrics)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags().get("scalars", []):
+        if tag in CURVES or tag.startswith(("eval/", "eval_real/")):
+            events = acc.Scalars(tag)
+            out[tag] = ([e.step for e in events], [e.value for e in events])
+    return out
+
+
+def table_rows(root: Path) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
+    """(header, rows as text, the raw runs) for every run under root."""
+    runs = []
+    for run_dir in find_runs(root):
+        name = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
+        row = read_run(run_dir, name, missing="running")
+        row["dir"] = run_dir
+        if row["status"] == "running":  # no summary yet: the last logged values
+            curves = scalars(run_dir)
+            row["losses"] = {k: v[1][-1] for k, v in curves.items() if k in CURVES and v[1]}
+            row["step"] = max((v[0][-1] for v in curves.values() if v[0]), default=0)
+        runs.append(row)
+    header, body = results_table(runs, missing="")
+    return header, body, runs
+
+
+def markdown(header: list[str], body: list[list[str]]) -> str:
+    cells = [[c.replace("|", "\\|") for c in row] for row in [header, *body]]
+    lines = ["| " + " | ".join(row) + " |" for row in cells]
+    lines.insert(1, "|" + "---|" * len(header))
+    return "\n".join(lines) + "\n"
+
+
+def run_labels(runs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each run's legend entry: its folder and what it varies (`0: model=mlp`), not the folder alone."""
+    return {r["run"]: f"{r['run']}: {o}" if o else r["run"] for r, o in zip(runs, varying(runs))}
+
+
+def plot(runs: list[dict[str, Any]], out: Path) -> bool:
+    """One panel per curve (losses, eval metrics), one line per run (real data's score dashed beside each
+    metric); False when nothing was logged."""
+    from ganrun.data.pictures import pyplot  # torch and matplotlib load only when a plot is wanted
+
+    plt = pyplot()
+    curves = {r["run"]: scalars(r["dir"]) for r in runs}
+    tags = [t for t in CURVES if any(t in c for c in curves.values())]
+    tags += sorted({t for c in curves.values() for t in c if t.startswith("eval/")})
+    if not tags:
+        return False
+    cols = min(3, len(tags))
+    rows = -(-len(tags) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False)
+    colours = {name: f"C{i % 10}" for i, name in enumerate(curves)}  # one colour per run in every panel
+    labels = run_labels(runs)
+    for ax, tag in zip(axes.flat, tags):
+        for name, c in curves.items():
+            if tag in c:
+                steps, values = c[tag]
+                ax.plot(steps, values, marker="o" if len(steps) < 3 else None, label=name, color=colours[name])
+            floor = c.get(tag.replace("eval/", "eval_real/", 1))
+            if floor:  # real data scored alike, dashed in the run's colour
+                ax.plot(*floor, linestyle="--", color=colours[name], alpha=0.6)
+        ax.set_title(tag)
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(tags):]:
+        ax.axis("off")
+    fig.legend(handles=[plt.Line2D([], [], color=c, label=labels[n]) for n, c in colours.items()],
+               loc="upper right", fontsize="small")  # each run named by what it varies
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def main(args: list[str]) -> int:
+    """Entry point for `ganrun report DIR [out=PREFIX]`; returns the exit code."""
+    folders = [a for a in args if "=" not in a]
+    options = dict(a.split("=", 1) for a in args if "=" in a)
+    unknown = sorted(set(options) - {"dir", "out"})
+    if unknown or len(folders) + ("dir" in options) != 1:
+        raise ConfigError("usage: ganrun report DIR [out=PREFIX] (DIR: a run, a sweep or outputs/)")
+    root = Path(folders[0] if folders else options["dir"])
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such folder")
+    header, body, runs = table_rows(root)
+    if not runs:
+        raise ConfigError(f"no ganrun runs under {root} (looked for */.hydra/overrides.yaml)")
+    prefix = Path(options.get("out", root / "report"))
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    md = markdown(header, body)
+    prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} runs\n\n" + md)
+    with prefix.with_suffix(".csv").open("w", newline="") as f:
+        csv.writer(f).writerows([header, *body])
+    plotted = plot(runs, prefix.with_suffix(".png"))
+    print(md, end="")
+    print(f"wrote {prefix.with_suffix('.md')}, {prefix.with_suffix('.csv')}"
+          + (f", {prefix.with_suffix('.png')}" if plotted else " (no scalars logged yet: no plot)"))
+    return 0

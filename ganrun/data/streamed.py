@@ -1,0 +1,144 @@
+"""What the folder, ZIP and Hugging Face sets share: their images decoded on the fly (ganrun.data.imagefile)
+by DataLoader worker processes, classes from sub-folders, and the dataset protocol's attributes."""
+
+from __future__ import annotations
+
+import copy
+
+import logging
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from ganrun.data import imagefile
+from ganrun.data.base import Endless, ImageSamples, check_batch, describe, epoch_batches, epoch_perm, to_unit_range
+from ganrun.errors import DataError  # noqa: F401  (re-exported)
+
+log = logging.getLogger(__name__)
+
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def check_channels(channels: int) -> None:
+    if channels not in (0, 1, 3):
+        raise DataError(f"dataset.channels={channels}: use 1 (grey), 3 (RGB) or 0 (RGB when any image is in colour, else grey)")
+
+
+def subfolder_classes(paths: Sequence[Sequence[str]]) -> tuple[list[str], list[int] | None]:
+    """Classes from relative paths' first-level sub-folders, when every image sits in one and there are at
+    least two; else ([], None)."""
+    tops = [p[0] if len(p) > 1 else None for p in paths]
+    classes = sorted(set(tops)) if None not in tops and len(set(tops)) > 1 else []  # type: ignore[type-var]
+    return classes, ([classes.index(t) for t in tops] if classes else None)  # type: ignore[arg-type]
+
+
+def as_is(item: Any) -> Any:
+    return item
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """Item i: `read(items[i])` decoded by imagefile.decode in a DataLoader worker (with its label when asked)."""
+
+    def __init__(self, items: list[Any], read: Callable[[Any], imagefile.Source], size: int, mode: str,
+                 background: tuple[int, int, int], labels: list[int] | None):
+        self.items, self.read, self.size, self.mode, self.background = items, read, size, mode, background
+        self.labels = labels
+        self.with_labels = False  # set by batches(labels=True)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def image(self, i: int) -> Tensor:
+        """Item i decoded: uint8 (C, size, size)."""
+        return imagefile.decode(self.read(self.items[i]), self.size, self.mode, self.background)
+
+    def __getitem__(self, i: int) -> Tensor | tuple[Tensor, int]:
+        image = self.image(i)
+        return (image, self.labels[i]) if self.with_labels else image  # type: ignore[index]
+
+
+class StreamedImages(ImageSamples):
+    """What the folder, ZIP and Hugging Face sets share: their images decoded on the fly (imagefile.decode)
+    by DataLoader worker processes, and the Dataset protocol's attributes. A subclass finds its images,
+    scans them (imagefile.scan) and hands them to `_serve`."""
+
+    pseudo = False
+    modes = None
+    classes: list[str]
+
+    def _serve(self, name: str, found: imagefile.Scan, read: Callable[[Any], imagefile.Source],
+               labels: list[int] | None, classes: list[str], image_size: int, background: Any, workers: int,
+               where: str, n_classes: int = 0) -> None:
+        self.skipped = found.skipped
+        if found.skipped:
+            shown = "; ".join(found.skipped[:10]) + (f"; and {len(found.skipped) - 10} more" if len(found.skipped) > 10 else "")
+            log.warning("%s: skipped %d file(s) that are not readable images: %s", where, len(found.skipped), shown)
+        if not found.items:
+            raise DataError(f"{where} holds no readable images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.name = name
+        self.shape = (found.channels, image_size, image_size)
+        self.classes = classes
+        self.labels = torch.tensor(labels) if labels is not None else None
+        self.n_classes = n_classes or (int(self.labels.max()) + 1 if self.labels is not None else 0)
+        self.digits, self.make_split = None, None  # no train/test splits: metrics need a labelled set
+        self.workers = workers
+        mode = "L" if found.channels == 1 else "RGB"
+        self._ds = _Decoded(found.items, read, image_size, mode, imagefile.parse_background(background), labels)
+        log.info("%s: %d images: %s", name.replace(":", " ", 1), len(found.items),
+                 imagefile.summary(found, background))
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def draw(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
+        """n images (uint8; all of them when the set is smaller), drawn with `seed` and decoded, and their labels."""
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+        decoded = torch.stack([self._ds.image(i) for i in idx])
+        return decoded, self.labels[idx] if self.labels is not None else None
+
+    def all_samples(self) -> Tensor:
+        """Every image, uint8 (N, C, H, W), in one decoding pass by the DataLoader workers."""
+        ds = copy.copy(self._ds)
+        ds.with_labels = False
+        loader = torch.utils.data.DataLoader(ds, batch_size=256, num_workers=self.workers)
+        return torch.cat(list(loader))
+
+    def describe(self) -> dict[str, Any]:
+        return describe(self)
+
+    def with_labels(self, labels: Tensor) -> "StreamedImages":
+        """The same files with other class labels (train.clusters' clusters), served by its decoder."""
+        other = copy.copy(self)
+        other._ds = copy.copy(self._ds)
+        other._ds.labels = labels.tolist()
+        other.labels = labels
+        return other
+
+    def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
+                rank: int = 0, world: int = 1, labels: bool = False) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
+        """Endless shuffled batches decoded by DataLoader workers, from batch number `start` on;
+        rank / world: this rank's shard of every epoch; labels: (images, class labels) pairs. One
+        DataLoader serves every epoch (its batch sampler never ends), so the workers start once and
+        keep prefetching; on CUDA the batches come through pinned memory with non-blocking copies."""
+        n = len(self)
+        check_batch(batch_size, world, n, self.name)
+
+        def order() -> Iterator[list[int]]:
+            for epoch, numbers in epoch_batches(n // batch_size, start, rank, world):
+                perm = epoch_perm(n, seed, epoch).tolist()
+                yield from (perm[i * batch_size:(i + 1) * batch_size] for i in numbers)
+
+        loader = torch.utils.data.DataLoader(self._ds, batch_sampler=Endless(order), num_workers=self.workers,
+                                             pin_memory=device.type == "cuda",
+                                             prefetch_factor=4 if self.workers else None)
+        self._ds.with_labels = labels
+        for batch in loader:
+            if labels:
+                yield to_unit_range(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
+            else:
+                yield to_unit_range(batch.to(device, non_blocking=True))
+
+

@@ -1,0 +1,266 @@
+"""Evaluation of a generator, or of any set of samples: the metrics that fit its dataset, each beside
+the same metrics for real data measured the same way (same n): the floor a perfect generator reaches.
+
+2-D mixtures: modes covered, % high quality, reverse KL (PacGAN protocol, 2,500 samples) and the energy
+distance. Stacked MNIST: modes covered of 1,000 and KL to uniform (26,000 samples, each channel
+classified). Labelled image sets: in a classifier's feature space, against the real test split: Fréchet
+distance and KID; improved precision / recall and density / coverage (k = 3); classes covered, class KL,
+confidence; within-class diversity; and for a conditional G, the per-class hit rate and the intra-class FD.
+MNIST and Fashion-MNIST use the shipped feature networks (ganrun.metrics.features); other labelled sets
+train a small classifier on first use (ganrun.metrics.classifier). Unlabelled image folders get no
+metrics yet."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from ganrun.data import pictures as images
+from ganrun.data import Dataset, to_unit_range
+from ganrun.metrics import classifier, features, rejection
+from ganrun.metrics import scores as metrics
+from ganrun.models.common import eval_mode, noise
+
+log = logging.getLogger(__name__)
+
+STACKED_SAMPLES = 26000  # the PacGAN / VEEGAN Stacked MNIST sample count
+NEIGHBOURS = 3  # k of the k-NN balls in precision / recall / density / coverage
+PerClass = dict[str, list[float]]
+
+
+def real_draw(data: Any, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
+    """n real training images in [-1, 1] (all of them when the set is smaller) and their labels."""
+    images, labels = data.draw(n, seed)
+    return to_unit_range(images), labels
+
+
+class Suite(Protocol):
+    """The metrics of one kind of dataset."""
+
+    n: int  # samples per evaluation (a protocol's count, or the user's)
+    settings: dict[str, Any]
+
+    def score(self, samples: Tensor, labels: Tensor | None = None) -> tuple[dict[str, float], PerClass]:
+        """Scalar scores and per-class lists for samples on the CPU (labels: the classes a conditional G
+        was asked for)."""
+
+    def real(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
+        """n real samples (and labels) that score the floor."""
+
+
+class PointsSuite:
+    """2-D mixtures: the PacGAN protocol, and the energy distance to a fixed real sample."""
+
+    def __init__(self, data: Any):
+        self.data, self.n = data, metrics.TOY_SAMPLES
+        self.reference = data.draw(self.n, seed=2)[0]
+        self.settings = {"samples": self.n, "protocol": "PacGAN: HQ within 3 sigma of the nearest mode",
+                         "energy": f"energy distance to {self.n} real points"}
+
+    def score(self, samples: Tensor, labels: Tensor | None = None) -> tuple[dict[str, float], PerClass]:
+        scores = metrics.toy_metrics(samples, self.data.modes, self.data.sigma)
+        return {**scores, "energy": metrics.energy_distance(samples.cpu(), self.reference)}, {}
+
+    def real(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
+        return self.data.draw(n, seed)
+
+
+class StackedSuite:
+    """Stacked MNIST: each channel read by the MNIST feature network; a mode is a digit triple."""
+
+    def __init__(self, data: Any, net: nn.Module, info: dict[str, Any]):
+        self.data, self.net, self.n = data, net, STACKED_SAMPLES
+        self.settings = {"samples": self.n, "protocol": "PacGAN Stacked MNIST: each channel classified, 1,000 modes",
+                         "classifier_test_accuracy": info["test_accuracy"]}
+
+    @torch.no_grad()
+    def score(self, samples: Tensor, labels: Tensor | None = None) -> tuple[dict[str, float], PerClass]:
+        n = samples.shape[0]
+        per_channel = samples.reshape(n * 3, 1, *samples.shape[2:])
+        digits = torch.cat([self.net.classify(self.net.features(x)).argmax(1)
+                            for x in per_channel.split(3000)]).view(n, 3)
+        counts = torch.bincount((digits * torch.tensor([100, 10, 1])).sum(1), minlength=1000)
+        return {"modes": float((counts > 0).sum()), "mode_kl": metrics.kl_to_uniform(counts)}, {}
+
+    def real(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
+        return real_draw(self.data, n, seed)
+
+
+class ImageSuite:
+    """Labelled images in a classifier's feature space, against a real reference (the test split)."""
+
+    def __init__(self, data: Any, net: nn.Module, ref: features.Reference, n: int):
+        self.data, self.net, self.ref, self.n = data, net, ref, n
+        self.n_classes = int(ref.labels.max()) + 1
+        self.ref_spread = [metrics.mean_distance(ref.features[ref.labels == c][:1000]) for c in range(self.n_classes)]
+        self._radii: dict[int, tuple[Tensor, Tensor]] = {}  # per sample count: (real subset, its k-NN radii)
+        self.settings = {"samples": n, "reference": f"{ref.name} test split ({len(ref.features)} images)",
+                         "feature_net_test_accuracy": ref.info["test_accuracy"], "neighbours_k": NEIGHBOURS}
+
+    @torch.no_grad()
+    def embed(self, samples: Tensor) -> tuple[Tensor, Tensor]:
+        """(features, class probabilities) of samples in [-1, 1]."""
+        feats = torch.cat([self.net.features(x.float()) for x in samples.split(1000)])
+        return feats, self.net.classify(feats)
+
+    def manifold(self, m: int) -> tuple[Tensor, Tensor]:
+        """A fixed subset of m reference features (as many reals as fakes) and their k-NN radii."""
+        m = min(m, len(self.ref.features))
+        if m not in self._radii:
+            idx = torch.randperm(len(self.ref.features), generator=torch.Generator().manual_seed(0))[:m]
+            real = self.ref.features[idx]
+            self._radii[m] = (real, metrics.knn_radii(real, NEIGHBOURS))
+        return self._radii[m]
+
+    def score(self, samples: Tensor, labels: Tensor | None = None) -> tuple[dict[str, float], PerClass]:
+        feats, probs = self.embed(samples)
+        real, radii = self.manifold(len(feats))
+        scores = {"fd": metrics.frechet_from_stats(*metrics.gaussian_stats(feats), self.ref.mean, self.ref.cov),
+                  "kid": metrics.kid(feats, self.ref.features),
+                  **metrics.prdc(real, feats, NEIGHBOURS, real_radii=radii), **metrics.class_metrics(probs)}
+        extra, per_class = self.per_class(feats, probs, labels)
+        return {**scores, **extra}, per_class
+
+    def per_class(self, feats: Tensor, probs: Tensor, labels: Tensor | None) -> tuple[dict[str, float], PerClass]:
+        """Within-class diversity (mean pairwise feature distance over the real test digits' of that class;
+        classes by the requested label for a conditional G, else by the classifier) and, for a
+        conditional G, the hit rate and intra-class FD (StudioGAN's iFID)."""
+        pred = probs.argmax(1)
+        group = pred if labels is None else labels
+        share = torch.bincount(pred, minlength=self.n_classes).double() / len(pred)
+        diversity = [metrics.mean_distance(feats[group == c]) / self.ref_spread[c] for c in range(self.n_classes)]
+        per_class: PerClass = {"share": share.tolist(), "diversity": diversity}
+        scores = {"class_diversity": _nanmean(diversity)}
+        if labels is not None:
+            hits = [float((pred[labels == c] == c).double().mean()) if (labels == c).any() else math.nan
+                    for c in range(self.n_classes)]
+            fds = [metrics.frechet_distance(feats[labels == c], self.ref.features[self.ref.labels == c])
+                   if int((labels == c).sum()) > 1 else math.nan for c in range(self.n_classes)]
+            per_class.update({"hit_rate": hits, "fd": fds})
+            scores.update({"hit_rate": _nanmean(hits), "intra_fd": _nanmean(fds)})
+        return scores, per_class
+
+    def real(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
+        return real_draw(self.data, n, seed)
+
+
+def _nanmean(values: list[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def trained_reference(data: Dataset) -> tuple[nn.Module, features.Reference] | None:
+    """A classifier trained on first use (cached) and its test-split reference, for labelled sets with
+    train/test splits and no shipped network; None when the set has no such splits."""
+    if data.labels is None or data.make_split is None:
+        return None
+    train, test = data.make_split("train"), data.make_split("test")
+    name = f"{data.name}-{data.shape[-1]}px"
+    net, info = classifier.load_or_train(name, train, test)
+    with torch.no_grad():
+        feats = torch.cat([net.features(to_unit_range(x)) for x in test.images.split(1000)])
+    mean, cov = metrics.gaussian_stats(feats)
+    return net, features.Reference(name, feats, test.labels, mean, cov, info)
+
+
+def make_suite(data: Dataset, n: int) -> tuple[Suite | None, dict[str, Any]]:
+    """The metric suite for a dataset (None when it has none) and the settings that describe it."""
+    if data.modes is not None:  # a mixture of known modes: the 2-D protocol
+        return PointsSuite(data), {}
+    digits = data.digits  # Stacked MNIST: a suite over each channel's digit
+    shipped = features.shipped((digits if digits is not None else data).name)
+    if shipped and data.shape[0] in (1, 3):
+        net, ref = features.load(shipped)
+        about = {"features": f"ganrun/metrics/weights/{shipped}.pt (FeatureNet-{features.FEATURES}, shipped)",
+                 "weights_sha256": features.SHIPPED.get(shipped, "")}
+        if digits is not None:
+            return StackedSuite(data, net, ref.info), about
+        if data.shape[0] == 1:
+            return ImageSuite(data, net, ref, n), about
+    trained = trained_reference(data)
+    if trained is None:
+        return None, {"skipped": "no labelled train/test splits for this dataset"}
+    net, ref = trained
+    about = {"features": f"SmallCNN-{classifier.FEATURES} penultimate, trained on first use",
+             "weights_sha256": ref.info["weights_sha256"]}
+    return ImageSuite(data, net, ref, n), about
+
+
+class Evaluator:
+    """Built once per run (lazily: a classifier may need training); call it with G, or score a set."""
+
+    def __init__(self, data: Dataset, n_images: int = 5000):
+        self.data = data
+        self.suite, about = make_suite(data, n_images)
+        self.n = self.suite.n if self.suite else n_images
+        self.settings: dict[str, Any] = {**(self.suite.settings if self.suite else {"samples": self.n}), **about}
+        self.per_class: PerClass = {}  # of the last scored set
+        self._floors: dict[tuple[int, bool], dict[str, float]] = {}
+
+    @torch.no_grad()
+    def samples(self, G: nn.Module, z: Tensor | None, seed: int) -> tuple[Tensor, Tensor | None]:
+        """n samples of G in eval mode on the CPU, from z or from n fresh z drawn with `seed`; and for a
+        conditional G the classes asked for (each class in turn)."""
+        if z is None or len(z) != self.n:
+            z = noise(G, self.n, generator=torch.Generator().manual_seed(seed))
+        device = next(G.parameters()).device
+        labels = torch.arange(len(z)) % G.n_classes if G.n_classes else None
+        chunks = []
+        with eval_mode(G):
+            for i in range(0, len(z), 1000):
+                part = z[i:i + 1000].to(device)
+                chunks.append(G(part) if labels is None else G(part, labels[i:i + 1000].to(device)))
+        if G.pseudo_classes:  # train.clusters: drawn from every cluster, scored as one set
+            labels = None
+        return torch.cat([c.float().cpu() for c in chunks]), labels
+
+    def floor(self, n: int, conditional: bool) -> dict[str, float]:
+        """The suite's scores of n real samples (with their labels when conditional): what real data gets."""
+        key = (n, conditional)
+        if key not in self._floors:
+            real, labels = self.suite.real(n, seed=1)
+            self._floors[key] = self.suite.score(real, labels if conditional else None)[0]
+            self.settings["real"] = f"{len(real)} real training samples, scored alike"
+        return self._floors[key]
+
+    def score(self, samples: Tensor, labels: Tensor | None = None) -> tuple[dict[str, float], dict[str, float]]:
+        """(scores, floor): a sample set's metrics and real data's at the same n; per-class lists in per_class."""
+        if self.suite is None:
+            return {}, {}
+        scores, self.per_class = self.suite.score(samples, labels)
+        return scores, self.floor(len(samples), labels is not None)
+
+    @torch.no_grad()
+    def inception(self, G: nn.Module, seed: int, weights: str) -> dict[str, float]:
+        """Inception FID / KID of n samples against the real training images (see metrics.inception_scores)."""
+        fake = images.to_unit(self.samples(G, None, seed)[0])
+        real = self.data.draw(self.n, seed)[0].float().div(255)
+        scores = metrics.inception_scores(fake, real, weights)
+        self.settings.update({"inception": "torchmetrics FID/KID, 2048-d pool features",
+                              "inception_reference": f"{len(real)} training images"})
+        return scores
+
+    @torch.no_grad()
+    def __call__(self, G: nn.Module, z: Tensor | None = None, seed: int = 0,
+                 D: nn.Module | None = None) -> tuple[dict[str, float], dict[str, float]]:
+        """(scores, floor) for G's samples (eval mode) on z, or on n fresh z drawn with `seed`. With D (a
+        sigmoid GAN's discriminator), also the scores of n samples kept by D's rejection test, as drs_<name>."""
+        if self.suite is None:
+            return {}, {}
+        scores, floor = self.score(*self.samples(G, z, seed))
+        if D is not None:
+            per_class = self.per_class
+            kept, info = rejection.sample(G, D, self.n, torch.Generator().manual_seed(seed))
+            scores.update({f"drs_{k}": v for k, v in {**self.suite.score(kept)[0], **info}.items()})
+            self.per_class = per_class
+            self.settings["drs"] = (f"Azadi et al. 2019: keep x ~ G with probability exp(logit D(x) - M), M the max "
+                                    f"logit capped at {rejection.BUDGET} expected proposals per sample")
+        return scores, floor
+
+
+# ---------------------------------------------------------------- `ganrun eval`
+

@@ -1,0 +1,48 @@
+"""The one way a `model` config node becomes (G, D): the architecture's factory with the data's shape and,
+for a conditional model, the dataset's class count. Training and the commands that rebuild a checkpoint's
+networks both call it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from ganrun.config.targets import instantiate
+from ganrun.models.common import auto_conditional
+
+log = logging.getLogger(__name__)
+
+
+def build_models(model_cfg: DictConfig | dict[str, Any], data_shape: tuple[int, ...], n_classes: int = 0,
+                 pseudo: bool = False) -> tuple[nn.Module, nn.Module]:
+    """(G, D) from the `model` node for data of `data_shape` (with n_classes, the dataset's class
+    count, when the model is conditional). pseudo: the classes are train.clusters' clusters, not labels
+    (G.pseudo_classes tells the metrics not to score them as classes). Every G says what it draws:
+    latent_dim and latent (z's size and prior), n_classes (0: unconditional), pseudo_classes."""
+    model_cfg = OmegaConf.create(model_cfg) if isinstance(model_cfg, dict) else model_cfg
+    extra = {"n_classes": n_classes} if model_cfg.get("conditional") else {}
+    G, D = instantiate(model_cfg, "model", data_shape=tuple(data_shape), **extra)
+    G.pseudo_classes = pseudo
+    return G, D
+
+
+def settle_conditional(model: DictConfig, data: Any, drs: bool, saved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `model` node as a run builds it (plain containers), with model.conditional=auto settled: true on
+    train.clusters' clusters, what a resumed run's checkpoint (`saved`: its model node) settled on, else
+    auto_conditional's rule. The config itself is left as it was."""
+    node = OmegaConf.to_container(model, resolve=True)
+    if node.get("conditional") != "auto":
+        return node
+    if data.pseudo:
+        node["conditional"] = True
+    elif saved is not None:
+        node["conditional"] = bool(saved.get("conditional", False))
+    else:
+        node["conditional"] = auto_conditional(data.n_classes, node.get("pack", 1), drs, data.pixels)
+        if node["conditional"]:
+            log.info("model.conditional=auto: G and D see the dataset's %d class labels (model.conditional=false "
+                     "trains an unconditional GAN)", data.n_classes)
+    return node

@@ -1,0 +1,108 @@
+"""The one place a composed config becomes objects: data, G and D, the objective (loss and regularizers),
+optimizers and precision (`build`), and the callbacks (`build_callbacks`). Past them, nothing reads the
+config: every object holds its own settings."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from ganrun.artifacts.networks import pick_device
+from ganrun.config import ConfigError
+from ganrun.config.targets import instantiate, optimizer_kwargs, resolve_target
+from ganrun.data import Dataset, clusters
+from ganrun.models.build import build_models, settle_conditional
+from ganrun.models.vae import Encoder
+from ganrun.training.augment import Augmented
+from ganrun.training.callbacks import Callback
+from ganrun.training.experiment import Experiment
+from ganrun.training.losses import Loss
+from ganrun.training.objectives import Adversarial, VAEObjective
+from ganrun.training.precision import Precision
+from ganrun.training.regularizers import Regularizer
+
+log = logging.getLogger(__name__)
+
+
+def build_optimizer(opt_cfg: DictConfig, params: Any, lr: float,
+                    device: torch.device | None = None) -> torch.optim.Optimizer:
+    """An optimizer from the `optimizer` node with learning rate `lr`; on CUDA the Adam family's
+    fused kernel unless `optimizer.fused` says otherwise."""
+    target = resolve_target(opt_cfg._target_, "optimizer")
+    kwargs = optimizer_kwargs(opt_cfg, target)
+    if "fused" in kwargs and kwargs["fused"] is None and device is not None and device.type == "cuda":
+        kwargs["fused"] = True
+    try:
+        return target(params, lr=lr, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"optimizer: {e}") from e
+
+
+def networks(cfg: DictConfig, data: Dataset, device: torch.device,
+             resume: dict[str, Any] | None) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
+    """(G, D, the model node as built) on the device: D behind DiffAugment when train.augment is set,
+    channels-last on CUDA for images."""
+    saved = resume["config"]["model"] if resume is not None else None
+    model = settle_conditional(cfg.model, data, cfg.train.drs, saved)
+    G, D = build_models(model, data.shape, data.n_classes, data.pseudo)
+    if cfg.train.augment:
+        if not data.pixels:
+            raise ConfigError("train.augment works on images only; drop it for 2-D point sets")
+        D = Augmented(D, list(cfg.train.augment))
+    G, D = G.to(device), D.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
+        if cfg.train.channels_last and data.pixels:
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    return G, D, model
+
+
+def objective(cfg: DictConfig, D: nn.Module) -> Adversarial | VAEObjective:
+    """The step's objective: the loss and the regularizers picked in config (a GAN), or the ELBO (model=vae,
+    whose encoder sits in D's place)."""
+    skip = cfg.train.on_nan == "skip"
+    regularizers = [instantiate(node, f"regularizers.{name}") for name, node in (cfg.regularizers or {}).items()]
+    if isinstance(D, Encoder):
+        if regularizers:  # a loss recipe's (loss=wgan-gp brings gp): said, not silently dropped
+            log.warning("model=vae trains on its ELBO: the loss and regularizers=[%s] are not used",
+                        ",".join(cfg.regularizers))
+        return VAEObjective(D.elbo, skip)
+    loss = instantiate(cfg.loss, "loss")
+    if not isinstance(loss, Loss):
+        raise ConfigError(f"loss._target_={cfg.loss._target_} is not a ganrun.training.losses.Loss")
+    bad = next((name for name, reg in zip(cfg.regularizers or {}, regularizers)
+                if not isinstance(reg, Regularizer)), None)
+    if bad is not None:
+        raise ConfigError(f"regularizers.{bad}._target_ is not a ganrun.training.regularizers.Regularizer")
+    return Adversarial(loss, regularizers, cfg.train.n_critic, skip)
+
+
+def build_callbacks(cfg: DictConfig) -> list[Callback]:
+    """The callbacks the config names (configs/callbacks/), in its order, the `last` ones (the checkpoints)
+    at the end; those whose settings turn them off (an EMA with decay 0) left out."""
+    built = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        callback = instantiate(node, f"callbacks.{name}")
+        if not isinstance(callback, Callback):
+            raise ConfigError(f"callbacks.{name}._target_ is not a ganrun.training.callbacks.Callback")
+        if callback.active:
+            built.append(callback)
+    return [c for c in built if not c.last] + [c for c in built if c.last]
+
+
+def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
+    """The experiment from a validated config (for a run that continues the checkpoint `resume`, which only
+    settles model.conditional=auto as that run did); build_callbacks gives what runs around its steps."""
+    t = cfg.train
+    device = pick_device(t.device)
+    saved = resume["data"].get("clusters") if resume is not None else None
+    data = clusters.wrap(instantiate(cfg.dataset, "dataset"), t.clusters, t.seed, saved)
+    G, D, model = networks(cfg, data, device, resume)
+    opt_G = build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g, device)
+    opt_D = build_optimizer(cfg.optimizer, D.parameters(), cfg.optimizer.lr_d, device)
+    return Experiment(data, G, D, objective(cfg, D), opt_G, opt_D, device, Precision(t.precision, device.type),
+                      t.batch_size, t.n_critic, t.seed, t.compile, model)
