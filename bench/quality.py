@@ -33,7 +33,7 @@ SETTINGS = {
     "wgan-gp": ["loss=wgan-gp", "model=mlp"],
     "hinge+sn": ["loss=hinge", "model=mlp", "model.spectral_norm=true"],
     "pacgan2": ["loss=gan", "model=mlp", "model.pack=2"],
-    "unrolled5": ["loss=gan", "model=mlp", "loss.unroll_steps=5"],  # Unrolled GAN, 5 steps
+    "unrolled5": ["loss=gan", "model=mlp", "regularizers=[unroll]", "regularizers.unroll.steps=5"],  # Unrolled GAN, 5 steps
     "recipe": ["experiment={dataset}"],  # configs/experiment/ring.yaml, grid.yaml
 }
 COMMON = ["train.progress=false", "train.log_every=500", "train.sample_every=100000", "train.ckpt_every=0"]

@@ -6,7 +6,7 @@
 
 For every (model, loss, batch) it builds G and D from ganrun's configs once, copies them (same
 initial weights) into two arms, and times, in the same process and on the same device, after
-warm-up: (a) ganrun's objective step (ganrun.objectives.Adversarial.step) as fit() calls it (statistics on every 50th step, like the
+warm-up: (a) ganrun's objective step (ganrun.training.objectives.Adversarial.step) as fit() calls it (statistics on every 50th step, like the
 default train.log_every) and (b) a plain loop written out below with the same loss, optimizer,
 n_critic and batch. Both arms read the same batches from a tensor already on the device, so this
 measures the training step, not the data. The arms alternate over --rounds and the best round of
@@ -35,7 +35,7 @@ from ganrun.config.targets import instantiate
 from ganrun.models.build import build_models
 from ganrun.artifacts.networks import pick_device
 from ganrun.training.build import build_optimizer
-from ganrun.training.objectives import Adversarial
+from ganrun.training.build import objective as build_objective
 from ganrun.training.precision import Precision
 
 # name -> (model overrides, data shape)
@@ -138,16 +138,17 @@ def bench_one(model: str, loss_name: str, batch: int, device: torch.device, step
             G, D = torch.compile(G), torch.compile(D)
         batches = cycle(data, batch)
         if name == "ganrun":
-            objective = Adversarial(instantiate(cfg.loss, "loss"))
+            objective = build_objective(cfg, D)  # the loss and its recipe's regularizers, as a run builds them
             counter = itertools.count(1)
 
             def run_steps(k: int, G=G, D=D, opt_G=opt_G, opt_D=opt_D, batches=batches, objective=objective,
                           counter=counter) -> None:
                 for _ in range(k):
-                    objective.step(G, D, opt_G, opt_D, batches, n_critic,
+                    objective.step(G, D, opt_G, opt_D, batches,  # n_critic: the objective's, from cfg
                                    want_stats=next(counter) % LOG_EVERY == 0, precision=amp)
         else:
-            step = bare_step(loss_name, float(cfg.loss.get("gp_weight", 0.0)), amp.dtype)
+            gp = (cfg.regularizers or {}).get("gp")
+            step = bare_step(loss_name, float(gp.weight) if gp else 0.0, amp.dtype)
 
             def run_steps(k: int, G=G, D=D, opt_G=opt_G, opt_D=opt_D, batches=batches, step=step) -> None:
                 for _ in range(k):

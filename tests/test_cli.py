@@ -148,7 +148,7 @@ def test_installed_package_finds_configs_from_any_directory(tmp_path):
     (["sample", "ckpt=x.pt", "colour=red"], "colour"),
     (["train", "train.steps=0"], "train.steps=0: must be >= 1"),
     (["train", "dataset=folder"], "dataset.root is required"),
-    (["train", "+loss.gp_weight=2"], "loss.gp_weight: unknown key for ganrun.training.losses.NonSaturating"),
+    (["train", "+loss.margin=2"], "loss.margin: unknown key for ganrun.training.losses.NonSaturating"),
     (["train", "dataset=mnist", "dataset.root=/nonexistent", "dataset.download=false"], "no MNIST train files"),
     (["train", "loss=nope"], "loss=nope: no such option (loss options: gan, hinge, lsgan, minimax"),
     (["train", "train.steps=abc"], "train.steps=abc: Value 'abc' of type 'str' could not be converted to Integer"),

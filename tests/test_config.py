@@ -224,7 +224,8 @@ def test_device_choices_are_listed():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("+loss.gp_weight=3", "loss.gp_weight: unknown key for ganrun.training.losses.NonSaturating; allowed keys: real_label, flip_prob"),
+    ("+loss.gp_weight=3", "loss.gp_weight is not a ganrun key; use regularizers.gp.weight=X"),
+    ("+loss.margin=3", "loss.margin: unknown key for ganrun.training.losses.NonSaturating; allowed keys: real_label, flip_prob"),
     ("regularizers=[r1]", None),
     ("+regularizers.r1.gama=3", "regularizers.r1.gama: unknown key for ganrun.training.regularizers.R1; allowed keys: gamma"),
     ("+callbacks.ema.decey=3", "callbacks.ema.decey: unknown key for ganrun.training.callbacks.EMA; allowed keys: decay, rampup"),

@@ -56,8 +56,6 @@ GLOSSARY = {
     "model.d_dropout": "dropout in D (0: off)",
     "loss.real_label": "D's target for real samples (0.9: one-sided label smoothing)",
     "loss.flip_prob": "share of D's labels flipped each step (label noise)",
-    "loss.gp_weight": "gradient penalty weight (10 in the paper)",
-    "loss.clip": "D's weights are clipped to +-clip after each step (WGAN)",
     "logger.wandb.project": "the W&B project the run goes to",
     "logger.wandb.group": "groups runs in the W&B interface (e.g. one sweep)",
     "logger.wandb.tags": "labels shown beside the run in W&B",

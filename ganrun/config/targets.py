@@ -16,6 +16,7 @@ from typing import Any, Callable, Literal, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ganrun.config.schema import RENAMED
 from ganrun.errors import ConfigError, UserError
 
 # Config-driven construction may only reach these modules (a config cannot name os.system), plus the
@@ -108,6 +109,8 @@ def check_node(node: DictConfig, where: str, supplied: tuple[str, ...] = ()) -> 
     for key in node:
         if str(key).startswith("_"):
             continue
+        if key not in params and f"{where}.{key}" in RENAMED:
+            raise ConfigError(f"{where}.{key} is not a ganrun key; use {RENAMED[f'{where}.{key}']}")
         if key not in params:
             raise ConfigError(f"{where}.{key}: unknown key for {node._target_}; "
                               f"allowed keys: {', '.join(params) or '(none)'}")

@@ -7,7 +7,7 @@ import logging
 import torch
 from torch import Tensor
 
-log = logging.getLogger("ganrun.loop")
+log = logging.getLogger(__name__)
 
 
 def health(real: Tensor, fake: Tensor, real_logits: Tensor | None = None,
