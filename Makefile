@@ -27,11 +27,14 @@ $(TEST_STAMP): $(STAMP)
 train: install
 	$(BIN)/ganrun train $(ARGS)
 
+# One worker per core (pytest-xdist), each computing on one thread; idle workers take tests from busy ones.
+PYTEST := $(BIN)/python -m pytest -n auto --dist worksteal
+
 test: install-test
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 test-all: install-test
-	$(BIN)/python -m pytest $(ARGS)
+	$(PYTEST) $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -8,12 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from ganrun import config
 
 config.register()
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: each worker (and the ganrun processes it starts) computes on one
+    # thread, so the workers do not fight over the cores (two threads each ran the suite twice as slowly)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"  # present on the team's machines, absent in a user's clone
