@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ganrun import data
-from ganrun.metrics import features
+from ganrun.metrics import classifier, features
 
 EPOCHS = {"mnist": 6, "fashion-mnist": 12}
 LOADERS = {"mnist": data.mnist, "fashion-mnist": data.fashion_mnist}
@@ -42,13 +42,8 @@ def shift(x: torch.Tensor, g: torch.Generator, most: int = 2) -> torch.Tensor:
 
 
 def outliers(n: int, size: int, g: torch.Generator) -> torch.Tensor:
-    """n images in [-1, 1] that are no class at all: uniform noise, sparse dots and smooth blobs in turn."""
-    kind = torch.arange(n) % 3
-    x = torch.rand(n, 1, size, size, generator=g) * 2 - 1
-    dots = (torch.rand(n, 1, size, size, generator=g) < torch.rand(n, 1, 1, 1, generator=g) * 0.3).float() * 2 - 1
-    blobs = F.interpolate(torch.randn(n, 1, 7, 7, generator=g), size=(size, size), mode="bilinear",
-                          align_corners=False).mul(2).tanh()
-    return torch.where((kind == 1)[:, None, None, None], dots, torch.where((kind == 2)[:, None, None, None], blobs, x))
+    """n grey images in [-1, 1] that are no class at all (the metrics' own outlier images)."""
+    return classifier.outliers(n, 1, size, g)
 
 
 def train(name: str, images: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int) -> features.FeatureNet:

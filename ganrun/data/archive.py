@@ -103,11 +103,11 @@ class ImageZip(StreamedImages):
 
     Classes: dataset.json at the zip's root, as StyleGAN writes it ({"labels": [["dir/img.png", 3], ...]},
     or "labels": null); without one, the first-level sub-folders as for dataset=folder, counted below the
-    one folder that holds everything when the zip was made from a folder.
+    one folder that holds everything when the zip was made from a folder. labelled=False ignores them.
     """
 
     def __init__(self, path: str = "", image_size: int = 64, channels: int = 0,
-                 background: imagefile.Background = "white", workers: int = 2):
+                 background: imagefile.Background = "white", workers: int = 2, labelled: bool = True):
         where = f"dataset.path={path}"
         file = _zip_file(path)
         check_channels(channels)
@@ -123,6 +123,8 @@ class ImageZip(StreamedImages):
             classes, labels = [], [table[n] for n in found.items]
         else:
             classes, labels = subfolder_classes(_below_common_folder([n.split("/") for n in found.items]))
+        if not labelled:
+            classes, labels = [], None
         self._serve(f"zip:{file.stem}", found, _ZipReader(str(file)), labels, classes, image_size, background,
                     workers, where)
 

@@ -16,11 +16,12 @@ class ImageFolder(StreamedImages):
 
     channels: 1 (grey), 3 (RGB) or 0 (RGB when any image is in colour, else grey); background: the colour transparent
     pixels are composited onto. Files PIL cannot decode are skipped with a warning that names them. When
-    every image sits in a first-level sub-folder (two or more), the sub-folders are classes.
+    every image sits in a first-level sub-folder (two or more), the sub-folders are classes (labelled=False:
+    ignored, an unlabelled set).
     """
 
     def __init__(self, root: str = "", image_size: int = 64, channels: int = 0,
-                 background: imagefile.Background = "white", workers: int = 2):
+                 background: imagefile.Background = "white", workers: int = 2, labelled: bool = True):
         if not root:
             raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
         base = Path(os.path.expanduser(root))
@@ -34,7 +35,7 @@ class ImageFolder(StreamedImages):
         imagefile.parse_background(background)  # refuse a bad colour before reading any file
         candidates = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         found = imagefile.scan(((p, p) for p in candidates), channels)
-        classes, labels = subfolder_classes([p.relative_to(base).parts for p in found.items])
+        classes, labels = subfolder_classes([p.relative_to(base).parts for p in found.items]) if labelled else ([], None)
         self._serve(f"folder:{base.name}", found, as_is, labels, classes, image_size, background, workers,
                     f"dataset.root={root}")
 

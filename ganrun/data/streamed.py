@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ganrun.data import imagefile
 from ganrun.data.base import Endless, ImageSamples, check_batch, describe, epoch_batches, epoch_perm, to_unit_range
+from ganrun.data.tensors import TensorImages
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,17 @@ log = logging.getLogger(__name__)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+HELD_OUT = 0.2  # the share of a user's set held out as the metrics' reference (at most HELD_OUT_MAX images)
+HELD_OUT_MAX = 10000
+TRAIN_SPLIT_MAX = 20000  # the rest's images decoded for the floor and a feature network's training
+SPLIT_SEED = 0  # fixed: every run and `ganrun eval` of the same set holds out the same images
+
+
+def held_out_split(n: int) -> tuple[list[int], list[int]]:
+    """(train, test) indices of a set of n: a fixed seeded share held out as the test split."""
+    k = min(max(1, round(n * HELD_OUT)), HELD_OUT_MAX, n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
+    return sorted(perm[k:]), sorted(perm[:k])
 
 
 def check_channels(channels: int) -> None:
@@ -83,7 +95,11 @@ class StreamedImages(ImageSamples):
         self.classes = classes
         self.labels = torch.tensor(labels) if labels is not None else None
         self.n_classes = n_classes or (int(self.labels.max()) + 1 if self.labels is not None else 0)
-        self.digits, self.make_split = None, None  # no train/test splits: metrics need a labelled set
+        self.digits, self._splits = None, {}
+        n = len(found.items)
+        self.make_split = self.split if n > 1 else None
+        self.held_out = (f"{len(held_out_split(n)[1]):,} of {n:,} images held out as the reference "
+                         f"(seed {SPLIT_SEED}); training uses all of them") if n > 1 else None
         self.workers = workers
         mode = "L" if found.channels == 1 else "RGB"
         self._ds = _Decoded(found.items, read, image_size, mode, imagefile.parse_background(background), labels)
@@ -101,10 +117,26 @@ class StreamedImages(ImageSamples):
 
     def all_samples(self) -> Tensor:
         """Every image, uint8 (N, C, H, W), in one decoding pass by the DataLoader workers."""
+        return self.decode(range(len(self)))
+
+    def decode(self, idx: Sequence[int]) -> Tensor:
+        """The images at `idx`, uint8 (N, C, H, W), decoded by the DataLoader workers."""
         ds = copy.copy(self._ds)
         ds.with_labels = False
-        loader = torch.utils.data.DataLoader(ds, batch_size=256, num_workers=self.workers)
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, list(idx)), batch_size=256,
+                                             num_workers=self.workers)
         return torch.cat(list(loader))
+
+    def split(self, which: str) -> TensorImages:
+        """The held-out "test" share of the set (held_out_split), or the "train" rest (at most
+        TRAIN_SPLIT_MAX images of it), decoded into memory once: the metrics' reference and floor."""
+        if which not in self._splits:
+            train, test = held_out_split(len(self))
+            idx = test if which == "test" else train[:TRAIN_SPLIT_MAX]
+            labels = self.labels[idx] if self.labels is not None else None
+            self._splits[which] = TensorImages(self.decode(idx), labels, f"{self.name} {which}", self.n_classes,
+                                               on_device=False)
+        return self._splits[which]
 
     def describe(self) -> dict[str, Any]:
         return describe(self)

@@ -35,6 +35,7 @@ class TensorImages(ImageSamples):
         self.n_classes = n_classes or (int(labels.max()) + 1 if labels is not None and len(labels) else 0)
         self.digits: TensorImages | None = None
         self.make_split: Callable[[str], TensorImages] | None = None
+        self.held_out: str | None = None
         self.skipped: list[str] = []
 
     def __len__(self) -> int:

@@ -29,7 +29,7 @@ class Mixture:
         self.sigma = sigma
         self.name = name
         self.shape = (self.centers.shape[1],)
-        self.labels, self.n_classes, self.digits, self.make_split = None, 0, None, None
+        self.labels, self.n_classes, self.digits, self.make_split, self.held_out = None, 0, None, None, None
         self.skipped: list[str] = []
 
     @property

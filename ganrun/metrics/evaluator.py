@@ -6,9 +6,10 @@ distance. Stacked MNIST: modes covered of 1,000 and KL to uniform (26,000 sample
 classified). Labelled image sets: in a classifier's feature space, against the real test split: Fréchet
 distance and KID; improved precision / recall and density / coverage (k = 3); classes covered, class KL,
 confidence; within-class diversity; and for a conditional G, the per-class hit rate and the intra-class FD.
-MNIST and Fashion-MNIST use the shipped feature networks (ganrun.metrics.features); other labelled sets
-train a small classifier on first use (ganrun.metrics.classifier). Unlabelled image folders get no
-metrics yet."""
+MNIST and Fashion-MNIST use the shipped feature networks (ganrun.metrics.features); other image sets
+train a small network on first use (ganrun.metrics.classifier): a classifier of their classes, or for a
+set without labels one taught which way its images are turned; then there are no class metrics. A
+user's folder, ZIP or HF set holds out a fixed seeded share as the reference (data.streamed)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 STACKED_SAMPLES = 26000  # the PacGAN / VEEGAN Stacked MNIST sample count
 NEIGHBOURS = 3  # k of the k-NN balls in precision / recall / density / coverage
+EPOCHS = {"classes": 3, "rotation": 4}  # of a feature network trained on first use
 PerClass = dict[str, list[float]]
 
 
@@ -91,21 +93,27 @@ class StackedSuite:
 
 
 class ImageSuite:
-    """Labelled images in a classifier's feature space, against a real reference (the test split)."""
+    """Images in a feature network's space, against a real reference (the test split, or the share of a
+    user's set held out for it): FD, KID, precision / recall / density / coverage; with class labels
+    (a classifier's space) also the class metrics."""
 
     def __init__(self, data: Any, net: nn.Module, ref: features.Reference, n: int):
-        self.data, self.net, self.ref, self.n = data, net, ref, n
-        self.n_classes = int(ref.labels.max()) + 1
+        self.net, self.ref = net, ref
+        # the floor's real images: the set itself, or its rest when the reference was carved out of it
+        self.data = data.make_split("train") if data.held_out else data
+        self.n = min(n, len(self.data))
+        self.n_classes = int(ref.labels.max()) + 1 if ref.labels is not None else 0
         self.ref_spread = [metrics.mean_distance(ref.features[ref.labels == c][:1000]) for c in range(self.n_classes)]
         self._radii: dict[int, tuple[Tensor, Tensor]] = {}  # per sample count: (real subset, its k-NN radii)
-        self.settings = {"samples": n, "reference": f"{ref.name} test split ({len(ref.features)} images)",
+        reference = data.held_out or f"{ref.name} test split ({len(ref.features)} images)"
+        self.settings = {"samples": self.n, "reference": reference,
                          "feature_net_test_accuracy": ref.info["test_accuracy"], "neighbours_k": NEIGHBOURS}
 
     @torch.no_grad()
-    def embed(self, samples: Tensor) -> tuple[Tensor, Tensor]:
-        """(features, class probabilities) of samples in [-1, 1]."""
+    def embed(self, samples: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(features, class probabilities or None without classes) of samples in [-1, 1]."""
         feats = torch.cat([self.net.features(x.float()) for x in samples.split(1000)])
-        return feats, self.net.classify(feats)
+        return feats, self.net.classify(feats) if self.n_classes else None
 
     def manifold(self, m: int) -> tuple[Tensor, Tensor]:
         """A fixed subset of m reference features (as many reals as fakes) and their k-NN radii."""
@@ -121,7 +129,10 @@ class ImageSuite:
         real, radii = self.manifold(len(feats))
         scores = {"fd": metrics.frechet_from_stats(*metrics.gaussian_stats(feats), self.ref.mean, self.ref.cov),
                   "kid": metrics.kid(feats, self.ref.features),
-                  **metrics.prdc(real, feats, NEIGHBOURS, real_radii=radii), **metrics.class_metrics(probs)}
+                  **metrics.prdc(real, feats, NEIGHBOURS, real_radii=radii)}
+        if probs is None:  # no classes in this feature space
+            return scores, {}
+        scores.update(metrics.class_metrics(probs))
         extra, per_class = self.per_class(feats, probs, labels)
         return {**scores, **extra}, per_class
 
@@ -154,21 +165,24 @@ def _nanmean(values: list[float]) -> float:
 
 
 def trained_reference(data: Dataset) -> tuple[nn.Module, features.Reference] | None:
-    """A classifier trained on first use (cached) and its test-split reference, for labelled sets with
-    train/test splits and no shipped network; None when the set has no such splits."""
-    if data.labels is None or data.make_split is None:
+    """A feature network trained on first use (cached) and its test-split reference, for image sets with
+    train/test splits and no shipped network: a classifier of the set's classes, or, without labels, a
+    network taught which way images are turned (ganrun.metrics.classifier). None without splits."""
+    if data.make_split is None or not data.pixels:
         return None
     train, test = data.make_split("train"), data.make_split("test")
+    task = "classes" if train.labels is not None and test.labels is not None else "rotation"
     name = f"{data.name}-{data.shape[-1]}px"
-    net, info = classifier.load_or_train(name, train, test)
+    net, info = classifier.load_or_train(name, train, test, epochs=EPOCHS[task], task=task)
     with torch.no_grad():
         feats = torch.cat([net.features(to_unit_range(x)) for x in test.images.split(1000)])
     mean, cov = metrics.gaussian_stats(feats)
-    return net, features.Reference(name, feats, test.labels, mean, cov, info)
+    return net, features.Reference(name, feats, test.labels if task == "classes" else None, mean, cov, info)
 
 
 def make_suite(data: Dataset, n: int) -> tuple[Suite | None, dict[str, Any]]:
-    """The metric suite for a dataset (None when it has none) and the settings that describe it."""
+    """The metric suite for a dataset (None when it has none) and the settings that describe it, among
+    them `feature_space`: numbers from different spaces are never compared."""
     if data.modes is not None:  # a mixture of known modes: the 2-D protocol
         return PointsSuite(data), {}
     digits = data.digits  # Stacked MNIST: a suite over each channel's digit
@@ -176,6 +190,7 @@ def make_suite(data: Dataset, n: int) -> tuple[Suite | None, dict[str, Any]]:
     if shipped and data.shape[0] in (1, 3):
         net, ref = features.load(shipped)
         about = {"features": f"ganrun/metrics/weights/{shipped}.pt (FeatureNet-{features.FEATURES}, shipped)",
+                 "feature_space": f"{shipped} FeatureNet (shipped)",
                  "weights_sha256": features.SHIPPED.get(shipped, "")}
         if digits is not None:
             return StackedSuite(data, net, ref.info), about
@@ -183,10 +198,12 @@ def make_suite(data: Dataset, n: int) -> tuple[Suite | None, dict[str, Any]]:
             return ImageSuite(data, net, ref, n), about
     trained = trained_reference(data)
     if trained is None:
-        return None, {"skipped": "no labelled train/test splits for this dataset"}
+        return None, {"skipped": "no train/test splits for this dataset"}
     net, ref = trained
-    about = {"features": f"SmallCNN-{classifier.FEATURES} penultimate, trained on first use",
-             "weights_sha256": ref.info["weights_sha256"]}
+    task, sha = ref.info.get("task", "classes"), ref.info["weights_sha256"]
+    what = "its classes" if task == "classes" else "which way each image is turned (self-supervised)"
+    about = {"features": f"SmallCNN-{classifier.FEATURES} penultimate, trained on first use on {ref.name}: {what}",
+             "feature_space": f"{ref.name} SmallCNN {task} {sha[:8]}", "weights_sha256": sha}
     return ImageSuite(data, net, ref, n), about
 
 

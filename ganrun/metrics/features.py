@@ -71,7 +71,7 @@ class Reference:
 
     name: str
     features: Tensor  # (N, 128) float32
-    labels: Tensor  # (N,) int64
+    labels: Tensor | None  # (N,) int64; None in a space without classes
     mean: Tensor  # (128,) float64
     cov: Tensor  # (128, 128) float64
     info: dict[str, Any]

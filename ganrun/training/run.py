@@ -178,7 +178,9 @@ def log_end(summary: dict[str, Any], run_dir: Path) -> None:
     log.info("done: %d steps in %.1f s; %s; samples in %s", summary["step"], summary["wall_time_s"], losses,
              run_dir / "samples")
     if summary.get("metrics"):  # the final scores, each distance beside real data's own
-        log.info("metrics: %s", ", ".join(f"{k} {metric_cell(summary, k)}" for k in sorted(summary["metrics"])))
+        space = (summary.get("metric_settings") or {}).get("feature_space")
+        log.info("metrics%s: %s", f" (features: {space})" if space else "",
+                 ", ".join(f"{k} {metric_cell(summary, k)}" for k in sorted(summary["metrics"])))
 
 
 def error_text(error: BaseException) -> str:

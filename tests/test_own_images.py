@@ -1,0 +1,141 @@
+"""A user's own images get metrics: a fixed held-out share is the reference, a feature network trained on
+the set itself (a classifier of its classes, or without labels one taught which way its images are
+turned) embeds them, and every number says which feature space it is in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, TINY_MODEL, run_cli
+from PIL import Image
+
+from ganrun import data
+from ganrun.commands.sweep import results_table
+from ganrun.data.streamed import held_out_split
+from ganrun.metrics.evaluator import Evaluator
+
+
+def upright_images(folder, n=60, size=16, seed=0):
+    """n colour images with a light top and a dark bottom and a coloured square somewhere: which way is up
+    can be learnt, so a rotation-taught network has something to learn."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        ramp = np.linspace(230, 30, size)[:, None, None] * np.ones((size, size, 3))
+        img = ramp * rng.uniform(0.6, 1.0, 3)
+        x, y = rng.integers(0, size - 5, 2)
+        img[y:y + 5, x:x + 5] = rng.integers(0, 256, 3)
+        Image.fromarray(img.astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_the_held_out_split_is_fixed_disjoint_and_a_fifth():
+    train, test = held_out_split(100)
+    assert len(test) == 20 and sorted(train + test) == list(range(100))
+    assert held_out_split(100) == (train, test)  # the same images every time
+    assert [len(part) for part in held_out_split(2)] == [1, 1]  # a tiny set still has both halves
+    assert len(held_out_split(200_000)[1]) == 10_000  # capped
+
+
+def test_an_unlabelled_folder_is_scored_in_a_self_supervised_space(tmp_path):
+    images = data.ImageFolder(str(upright_images(tmp_path / "set")), image_size=16, workers=0)
+    assert images.labels is None and images.held_out.startswith("12 of 60 images held out")
+    ev = Evaluator(images, n_images=40)
+    assert "rotation" in ev.settings["feature_space"] and ev.settings["samples"] == 40
+    assert ev.settings["reference"] == images.held_out
+    real = images.make_split("train").images[8:48].float().div(127.5).sub(1)
+    noise = torch.rand(40, 3, 16, 16) * 2 - 1
+    ours, floor = ev.score(real)
+    worst, _ = ev.score(noise)
+    assert set(ours) == {"fd", "kid", "precision", "recall", "density", "coverage"}  # no classes to count
+    assert set(floor) == set(ours)
+    assert worst["fd"] > 3 * ours["fd"] and worst["kid"] > ours["kid"]
+    assert worst["precision"] < ours["precision"] and worst["coverage"] < ours["coverage"]
+
+
+def test_a_run_on_an_unlabelled_folder_ends_with_its_metrics_and_their_space(tmp_path):
+    root = upright_images(tmp_path / "set", n=30, size=8)
+    r = run_cli("train", "dataset=folder", f"dataset.root={root}", "dataset.image_size=8", "dataset.workers=0",
+                "model=mlp", *TINY, *TINY_MODEL["mlp"], f"hydra.run.dir={tmp_path / 'run'}")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert {"fd", "kid", "precision", "recall"} <= set(summary["metrics"]) and summary["metrics_real"]
+    space = summary["metric_settings"]["feature_space"]
+    assert "rotation" in space and f"metrics (features: {space}): " in r.stderr + r.stdout
+    # ganrun eval on the run scores it in the same space
+    r = run_cli("eval", f"ckpt={tmp_path / 'run'}", "n=20", f"out={tmp_path / 'e.json'}")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["settings"]["feature_space"] == space and "fd" in report["metrics"]
+    # and a set of samples from anywhere, against the same folder, in the same space
+    np.save(tmp_path / "s.npy", np.random.default_rng(1).random((20, 3, 8, 8)).astype(np.float32))
+    r = run_cli("eval", f"samples={tmp_path / 's.npy'}", "dataset=folder", f"dataset.root={root}",
+                "dataset.image_size=8", "dataset.workers=0", f"out={tmp_path / 's.json'}")
+    assert r.returncode == 0, r.stderr
+    alone = json.loads((tmp_path / "s.json").read_text())
+    assert alone["settings"]["feature_space"] == space and alone["metrics"]["fd"] > alone["real"]["fd"]  # noise
+
+
+def test_the_table_never_puts_two_feature_spaces_in_one_column():
+    runs = [{"run": "a", "overrides": ["x=1"], "status": "completed", "metrics": {"fd": 1.0},
+             "metric_settings": {"feature_space": "digits"}},
+            {"run": "b", "overrides": ["x=2"], "status": "completed", "metrics": {"fd": 2.0},
+             "metric_settings": {"feature_space": "emoji"}}]
+    header, body = results_table(runs)
+    assert "fd [digits]" in header and "fd [emoji]" in header and "fd" not in header
+    a, b = header.index("fd [digits]"), header.index("fd [emoji]")
+    assert body[0][a].startswith("1") and body[0][b] == "-" and body[1][b].startswith("2") and body[1][a] == "-"
+    same = [dict(r, metric_settings={"feature_space": "digits"}) for r in runs]
+    assert "fd" in results_table(same)[0]  # one space: one column, as before
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_the_feature_network_is_trained_once_per_set_and_task(tmp_path, labelled):
+    from ganrun.metrics import classifier
+
+    root = upright_images(tmp_path / "set", n=40, size=8)
+    if labelled:  # two sub-folders: two classes
+        for i, f in enumerate(sorted(root.glob("*.png"))):
+            (root / "ab"[i % 2]).mkdir(exist_ok=True)
+            f.rename(root / "ab"[i % 2] / f.name)
+    images = data.ImageFolder(str(root), image_size=8, workers=0)
+    first = Evaluator(images, n_images=16).settings
+    assert ("classes" if labelled else "rotation") in first["feature_space"]
+    cached = sorted(classifier.cache_dir().glob("*.pt"))
+    assert any(("classes" if labelled else "rotation") in p.name for p in cached)
+    again = Evaluator(data.ImageFolder(str(root), image_size=8, workers=0), n_images=16).settings
+    assert again["feature_space"] == first["feature_space"]  # the same weights, loaded
+    assert sorted(classifier.cache_dir().glob("*.pt")) == cached  # nothing trained twice
+
+
+EMOJI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emoji" / "emoji-google.zip"
+
+
+@pytest.mark.slow  # trains the feature network on 3,000 emoji: a minute or two
+@pytest.mark.skipif(not EMOJI.is_file(), reason="../shared/data/emoji not present")
+@pytest.mark.parametrize("labelled", [True, False])
+def test_the_instrument_tells_good_from_bad_on_real_emoji(labelled):
+    from torchvision.transforms.functional import gaussian_blur
+
+    emoji = data.ImageZip(str(EMOJI), image_size=64, workers=2)
+    ev = Evaluator(emoji if labelled else data.ImageZip(str(EMOJI), image_size=64, labelled=False), n_images=600)
+    rest = emoji.make_split("train")
+    idx = torch.randperm(len(rest), generator=torch.Generator().manual_seed(5))
+    real, classes = rest.images[idx].float().div(127.5).sub(1), rest.labels[idx]
+    n = ev.n
+    scored = {name: ev.score(x)[0] for name, x in {
+        "real": real[:n], "half the classes": real[classes < 4][:n], "blurred": gaussian_blur(real[:n], 9, 2.3),
+        "noise": torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1}.items()}
+    floor = ev.score(real[:n])[1]
+    assert scored["real"]["fd"] < 2 * floor["fd"] + 1  # real images score near the floor
+    half, blur = scored["half the classes"], scored["blurred"]
+    assert half["precision"] > scored["real"]["precision"] - 0.03 and half["recall"] < scored["real"]["recall"] - 0.05
+    assert blur["precision"] < scored["real"]["precision"] - 0.05
+    for key in ("fd", "kid"):
+        assert scored["noise"][key] == max(s[key] for s in scored.values())
+    for key in ("precision", "recall", "density", "coverage"):
+        assert scored["noise"][key] == min(s[key] for s in scored.values())
