@@ -279,12 +279,9 @@ def test_cli_trains_a_conditional_model_on_a_zip(tmp_path):
                     {"labels": [[n, int(n.startswith("b"))] for n in members]})
     r, summary = run_train(tmp_path / "run", "dataset=zip", f"dataset.path={path}", "model.conditional=true")
     assert "zip set: 16 images: 16 PNG L" in r.stdout + r.stderr
-    # a user's labelled set is scored in the space of a classifier of its classes, against a held-out share
-    settings = summary["metric_settings"]
-    assert "SmallCNN classes" in settings["feature_space"] and settings["samples"] == 13
-    assert settings["reference"].startswith("3 of 16 images held out as the reference (seed 0)")
-    assert {"fd", "kid", "precision", "recall", "density", "coverage", "classes"} <= set(summary["metrics"])
-    assert set(summary["metrics_real"]) == set(summary["metrics"])  # each score beside real data's
+    # 3 held-out images are no reference: said, not scored (tests/test_own_images.py scores larger sets)
+    assert summary["metrics"] == {}
+    assert summary["metric_settings"]["skipped"].startswith("too few images for metrics: 16 (a held-out reference")
 
 
 # ---------------------------------------------------------------- Hugging Face datasets

@@ -58,7 +58,7 @@ def test_an_unlabelled_folder_is_scored_in_a_self_supervised_space(tmp_path):
 
 
 def test_a_run_on_an_unlabelled_folder_ends_with_its_metrics_and_their_space(tmp_path):
-    root = upright_images(tmp_path / "set", n=30, size=8)
+    root = upright_images(tmp_path / "set", n=40, size=8)
     r = run_cli("train", "dataset=folder", f"dataset.root={root}", "dataset.image_size=8", "dataset.workers=0",
                 "model=mlp", *TINY, *TINY_MODEL["mlp"], f"hydra.run.dir={tmp_path / 'run'}")
     assert r.returncode == 0, r.stderr

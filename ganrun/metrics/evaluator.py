@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 STACKED_SAMPLES = 26000  # the PacGAN / VEEGAN Stacked MNIST sample count
 NEIGHBOURS = 3  # k of the k-NN balls in precision / recall / density / coverage
 EPOCHS = {"classes": 3, "rotation": 4}  # of a feature network trained on first use
+MIN_REFERENCE = 8  # held-out images below which a user's set gets no metrics (k-NN balls need k + 1)
 PerClass = dict[str, list[float]]
 
 
@@ -196,6 +197,9 @@ def make_suite(data: Dataset, n: int) -> tuple[Suite | None, dict[str, Any]]:
             return StackedSuite(data, net, ref.info), about
         if data.shape[0] == 1:
             return ImageSuite(data, net, ref, n), about
+    if data.held_out and len(data.make_split("test")) < MIN_REFERENCE:
+        return None, {"skipped": f"too few images for metrics: {len(data)} (a held-out reference of at least "
+                                 f"{MIN_REFERENCE} needs {5 * MIN_REFERENCE} or more)"}
     trained = trained_reference(data)
     if trained is None:
         return None, {"skipped": "no train/test splits for this dataset"}
