@@ -15,7 +15,7 @@ import torch
 from conftest import ROOT, TINY, TINY_MODEL, run_cli
 from PIL import Image
 
-TINY_DCGAN = [*TINY, *TINY_MODEL["dcgan"], "model.conditional=false"]  # a plain, unconditional DCGAN
+TINY_DCGAN = [*TINY, *TINY_MODEL["dcgan"], "model.conditional=false", "train.clusters=0"]  # a plain, unconditional DCGAN
 
 
 @pytest.fixture(scope="module")

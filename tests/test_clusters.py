@@ -12,6 +12,7 @@ from PIL import Image
 from ganrun import data
 from ganrun.artifacts import checkpoint
 from ganrun.config import ConfigError, validate
+from ganrun.config.targets import instantiate
 from ganrun.data import clusters
 from ganrun.metrics import rejection
 from ganrun.models import dcgan
@@ -96,16 +97,16 @@ def test_plane_conv_equals_the_conv_of_the_image_with_its_class_planes(size, cha
 
 
 def test_bad_cluster_settings_are_refused_before_any_work():
-    cases = [(["train.clusters=1"], r"use 0 \(off\) or K >= 2"),
-             (["train.clusters=-3"], r"use 0 \(off\) or K >= 2"),
-             (["train.clusters=10", "model.conditional=false"], "drop model.conditional=false"),
+    cases = [(["train.clusters=1"], r"use auto, 0 \(off\) or K >= 2"),
+             (["train.clusters=-3"], r"use auto, 0 \(off\) or K >= 2"),
+             (["train.clusters=many"], r"train.clusters=many: use auto, 0 \(off\) or K >= 2"),
              (["train.clusters=10", "model=vae"], "model=vae has no class input"),
              (["train.clusters=10", "model.pack=2", "model.conditional=auto"], "model.pack=2")]
     for overrides, message in cases:
         with pytest.raises(ConfigError, match=message):
             validate(compose_train(*overrides))
     r = run_cli("train", "train.clusters=1", "hydra.run.dir=/nonexistent/never")
-    assert r.returncode == 2 and r.stderr.strip().endswith("train.clusters=1: use 0 (off) or K >= 2 pseudo-classes, "
+    assert r.returncode == 2 and r.stderr.strip().endswith("train.clusters=1: use auto, 0 (off) or K >= 2 pseudo-classes, "
                                                            "e.g. train.clusters=50")
 
 
@@ -191,3 +192,45 @@ def test_clusters_on_an_image_folder(tmp_path):
     x, y = next(wrapped.batches(16, torch.device("cpu"), labels=True))
     bright = (x.mean(dim=(1, 2, 3)) > 0).long()
     assert len(set(zip(y.tolist(), bright.tolist()))) == 2  # each cluster holds one kind
+
+
+def test_auto_picks_k_from_the_set_size():
+    from ganrun.data.clusters import auto_count
+
+    assert [auto_count(n) for n in (100, 499, 500, 1500, 3781, 5000, 60000)] == [0, 0, 10, 15, 38, 50, 50]
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ([], 0),  # the default run uses the sample's labels
+    (["model.conditional=false"], 50),  # labels not used: 50 clusters of the 5,000 digits
+    (["model.conditional=false", "train.clusters=0"], 0),
+    (["model.conditional=false", "model=vae"], 0),  # no class input
+    (["model.conditional=false", "model.pack=2"], 0),
+    (["model.conditional=false", "train.drs=true"], 0),  # rejection sampling needs an unconditional G
+    (["model.conditional=true", "train.clusters=12"], 12),  # a number is taken as given
+    (["dataset=ring", "model=mlp"], 0),  # points: their own recipes
+])
+def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(overrides, expected, caplog):
+    import logging
+
+    from ganrun.training.build import cluster_count
+
+    cfg = compose_train(*overrides)
+    data = instantiate(cfg.dataset, "dataset")
+    with caplog.at_level(logging.INFO):
+        assert cluster_count(cfg, data) == expected
+    assert ("train.clusters=auto:" in caplog.text) == (expected > 0 and "train.clusters=12" not in overrides)
+
+
+def test_an_unconditional_run_self_conditions_by_default_and_says_so(tmp_path, caplog):
+    import logging
+
+    from ganrun.training.run import run
+
+    with caplog.at_level(logging.INFO):
+        summary = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false", "train.steps=2"),
+                      tmp_path)
+    assert summary["status"] == "completed"
+    assert "conditioned on 50 k-means clusters" in caplog.text
+    ckpt = checkpoint.load(tmp_path)
+    assert ckpt["config"]["model"]["conditional"] is True and len(ckpt["data"]["clusters"]) == 5000

@@ -17,7 +17,7 @@ from ganrun.training.run import run
 @pytest.fixture(scope="module")
 def ema_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ema") / "r"
-    run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.ema=0.5", "model.conditional=false"), run_dir)
+    run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.ema=0.5", "model.conditional=false", "train.clusters=0"), run_dir)
     return run_dir
 
 

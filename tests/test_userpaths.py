@@ -177,7 +177,7 @@ def test_a_short_runs_ema_generator_shows_what_g_learned(tmp_path):
 
     from ganrun.training.run import run
 
-    overrides = [*TINY, *TINY_MODEL["dcgan"], "train.steps=30", "train.ema=0.999", "model.conditional=false"]
+    overrides = [*TINY, *TINY_MODEL["dcgan"], "train.steps=30", "train.ema=0.999", "model.conditional=false", "train.clusters=0"]
     run(compose_train(*overrides), tmp_path / "warm")
     run(compose_train(*overrides, "train.ema_rampup=0"), tmp_path / "cold")
     warm, cold = checkpoint.load(tmp_path / "warm"), checkpoint.load(tmp_path / "cold")

@@ -99,14 +99,14 @@ def check_known_keys(cfg: DictConfig) -> None:
 def check_clusters(cfg: DictConfig) -> None:
     """train.clusters=K needs a model that takes class labels; it sets what model.conditional=auto picks."""
     k, model = cfg.train.clusters, cfg.model
-    if k < 0 or k == 1:
-        raise ConfigError(f"train.clusters={k}: use 0 (off) or K >= 2 pseudo-classes, e.g. train.clusters=50")
+    if k == "auto":  # picks 0 wherever clusters do not fit (ganrun.training.build.cluster_count)
+        return
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0 or k == 1:
+        raise ConfigError(f"train.clusters={k}: use auto, 0 (off) or K >= 2 pseudo-classes, e.g. train.clusters=50")
     if not k:
         return
     if not has_discriminator(model):
         raise ConfigError(f"train.clusters={k} conditions a GAN's G and D; model=vae has no class input")
-    if model.get("conditional", "auto") is False:
-        raise ConfigError(f"train.clusters={k} conditions G and D on the clusters; drop model.conditional=false")
     if "conditional" not in model:
         raise ConfigError(f"train.clusters={k} needs a model with class inputs (model=dcgan, resnet or mlp)")
     if model.get("pack", 1) != 1:

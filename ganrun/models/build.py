@@ -34,10 +34,10 @@ def settle_conditional(model: DictConfig, data: Any, drs: bool, saved: dict[str,
     train.clusters' clusters, what a resumed run's checkpoint (`saved`: its model node) settled on, else
     auto_conditional's rule. The config itself is left as it was."""
     node = OmegaConf.to_container(model, resolve=True)
-    if node.get("conditional") != "auto":
-        return node
-    if data.pseudo:
+    if data.pseudo:  # the clusters replace the labels, also under model.conditional=false (no real labels)
         node["conditional"] = True
+    elif node.get("conditional") != "auto":
+        return node
     elif saved is not None:
         node["conditional"] = bool(saved.get("conditional", False))
     else:

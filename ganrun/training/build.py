@@ -13,6 +13,7 @@ from torch import nn
 
 from ganrun.artifacts.networks import pick_device
 from ganrun.config import ConfigError
+from ganrun.config.validate import has_discriminator
 from ganrun.config.targets import instantiate, optimizer_kwargs, resolve_target
 from ganrun.data import Dataset, clusters
 from ganrun.models.build import build_models, settle_conditional
@@ -94,13 +95,32 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
     return [c for c in built if not c.last] + [c for c in built if c.last]
 
 
+def cluster_count(cfg: DictConfig, data: Dataset) -> int:
+    """train.clusters as a number. auto: self-conditioning where it helps and fits: an image set of
+    clusters.AUTO_MIN_IMAGES or more whose labels the run does not use (it has none, or
+    model.conditional=false), on a GAN whose G and D take classes; K = images / 100, within 10-50."""
+    k = cfg.train.clusters
+    if k != "auto":
+        return int(k)
+    model = cfg.model
+    takes_classes = ("conditional" in model and model.get("pack", 1) == 1 and has_discriminator(model)
+                     and not cfg.train.drs)  # rejection sampling needs an unconditional G
+    labels_used = data.n_classes > 0 and model.get("conditional") is not False
+    k = clusters.auto_count(len(data)) if takes_classes and not labels_used and data.pixels else 0
+    if k:
+        log.info("train.clusters=auto: %s's labels are not used, so G and D are conditioned on %d k-means clusters "
+                 "of its images (self-conditioning; train.clusters=0 trains a plain unconditional GAN)", data.name, k)
+    return k
+
+
 def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
     """The experiment from a validated config (for a run that continues the checkpoint `resume`, which only
     settles model.conditional=auto as that run did); build_callbacks gives what runs around its steps."""
     t = cfg.train
     device = pick_device(t.device)
     saved = resume["data"].get("clusters") if resume is not None else None
-    data = clusters.wrap(instantiate(cfg.dataset, "dataset"), t.clusters, t.seed, saved)
+    data = instantiate(cfg.dataset, "dataset")
+    data = clusters.wrap(data, cluster_count(cfg, data), t.seed, saved)
     G, D, model = networks(cfg, data, device, resume)
     opt_G = build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g, device)
     opt_D = build_optimizer(cfg.optimizer, D.parameters(), cfg.optimizer.lr_d, device)
