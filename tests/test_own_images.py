@@ -72,12 +72,13 @@ def test_a_run_on_an_unlabelled_folder_ends_with_its_metrics_and_their_space(tmp
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["settings"]["feature_space"] == space and "fd" in report["metrics"]
     # and a set of samples from anywhere, against the same folder, in the same space
-    np.save(tmp_path / "s.npy", np.random.default_rng(1).random((20, 3, 8, 8)).astype(np.float32))
+    np.save(tmp_path / "s.npy", np.random.default_rng(1).random((50, 3, 8, 8)).astype(np.float32))
     r = run_cli("eval", f"samples={tmp_path / 's.npy'}", "dataset=folder", f"dataset.root={root}",
                 "dataset.image_size=8", "dataset.workers=0", f"out={tmp_path / 's.json'}")
     assert r.returncode == 0, r.stderr
     alone = json.loads((tmp_path / "s.json").read_text())
     assert alone["settings"]["feature_space"] == space and alone["metrics"]["fd"] > alone["real"]["fd"]  # noise
+    assert alone["n"] == 32  # as many samples as the floor has real images (40 less the 8 held out)
 
 
 def test_the_table_never_puts_two_feature_spaces_in_one_column():

@@ -130,6 +130,8 @@ def score_samples(cfg: EvalConfig, overrides: list[str]) -> tuple[Evaluator, dic
     x = load_samples(cfg.samples, tuple(data.shape))
     labels = load_labels(cfg.labels, cfg.samples, len(x))
     evaluator = Evaluator(data, len(x))
+    if evaluator.n < len(x):  # a small set's floor has fewer real images: score as many samples as it has
+        x, labels = x[:evaluator.n], labels[:evaluator.n] if labels is not None else None
     scores, floor = evaluator.score(x, labels)
     out = Path(cfg.out) if cfg.out else Path(cfg.samples.rstrip("/")).with_suffix(".eval.json")
     return evaluator, {"out": out, "samples": str(cfg.samples), "n": len(x), "dataset": cfg.dataset,

@@ -104,7 +104,7 @@ def cluster_count(cfg: DictConfig, data: Dataset) -> int:
         return int(k)
     model = cfg.model
     takes_classes = ("conditional" in model and model.get("pack", 1) == 1 and has_discriminator(model)
-                     and not cfg.train.drs)  # rejection sampling needs an unconditional G
+                     and not cfg.train.drs)  # the recipes with rejection sampling are measured unconditional
     labels_used = data.n_classes > 0 and model.get("conditional") is not False
     k = clusters.auto_count(len(data)) if takes_classes and not labels_used and data.pixels else 0
     if k:
