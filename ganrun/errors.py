@@ -28,7 +28,7 @@ class CheckpointError(UserError):
 
 
 class FeatureError(UserError):
-    """A shipped feature network that is missing or altered; the message says how to restore it."""
+    """Feature network weights (shipped or given) that are missing or altered; the message says how to fix it."""
 
 
 def one_line(error: BaseException) -> str:

@@ -196,7 +196,7 @@ def test_a_short_runs_ema_generator_shows_what_g_learned(tmp_path):
 def _images(folder: Path, n: int = 12) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        arr = np.full((8, 8, 3), 20 * i, dtype=np.uint8)
+        arr = np.full((8, 8, 3), 20 * i % 256, dtype=np.uint8)
         Image.fromarray(arr).save(folder / f"img{i:02d}.png")
 
 
@@ -241,7 +241,7 @@ def test_eval_with_inception_on_a_folder_run_scores_real_images(tmp_path, monkey
     from ganrun.commands import evaluate
     from ganrun.metrics import scores as metrics
 
-    _images(tmp_path / "imgs")
+    _images(tmp_path / "imgs", n=40)  # 8 held out: the reference
     run = tmp_path / "r"
     with _no_exit():
         cli.main(["train", "dataset=folder", f"dataset.root={tmp_path / 'imgs'}", *SMALL_IMAGES,
@@ -254,7 +254,7 @@ def test_eval_with_inception_on_a_folder_run_scores_real_images(tmp_path, monkey
 
     monkeypatch.setattr(metrics, "inception_scores", stand_in)
     assert evaluate.main([f"ckpt={run}", "inception=true", "n=10"]) == 0
-    assert seen["real"] == (10, 3, 8, 8) and seen["fake"] == (10, 3, 8, 8)
+    assert seen["real"] == (8, 3, 8, 8) and seen["fake"] == (8, 3, 8, 8)  # as many samples as held-out images
 
 
 # ---------------------------------------------------------------- 7. completion

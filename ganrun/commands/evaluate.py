@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -96,6 +96,17 @@ def table(scores: dict[str, float], floor: dict[str, float]) -> str:
     return "\n".join(rows)
 
 
+def add_inception(cfg: EvalConfig, evaluator: Evaluator, samples: Callable[[], Tensor], scores: dict) -> None:
+    """With inception=true (or inception_weights=PATH): Inception FID / KID beside the other scores; without
+    the packages or the download, a one-line note and the rest of the scores stand."""
+    if not (cfg.inception or cfg.inception_weights):
+        return
+    try:
+        scores.update(evaluator.inception(samples(), cfg.inception_weights))
+    except metrics.MetricUnavailable as e:
+        print(f"ganrun eval: inception skipped: {e}", file=sys.stderr)
+
+
 def score_checkpoint(cfg: EvalConfig) -> tuple[Evaluator, dict[str, Any]]:
     from ganrun.artifacts import checkpoint
     from ganrun.artifacts.networks import load_discriminator, load_generator
@@ -109,11 +120,8 @@ def score_checkpoint(cfg: EvalConfig) -> tuple[Evaluator, dict[str, Any]]:
     dataset_cfg = OmegaConf.create(ckpt["config"]["dataset"])
     evaluator = Evaluator(instantiate(dataset_cfg, "dataset"), cfg.n)
     scores, floor = evaluator(G, seed=cfg.seed, D=D)
-    if cfg.inception and len(ckpt["data"]["shape"]) == 3:  # images
-        try:
-            scores.update(evaluator.inception(G, cfg.seed, cfg.inception_weights))
-        except metrics.MetricUnavailable as e:
-            print(f"ganrun eval: inception skipped: {e}", file=sys.stderr)
+    if scores and len(ckpt["data"]["shape"]) == 3:  # images
+        add_inception(cfg, evaluator, lambda: evaluator.samples(G, None, cfg.seed)[0], scores)
     path = Path(cfg.ckpt) if Path(cfg.ckpt).is_file() else Path(cfg.ckpt) / "checkpoints" / "last.pt"
     out = Path(cfg.out) if cfg.out else path.parent.parent / "eval" / f"step_{ckpt['step']:06d}.json"
     return evaluator, {"out": out, "checkpoint": str(path), "step": ckpt["step"], "seed": cfg.seed,
@@ -133,6 +141,8 @@ def score_samples(cfg: EvalConfig, overrides: list[str]) -> tuple[Evaluator, dic
     if evaluator.n < len(x):  # a small set's floor has fewer real images: score as many samples as it has
         x, labels = x[:evaluator.n], labels[:evaluator.n] if labels is not None else None
     scores, floor = evaluator.score(x, labels)
+    if scores:
+        add_inception(cfg, evaluator, lambda: x, scores)
     out = Path(cfg.out) if cfg.out else Path(cfg.samples.rstrip("/")).with_suffix(".eval.json")
     return evaluator, {"out": out, "samples": str(cfg.samples), "n": len(x), "dataset": cfg.dataset,
                        "metrics": scores, "real": floor}
@@ -154,6 +164,11 @@ def main(args: list[str]) -> int:
         raise ConfigError("give ckpt=RUN or samples=PATH dataset=NAME, not both")
     if overrides and not cfg.samples:
         raise ConfigError(f"{overrides[0]}: dataset keys go with samples=PATH; a checkpoint carries its dataset")
+    if cfg.inception_weights:  # a missing or wrong file is refused before any work
+        try:
+            metrics.inception_network(cfg.inception_weights)
+        except metrics.MetricUnavailable:
+            pass  # said after the other scores
     evaluator, report = score_samples(cfg, overrides) if cfg.samples else score_checkpoint(cfg)
     out = report.pop("out")
     if not report["metrics"]:

@@ -142,8 +142,8 @@ class EvalConfig:
     seed: int = 0  # fixes z
     out: str = ""  # JSON report; default RUN/eval/step_NNNNNN.json, or SAMPLES.eval.json
     device: Device = Device.auto  # auto (CUDA when there is one), cpu or cuda
-    inception: bool = False  # add Inception FID/KID (needs the `inception` extra and its weights)
-    inception_weights: str = ""  # a local Inception weights file instead of the download
+    inception: bool = False  # add Inception FID/KID (needs the `inception` extra and its weights, downloaded once)
+    inception_weights: str = ""  # a local FID Inception weights file instead of the download (implies inception)
     drs: Optional[bool] = None  # also score D's rejection sampling (drs_* keys); default: the run's train.drs
 
 

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ganrun.data import imagefile
+from ganrun.data import decoded, imagefile
 from ganrun.data.streamed import IMAGE_SUFFIXES, StreamedImages, check_channels, subfolder_classes
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
@@ -116,7 +116,9 @@ class ImageZip(StreamedImages):
             with zipfile.ZipFile(file) as zf:
                 names = _zip_images(zf)
                 table = _zip_labels(zf, names, where)
-                found = imagefile.scan(((n, zf.open(n)) for n in names), channels)
+                found = self._scan(f"zip:{file.stem}", decoded.file_fingerprint([file.resolve()]),
+                                   lambda: imagefile.scan(((n, zf.open(n)) for n in names), channels),
+                                   image_size=image_size, channels=channels, background=background)
         except zipfile.BadZipFile as e:
             raise DataError(f"{where} is a damaged ZIP archive ({e}); zip the images again") from None
         if table is not None:

@@ -6,7 +6,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from ganrun.data import imagefile
+from ganrun.data import decoded, imagefile
 from ganrun.data.streamed import IMAGE_SUFFIXES, StreamedImages, as_is, check_channels, subfolder_classes
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
@@ -34,7 +34,10 @@ class ImageFolder(StreamedImages):
         check_channels(channels)
         imagefile.parse_background(background)  # refuse a bad colour before reading any file
         candidates = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        found = imagefile.scan(((p, p) for p in candidates), channels)
+        found = self._scan(f"folder:{base.name}", decoded.file_fingerprint([p.resolve() for p in candidates]),
+                           lambda: imagefile.scan(((p, p) for p in candidates), channels),
+                           lambda p: str(p.relative_to(base)), lambda rel: base / rel,
+                           image_size=image_size, channels=channels, background=background)
         classes, labels = subfolder_classes([p.relative_to(base).parts for p in found.items]) if labelled else ([], None)
         self._serve(f"folder:{base.name}", found, as_is, labels, classes, image_size, background, workers,
                     f"dataset.root={root}")

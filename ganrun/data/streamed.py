@@ -4,21 +4,19 @@ by DataLoader worker processes, classes from sub-folders, and the dataset protoc
 from __future__ import annotations
 
 import copy
-
 import logging
+import math
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
 
-from ganrun.data import imagefile
+from ganrun.data import decoded, imagefile
 from ganrun.data.base import Endless, ImageSamples, check_batch, describe, epoch_batches, epoch_perm, to_unit_range
 from ganrun.data.tensors import TensorImages
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 HELD_OUT = 0.2  # the share of a user's set held out as the metrics' reference (at most HELD_OUT_MAX images)
@@ -73,13 +71,48 @@ class _Decoded(torch.utils.data.Dataset):
 
 
 class StreamedImages(ImageSamples):
-    """What the folder, ZIP and Hugging Face sets share: their images decoded on the fly (imagefile.decode)
-    by DataLoader worker processes, and the Dataset protocol's attributes. A subclass finds its images,
-    scans them (imagefile.scan) and hands them to `_serve`."""
+    """What the folder, ZIP and Hugging Face sets share: their images decoded (imagefile.decode) by DataLoader
+    worker processes, and the Dataset protocol's attributes. A set that fits in decoded.MEMORY_MAX is decoded
+    once, held in memory and served as TensorImages serves (the same batches), and cached on disk so the next
+    run skips both the scan and the decoding (data.decoded); a larger one is decoded batch by batch. A
+    subclass finds its images, scans them (`_scan`: imagefile.scan, or the cache) and hands them to `_serve`."""
 
     pseudo = False
     modes = None
     classes: list[str]
+    _memory: TensorImages | None = None  # the decoded set, when it fits in memory
+    _cached: dict[str, Any] | None = None
+    _cache_key: tuple[str, str] | None = None
+
+    def _scan(self, name: str, fingerprint: Any, scan: Callable[[], imagefile.Scan],
+              store: Callable[[Any], str] = str, restore: Callable[[str], Any] = str, **settings: Any) -> imagefile.Scan:
+        """The scan of the set's files: from the decoded cache when these files (fingerprint: their names,
+        sizes and times) were decoded with these settings before, else `scan()`. store / restore: an item
+        as the cache writes it, and back."""
+        self._cache_key, self._store = (name, decoded.key(fingerprint, **settings)), store
+        self._cached = decoded.load(*self._cache_key)
+        if self._cached is None:
+            return scan()
+        found = self._cached["scan"]
+        return found._replace(items=[restore(i) for i in found.items])
+
+    def _hold(self, found: imagefile.Scan) -> None:
+        """Hold the decoded set in memory when it fits (from the cache, or decoded now and cached)."""
+        nbytes = len(found.items) * math.prod(self.shape)
+        cached, self._cached = self._cached, None
+        if cached is not None and tuple(cached["images"].shape[1:]) == self.shape:
+            images, how = cached["images"], "read from the cache"
+        elif nbytes <= decoded.MEMORY_MAX:
+            images = self._decode_files(range(len(self)))
+            how = "decoded once"
+            if self._cache_key is not None:
+                decoded.save(*self._cache_key, found, images, self._store)
+                how += f", cached in {decoded.cache_root() / 'decoded'}"
+        else:
+            log.info("%s: %.1f GB decoded: streamed from the files", self.name, nbytes / 1e9)
+            return
+        self._memory = TensorImages(images, self.labels, self.name, self.n_classes)
+        log.info("%s: held in memory (%.1f MB, %s)", self.name, nbytes / 1e6, how)
 
     def _serve(self, name: str, found: imagefile.Scan, read: Callable[[Any], imagefile.Source],
                labels: list[int] | None, classes: list[str], image_size: int, background: Any, workers: int,
@@ -105,12 +138,15 @@ class StreamedImages(ImageSamples):
         self._ds = _Decoded(found.items, read, image_size, mode, imagefile.parse_background(background), labels)
         log.info("%s: %d images: %s", name.replace(":", " ", 1), len(found.items),
                  imagefile.summary(found, background))
+        self._hold(found)
 
     def __len__(self) -> int:
         return len(self._ds)
 
     def draw(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
         """n images (uint8; all of them when the set is smaller), drawn with `seed` and decoded, and their labels."""
+        if self._memory is not None:
+            return self._memory.draw(n, seed)
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].tolist()
         decoded = torch.stack([self._ds.image(i) for i in idx])
         return decoded, self.labels[idx] if self.labels is not None else None
@@ -120,7 +156,13 @@ class StreamedImages(ImageSamples):
         return self.decode(range(len(self)))
 
     def decode(self, idx: Sequence[int]) -> Tensor:
-        """The images at `idx`, uint8 (N, C, H, W), decoded by the DataLoader workers."""
+        """The images at `idx`, uint8 (N, C, H, W)."""
+        if self._memory is not None:
+            return self._memory.images[list(idx)]
+        return self._decode_files(idx)
+
+    def _decode_files(self, idx: Sequence[int]) -> Tensor:
+        """The images at `idx` decoded from their files by the DataLoader workers."""
         ds = copy.copy(self._ds)
         ds.with_labels = False
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, list(idx)), batch_size=256,
@@ -147,14 +189,19 @@ class StreamedImages(ImageSamples):
         other._ds = copy.copy(self._ds)
         other._ds.labels = labels.tolist()
         other.labels = labels
+        if self._memory is not None:
+            other._memory = self._memory.with_labels(labels)
         return other
 
     def batches(self, batch_size: int, device: torch.device, seed: int = 0, start: int = 0,
                 rank: int = 0, world: int = 1, labels: bool = False) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
-        """Endless shuffled batches decoded by DataLoader workers, from batch number `start` on;
+        """Endless shuffled batches (from memory, or decoded by DataLoader workers), from batch number `start` on;
         rank / world: this rank's shard of every epoch; labels: (images, class labels) pairs. One
         DataLoader serves every epoch (its batch sampler never ends), so the workers start once and
         keep prefetching; on CUDA the batches come through pinned memory with non-blocking copies."""
+        if self._memory is not None:
+            yield from self._memory.batches(batch_size, device, seed, start, rank, world, labels)
+            return
         n = len(self)
         check_batch(batch_size, world, n, self.name)
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ganrun.artifacts import checkpoint
 from ganrun.data import to_unit_range
+from ganrun.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,20 @@ def accuracy(net: nn.Module, images: Tensor, labels: Tensor | None, task: str = 
     return correct / total
 
 
+def read_cached(path: Path) -> tuple[SmallCNN, dict[str, Any]] | None:
+    """A cached feature network and its info, or None when the file is corrupt, foreign or its weights are
+    not the ones it was saved with (a cache is rebuilt, never trusted)."""
+    try:
+        ckpt = checkpoint.load(path)
+        net = SmallCNN(*ckpt["arch"])
+        net.load_state_dict(ckpt["weights"])
+        if weights_digest(net) != ckpt["info"]["weights_sha256"]:
+            return None
+    except (UserError, KeyError, TypeError, ValueError, RuntimeError):
+        return None
+    return net.eval(), ckpt["info"]
+
+
 def load_or_train(name: str, train: Any, test: Any, epochs: int = 3,
                   task: str = "classes") -> tuple[SmallCNN, dict[str, Any]]:
     """The cached feature network for this train split and task (trained and saved on first use), and
@@ -150,10 +165,10 @@ def load_or_train(name: str, train: Any, test: Any, epochs: int = 3,
     key = data_digest(train.images, labels if labels is not None else torch.zeros(0))
     path = cache_dir() / f"{name}-{task}-v{VERSION}-{key[:16]}.pt"
     if path.is_file():
-        ckpt = checkpoint.load(path)
-        net = SmallCNN(*ckpt["arch"])
-        net.load_state_dict(ckpt["weights"])
-        return net.eval(), ckpt["info"]
+        cached = read_cached(path)
+        if cached is not None:
+            return cached
+        log.warning("the cached feature network %s is unreadable or altered: training it again", path)
     log.info("training the %s feature network on %s (once, %d images; cached in %s)", name,
              "its classes" if task == "classes" else "which way each image is turned", len(train.images), path.parent)
     net = fit_classifier(train.images, labels, epochs, task=task)

@@ -256,13 +256,15 @@ class Evaluator:
         return scores, self.floor(len(samples), labels is not None)
 
     @torch.no_grad()
-    def inception(self, G: nn.Module, seed: int, weights: str) -> dict[str, float]:
-        """Inception FID / KID of n samples against the real training images (see metrics.inception_scores)."""
-        fake = images.to_unit(self.samples(G, None, seed)[0])
-        real = self.data.draw(self.n, seed)[0].float().div(255)
-        scores = metrics.inception_scores(fake, real, weights)
-        self.settings.update({"inception": "torchmetrics FID/KID, 2048-d pool features",
-                              "inception_reference": f"{len(real)} training images"})
+    def inception(self, samples: Tensor, weights: str) -> dict[str, float]:
+        """Inception FID / KID of samples in [-1, 1] against as many real images: the held-out reference of a
+        user's set, else the training images (see metrics.inception_scores)."""
+        source = self.data.make_split("test") if self.data.held_out else self.data
+        real = source.draw(len(samples), 0)[0].float().div(255)
+        scores = metrics.inception_scores(images.to_unit(samples[:len(real)]), real, weights)
+        self.settings.update({"inception": "Inception-v3 pool features (2048-d, the FID weights), torchmetrics FID/KID",
+                              "inception_reference": f"{len(real)} {'held-out' if self.data.held_out else 'training'}"
+                                                     " images"})
         return scores
 
     @torch.no_grad()

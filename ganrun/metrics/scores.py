@@ -1,4 +1,4 @@
-"""Sample-quality metrics that need no network.
+"""Sample-quality metrics: those that need no network, and the Inception FID / KID papers report.
 
 2-D mixtures use the PacGAN / VEEGAN protocol exactly: draw 2,500 samples; a sample is high quality
 (HQ) when its distance to the nearest mode centre is below 3 sigma; a mode is covered when it is the
@@ -11,9 +11,10 @@ minimise from the first trial.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 TOY_SAMPLES = 2500  # the protocol's sample count
 
@@ -146,36 +147,59 @@ class MetricUnavailable(RuntimeError):
     """A metric that cannot run here (a missing package or weights); the message says what is missing."""
 
 
-def inception_scores(fake: Tensor, real: Tensor, weights: str = "", batch: int = 200) -> dict[str, float]:
-    """Inception FID and KID (torchmetrics) of fake vs real images, both float (N, C, H, W) in [0, 1].
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's FID Inception-v3
 
-    These are the numbers papers report. They need the `inception` extra (torchmetrics, torch-fidelity)
-    and the Inception weights: downloaded on first use, or a local file given as `weights`.
-    """
+
+def inception_network(weights: str = "") -> nn.Module:
+    """The FID Inception-v3 (torchmetrics' wrapper of torch-fidelity's port): uint8 images of any size in,
+    2048-d pool features out. Its weights are downloaded on first use, or read from a local file `weights`
+    (a FeatureError, exit 2, naming the file when it is missing or is not those weights)."""
     import socket
 
+    from ganrun.errors import FeatureError
+
     try:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-        from torchmetrics.image.kid import KernelInceptionDistance
+        from torchmetrics.image.fid import NoTrainInceptionV3
     except ImportError:
         raise MetricUnavailable("Inception FID/KID need torchmetrics and torch-fidelity: "
                                 "pip install 'ganrun[inception]'") from None
+    if weights:
+        if not Path(weights).is_file():
+            raise FeatureError(f"inception_weights={weights}: no such file (torch-fidelity's {INCEPTION_FILE}, "
+                               "or leave inception_weights out to download it)")
+        try:
+            return NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=weights)
+        except Exception as e:
+            raise FeatureError(f"inception_weights={weights}: not Inception-v3 FID weights ({first_line(e)}); "
+                               f"use torch-fidelity's {INCEPTION_FILE}") from None
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)  # a machine without network fails fast instead of hanging
     try:
-        fid = FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=weights or None)
-    except Exception as e:  # no network, a bad file: say which, in one line
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise MetricUnavailable(f"Inception weights unavailable ({first}); run once with internet, or pass "
-                                f"inception_weights=PATH (torch-fidelity's weights-inception-2015-12-05 file)") from None
+        return NoTrainInceptionV3("inception-v3-compat", ["2048"])
+    except Exception as e:  # no network: say so in one line
+        raise MetricUnavailable(f"Inception weights unavailable ({first_line(e)}); run once with internet, or "
+                                f"pass inception_weights=PATH (torch-fidelity's {INCEPTION_FILE})") from None
     finally:
         socket.setdefaulttimeout(previous)
-    kid_metric = KernelInceptionDistance(feature=fid.inception, normalize=True,
-                                         subset_size=min(1000, len(fake), len(real)))
-    for images, is_real in ((real, True), (fake, False)):
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+
+
+@torch.no_grad()
+def inception_scores(fake: Tensor, real: Tensor, weights: str = "", batch: int = 100) -> dict[str, float]:
+    """Inception FID and KID of fake vs real images, both float (N, C, H, W) in [0, 1]: the numbers papers
+    report. Images are quantised to uint8 and resized inside the network as torch-fidelity does; FID and
+    KID are this module's frechet_distance and kid on the 2048-d features."""
+    net = inception_network(weights)
+
+    def embed(images: Tensor) -> Tensor:
+        chunks = []
         for chunk in images.split(batch):
             rgb = chunk.expand(-1, 3, -1, -1) if chunk.shape[1] == 1 else chunk
-            fid.update(rgb, real=is_real)
-            kid_metric.update(rgb, real=is_real)
-    kid_mean, _ = kid_metric.compute()
-    return {"inception_fid": float(fid.compute()), "inception_kid": float(kid_mean)}
+            chunks.append(net(rgb.mul(255).round().clamp(0, 255).to(torch.uint8)).double())
+        return torch.cat(chunks)
+
+    f_fake, f_real = embed(fake), embed(real)
+    return {"inception_fid": frechet_distance(f_fake, f_real), "inception_kid": kid(f_fake, f_real)}
