@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,15 @@ def shorten(command: str) -> str:
 
 
 def user_files(cwd: Path) -> dict[str, str]:
-    """What a user would have beside the commands: their own images (my_images/), and the environment:
+    """What a user would have beside the commands: their own images (my_images/, emoji.zip), and the environment:
     the Fashion-MNIST files where a real user would download them, W&B in offline mode (no login here)."""
     (cwd / "my_images").mkdir()
     rng = np.random.default_rng(0)
     for i in range(40):
         Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(cwd / "my_images" / f"{i}.png")
+    with zipfile.ZipFile(cwd / "emoji.zip", "w") as zf:  # and the same images zipped
+        for i in range(40):
+            zf.write(cwd / "my_images" / f"{i}.png", f"{i}.png")
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
            "PYTHONUNBUFFERED": "1"}
     env["GANRUN_DATA"] = str(SHARED_DATA / "fashion-mnist")
