@@ -342,7 +342,8 @@ def test_report_keeps_its_markdown_table_whole_when_an_error_has_several_lines(t
     (["+train.stpes=5"], "train.stpes: unknown key, nothing would read it; did you mean train.steps?"),
     (["loss=hingee"], "loss=hingee: no such option; did you mean hinge? (loss options: gan, hinge,"),
     (["model.widht=3"], "model.widht: unknown key; did you mean model.width? (model keys:"),
-    (["dataset=zip", "dataset.root=x"], "dataset.root: unknown key (dataset keys: background, channels, image_size, labelled, path"),
+    (["dataset=zip", "dataset.root=x"], "dataset.root: unknown key; did you mean dataset.path? (dataset keys: background, channels, image_size, labelled, path"),
+    (["dataset=folder", "dataset.path=x"], "dataset.path: unknown key; did you mean dataset.root? (dataset keys:"),
     (["train.steps=abc"], "train.steps=abc: Value 'abc' of type 'str' could not be converted to Integer"),
 ])
 def test_config_errors_name_the_key_and_suggest_the_closest(tmp_path, capsys, args, message):

@@ -75,6 +75,9 @@ def explain(error: BaseException, overrides: list[str]) -> str:
     return message
 
 
+SAME_ROLE = {"root": "path", "path": "root"}  # where a set's files are: dataset=folder's root, zip's and hf's path
+
+
 def unknown_key_text(key: str, overrides: list[str]) -> str:
     """`KEY: unknown key; did you mean X? (where keys: ...)`, from the config the other overrides compose."""
     if key in RENAMED:
@@ -98,5 +101,7 @@ def unknown_key_text(key: str, overrides: list[str]) -> str:
     if not parent:  # the top level: groups are picked with group=option
         known = sorted(set(known) | set(GROUPS))
     near = closest(leaf, known).replace("mean ", f"mean {parent + '.' if parent else ''}")
+    if not near and parent == "dataset" and SAME_ROLE.get(leaf) in known:  # folder's root is zip's path
+        near = f"; did you mean dataset.{SAME_ROLE[leaf]}?"
     where = f"{parent} keys" if parent else "groups and top-level keys"
     return f"{key}: unknown key{near} ({where}: {', '.join(sorted(known))})"
