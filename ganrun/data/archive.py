@@ -10,7 +10,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ganrun.data import decoded, imagefile
+import ganrun.data.decoded as decoded
+import ganrun.data.imagefile as imagefile
 from ganrun.data.streamed import IMAGE_SUFFIXES, StreamedImages, check_channels, subfolder_classes
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganrun.data import pictures
+import ganrun.data.pictures as pictures
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)

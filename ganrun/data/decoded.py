@@ -9,15 +9,15 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
-from collections import Counter
-
-from ganrun.data import imagefile
+import ganrun.data.imagefile as imagefile
+from ganrun.data.base import first_line
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ def load(name: str, cache_key: str) -> dict[str, Any] | None:
         if not (isinstance(images, Tensor) and images.dtype == torch.uint8 and len(images) == len(scan.items)):
             raise ValueError("images do not match the scan")
     except Exception as e:  # noqa: BLE001 - a cut-short, foreign or altered file: never trusted
-        log.warning("the decoded-image cache %s is unreadable (%s): decoding again", file,
-                    (str(e).strip().splitlines() or [type(e).__name__])[0][:100])
+        log.warning("the decoded-image cache %s is unreadable (%s): decoding again", file, first_line(e)[:100])
         return None
     return {"scan": scan, "images": images}
 

@@ -6,7 +6,8 @@ import os
 import zipfile
 from pathlib import Path
 
-from ganrun.data import decoded, imagefile
+import ganrun.data.decoded as decoded
+import ganrun.data.imagefile as imagefile
 from ganrun.data.streamed import IMAGE_SUFFIXES, StreamedImages, as_is, check_channels, subfolder_classes
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ganrun.data import pictures as images
+import ganrun.data.pictures as images
 from ganrun.models.common import eval_mode, noise
 
 KDE_SAMPLES = 10_000  # G(z) draws behind the density estimate

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from ganrun.data import imagefile
+import ganrun.data.imagefile as imagefile
 from ganrun.data.base import first_line
 from ganrun.data.streamed import StreamedImages, check_channels
 from ganrun.errors import DataError  # noqa: F401  (re-exported)

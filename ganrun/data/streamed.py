@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from torch import Tensor
 
-from ganrun.data import decoded, imagefile
+import ganrun.data.decoded as decoded
+import ganrun.data.imagefile as imagefile
 from ganrun.data.base import Endless, ImageSamples, check_batch, describe, epoch_batches, epoch_perm, to_unit_range
 from ganrun.data.tensors import TensorImages
 from ganrun.errors import DataError  # noqa: F401  (re-exported)

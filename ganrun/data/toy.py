@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ganrun.data import pictures
+import ganrun.data.pictures as pictures
 from ganrun.data.base import describe
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
@@ -45,7 +45,7 @@ class Mixture:
         """A scatter plot of the samples over as many real points and the mode centres; for 1-D data given
         `game` (G, D, whether D's output is a probability), the GAN paper's figure of the game (ganrun.data.game1d)."""
         if game is not None and self.shape == (1,):
-            from ganrun.data import game1d
+            import ganrun.data.game1d as game1d
 
             G, D, probability = game()
             return game1d.figure(G, D, self, probability, title)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 
 from ganrun.artifacts import checkpoint
 from ganrun.data import to_unit_range
+from ganrun.data.decoded import cache_root
 from ganrun.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def weights_digest(net: nn.Module) -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.path.expanduser(os.environ.get("GANRUN_CACHE", "~/.cache/ganrun"))) / "classifiers"
+    return cache_root() / "classifiers"
 
 
 def rotated(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,6 +10,7 @@ minimise from the first trial.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -150,12 +151,14 @@ class MetricUnavailable(RuntimeError):
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's FID Inception-v3
 
 
+@functools.lru_cache(maxsize=1)  # `ganrun eval` checks a weights file before any work, then scores with it
 def inception_network(weights: str = "") -> nn.Module:
     """The FID Inception-v3 (torchmetrics' wrapper of torch-fidelity's port): uint8 images of any size in,
     2048-d pool features out. Its weights are downloaded on first use, or read from a local file `weights`
     (a FeatureError, exit 2, naming the file when it is missing or is not those weights)."""
     import socket
 
+    from ganrun.data.base import first_line
     from ganrun.errors import FeatureError
 
     try:
@@ -170,21 +173,17 @@ def inception_network(weights: str = "") -> nn.Module:
         try:
             return NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=weights)
         except Exception as e:
-            raise FeatureError(f"inception_weights={weights}: not Inception-v3 FID weights ({first_line(e)}); "
+            raise FeatureError(f"inception_weights={weights}: not Inception-v3 FID weights ({first_line(e)[:120]}); "
                                f"use torch-fidelity's {INCEPTION_FILE}") from None
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)  # a machine without network fails fast instead of hanging
     try:
         return NoTrainInceptionV3("inception-v3-compat", ["2048"])
     except Exception as e:  # no network: say so in one line
-        raise MetricUnavailable(f"Inception weights unavailable ({first_line(e)}); run once with internet, or "
+        raise MetricUnavailable(f"Inception weights unavailable ({first_line(e)[:120]}); run once with internet, or "
                                 f"pass inception_weights=PATH (torch-fidelity's {INCEPTION_FILE})") from None
     finally:
         socket.setdefaulttimeout(previous)
-
-
-def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
 
 
 @torch.no_grad()
