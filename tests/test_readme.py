@@ -81,6 +81,8 @@ def check(command: str, r: subprocess.CompletedProcess, cwd: Path) -> None:
             jobs = sorted(p for p in sweep.iterdir() if (p / "summary.json").is_file())
             assert jobs and all(json.loads((j / "summary.json").read_text())["status"] == "completed" for j in jobs)
             assert f"{len(jobs)} runs" in r.stdout  # the sweep's table
+            if "train.seed=range(" in command:  # and each setting over its seeds
+                assert "over seeds: mean ± 95% interval" in r.stdout
         else:
             run = newest_run(cwd)
             summary = json.loads((run / "summary.json").read_text())
@@ -96,7 +98,7 @@ def check(command: str, r: subprocess.CompletedProcess, cwd: Path) -> None:
     if words[:2] == ["ganrun", "eval"]:
         assert list((newest_run(cwd) / "eval").glob("*.json")) and "fd" in r.stdout
     if words[:2] == ["ganrun", "report"]:
-        assert (newest_run(cwd, sweep=True) / "report.md").is_file()
+        assert "## Over seeds" in (newest_run(cwd, sweep=True) / "report.md").read_text()
     if words[:2] == ["ganrun", "export"]:
         assert (newest_run(cwd) / "generator.safetensors").is_file()
 

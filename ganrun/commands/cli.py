@@ -106,9 +106,15 @@ def _values(override: Any) -> list[str]:
     if override.value_type.name == "INTERVAL_SWEEP":
         return [f"{key}={override.value().start}"]
     try:
-        return [f"{key}={v}" for v in override.sweep_string_iterator()]
+        values = [f"{key}={v}" for v in override.sweep_string_iterator()]
     except Exception:  # a sweep form only Hydra can expand (glob): Hydra checks it
         return []
+    if not values:
+        from ganrun.errors import ConfigError
+
+        raise ConfigError(f"{override.input_line}: this sweep has no values, so no run would start; "
+                          f"give one or more, e.g. {key}=range(5) for 0, 1, 2, 3, 4")
+    return values
 
 
 def check_composes(args: list[str]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ganrun.commands.sweep import read_run, results_table, varying
 from ganrun.errors import ConfigError
+from ganrun.metrics import seeds
 
 CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metric found
 
@@ -58,6 +59,20 @@ def markdown(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seed_section(runs: list[dict[str, Any]]) -> str:
+    """Where some setting ran with several seeds: the settings over their seeds and the pairs that differ
+    beyond the seed noise, as Markdown ("" otherwise)."""
+    if not seeds.has_seeds(runs):
+        return ""
+    text = (f"\n## Over seeds\n\nEach metric's mean ± the half-width of its 95% interval ({seeds.METHOD}) "
+            f"over a setting's completed runs (n).\n\n" + markdown(*seeds.grouped_table(runs)))
+    pairs = seeds.differences(runs)
+    if pairs:
+        text += (f"\nDifferences of the means ({seeds.DIFF_METHOD} interval; \"differ\": the interval excludes 0):"
+                 "\n\n" + "".join(f"- {line}\n" for line in pairs))
+    return text
+
+
 def run_labels(runs: list[dict[str, Any]]) -> dict[str, str]:
     """Each run's legend entry: its folder and what it varies (`0: model=mlp`), not the folder alone."""
     return {r["run"]: f"{r['run']}: {o}" if o else r["run"] for r, o in zip(runs, varying(runs))}
@@ -65,38 +80,64 @@ def run_labels(runs: list[dict[str, Any]]) -> dict[str, str]:
 
 def plot(runs: list[dict[str, Any]], out: Path) -> bool:
     """One panel per curve (losses, eval metrics), one line per run (real data's score dashed beside each
-    metric); False when nothing was logged."""
+    metric); where settings ran with several seeds, one more panel per final metric with every seed's
+    score per setting. False when nothing was logged."""
     from ganrun.data.pictures import pyplot  # torch and matplotlib load only when a plot is wanted
 
     plt = pyplot()
     curves = {r["run"]: scalars(r["dir"]) for r in runs}
     tags = [t for t in CURVES if any(t in c for c in curves.values())]
     tags += sorted({t for c in curves.values() for t in c if t.startswith("eval/")})
-    if not tags:
+    finals = sorted({k for r in runs for k in (r.get("metrics") or {})}) if seeds.has_seeds(runs) else []
+    if not tags and not finals:
         return False
-    cols = min(3, len(tags))
-    rows = -(-len(tags) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False)
+    n = len(tags) + len(finals)
+    cols = min(3, n)
+    fig, axes = plt.subplots(-(-n // cols), cols, figsize=(5 * cols, 3.5 * -(-n // cols)), squeeze=False)
     colours = {name: f"C{i % 10}" for i, name in enumerate(curves)}  # one colour per run in every panel
-    labels = run_labels(runs)
     for ax, tag in zip(axes.flat, tags):
-        for name, c in curves.items():
-            if tag in c:
-                steps, values = c[tag]
-                ax.plot(steps, values, marker="o" if len(steps) < 3 else None, label=name, color=colours[name])
-            floor = c.get(tag.replace("eval/", "eval_real/", 1))
-            if floor:  # real data scored alike, dashed in the run's colour
-                ax.plot(*floor, linestyle="--", color=colours[name], alpha=0.6)
-        ax.set_title(tag)
-        ax.set_xlabel("step")
-    for ax in list(axes.flat)[len(tags):]:
+        curve_panel(ax, tag, curves, colours)
+    for ax, metric in zip(list(axes.flat)[len(tags):], finals):
+        seed_panel(ax, metric, runs)
+    for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.legend(handles=[plt.Line2D([], [], color=c, label=labels[n]) for n, c in colours.items()],
-               loc="upper right", fontsize="small")  # each run named by what it varies
+    if tags:
+        labels = run_labels(runs)
+        fig.legend(handles=[plt.Line2D([], [], color=c, label=labels[name]) for name, c in colours.items()],
+                   loc="upper right", fontsize="small")  # each run named by what it varies
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return True
+
+
+def curve_panel(ax: Any, tag: str, curves: dict[str, dict[str, Any]], colours: dict[str, str]) -> None:
+    """One curve (a loss or an eval metric) against steps, one line per run, real data's score dashed."""
+    for name, c in curves.items():
+        if tag in c:
+            steps, values = c[tag]
+            ax.plot(steps, values, marker="o" if len(steps) < 3 else None, label=name, color=colours[name])
+        floor = c.get(tag.replace("eval/", "eval_real/", 1))
+        if floor:  # real data scored alike, dashed in the run's colour
+            ax.plot(*floor, linestyle="--", color=colours[name], alpha=0.6)
+    ax.set_title(tag)
+    ax.set_xlabel("step")
+
+
+def seed_panel(ax: Any, metric: str, runs: list[dict[str, Any]]) -> None:
+    """Every seed's final `metric` per setting (a strip of dots), the mean and its 95% interval beside it."""
+    groups = seeds.group_by_setting(runs)
+    names = seeds.labels(groups)
+    for i, (key, members) in enumerate(groups.items()):
+        values = seeds.metric_values(members, metric)
+        if not values:
+            continue
+        jitter = [(j - (len(values) - 1) / 2) * 0.04 for j in range(len(values))]
+        ax.plot([i + d for d in jitter], values, "o", color=f"C{i % 10}", alpha=0.7)
+        est = seeds.mean_interval(values)
+        ax.errorbar([i + 0.25], [est.mean], yerr=[[0 if est.n < 2 else est.half]], fmt="s", color="black", capsize=4)
+    ax.set_xticks(range(len(groups)), [names[k] for k in groups], rotation=20, ha="right", fontsize="small")
+    ax.set_title(f"final {metric} per seed (mean, 95% interval)")
 
 
 def main(args: list[str]) -> int:
@@ -114,7 +155,7 @@ def main(args: list[str]) -> int:
         raise ConfigError(f"no ganrun runs under {root} (looked for */.hydra/overrides.yaml)")
     prefix = Path(options.get("out", root / "report"))
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    md = markdown(header, body)
+    md = markdown(header, body) + seed_section(runs)
     prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} runs\n\n" + md)
     with prefix.with_suffix(".csv").open("w", newline="") as f:
         csv.writer(f).writerows([header, *body])

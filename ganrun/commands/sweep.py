@@ -10,6 +10,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ganrun.metrics import seeds
 from ganrun.metrics.floor import metric_cell
 
 
@@ -72,8 +73,20 @@ def one_line_text(text: str | None) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The results table as aligned plain text."""
-    header, body = results_table(rows)
+    """The results table as aligned plain text; where a setting ran with several seeds, the settings
+    over their seeds below it (ganrun.metrics.seeds)."""
+    text = aligned(*results_table(rows))
+    if seeds.has_seeds(rows):
+        text += (f"\n\nover seeds: mean ± 95% interval ({seeds.METHOD}), n seeds\n"
+                 + aligned(*seeds.grouped_table(rows)))
+        pairs = seeds.differences(rows)
+        if pairs:
+            text += f"\n\nsettings compared ({seeds.DIFF_METHOD} interval of the difference):\n" + "\n".join(pairs)
+    return text
+
+
+def aligned(header: list[str], body: list[list[str]]) -> str:
+    """A table as aligned plain text."""
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
