@@ -41,10 +41,12 @@ def readme_commands() -> list[str]:
 
 def shorten(command: str) -> str:
     """The command with fewer training steps: `train.steps=STEPS` set on every `ganrun train` (2 x STEPS for a
-    resume, which must go past the run's own steps); everything else exactly as written."""
+    resume, which must go past the run's own steps; none for a sweep's resume); everything else exactly as written."""
     words = shlex.split(command)
     if words[:2] != ["ganrun", "train"] or any(w in ("--help", "--cfg") for w in words):
         return command
+    if "-m" in words and any(w.startswith("resume=") for w in words):
+        return command  # finishing a sweep: its own overrides, shortened when it began
     steps = 2 * STEPS if any(w.startswith("resume=") for w in words) else STEPS
     return re.sub(r"\s+train\.steps=\S+", "", command) + f" train.steps={steps}"
 

@@ -112,3 +112,9 @@ def test_a_seed_sweep_from_an_empty_folder_tables_each_setting_over_its_seeds(tm
     rep = run_cli("report", "outputs/multirun/latest", cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr
     assert "## Over seeds" in (tmp_path / "outputs" / "multirun" / "latest" / "report.md").read_text()
+
+
+def test_an_infinite_score_gets_no_interval_and_no_comparison():
+    rows = runs({"loss=gan": [1.0, float("inf")], "loss=hinge": [2.0, 2.5]})
+    assert seeds.grouped_table(rows)[1][0] == ["loss=gan", "2", "inf"]
+    assert seeds.differences(rows) == []

@@ -84,6 +84,22 @@ def resume_args(args: list[str]) -> list[str]:
     return [*kept, *changes, f"resume={resume[-1]}", *hydra_args, *extra]
 
 
+def sweep_or_run_resume(args: list[str]) -> list[str]:
+    """The arguments of `ganrun train`, with resume= turned into what finishes that sweep (with -m) or
+    continues that run."""
+    from ganrun.commands import resume_sweep
+
+    if not (resume_sweep.is_sweep(args) and any(a.startswith("resume=") and a != "resume=" for a in args)):
+        return resume_args(args)
+    from ganrun.errors import ConfigError
+
+    try:
+        return resume_sweep.sweep_args(args)
+    except ConfigError as e:
+        fail(str(e))
+        raise
+
+
 def single_runs(args: list[str]) -> list[list[str]]:
     """The override lists to check before Hydra starts: the run's own, or for a sweep (-m) each value of
     each swept key once (beside the other keys' first values), so a typo anywhere in a sweep is caught."""
@@ -212,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     if command == "train":
         from ganrun.commands import train
 
-        rest = resume_args(rest)
+        rest = sweep_or_run_resume(rest)
         check_composes(rest)
         extra = []
         if int(os.environ.get("RANK", "0")) > 0:  # torchrun's other ranks: rank 0 writes the run folder and the log

@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from ganrun.commands import resume_sweep
 from ganrun.config import ConfigError
 from ganrun.errors import UserError
 from ganrun.training.loop import Interrupted, NonFiniteError, write_summary
@@ -56,9 +57,14 @@ def main(cfg: DictConfig) -> float | None:
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun: rank 0's folder is the run's
         point_latest(run_dir.parent if sweeping else run_dir, Path("outputs/multirun" if sweeping else "outputs"))
     try:
+        if sweeping and resume_sweep.resuming():
+            done = resume_sweep.prepare_job(cfg, run_dir, hydra_cfg.output_subdir, task_overrides())
+            if done is not None:
+                return objective(cfg, done)
         return objective(cfg, run(cfg, run_dir, task_overrides()))
     except Interrupted as e:
-        print(f"ganrun train: {e}; continue with: ganrun train resume={run_dir}", file=sys.stderr)
+        again = f"-m resume={run_dir.parent}" if sweeping else f"resume={run_dir}"
+        print(f"ganrun train: {e}; continue with: ganrun train {again}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)  # preemption stops a sweep too
     except USER_ERRORS + (NonFiniteError,) as e:
         print(f"ganrun train: error: {e}", file=sys.stderr)

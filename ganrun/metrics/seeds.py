@@ -54,7 +54,7 @@ class Estimate:
     n: int
 
     def text(self) -> str:
-        return f"{self.mean:.4g}" if self.n < 2 else f"{self.mean:.4g} ± {self.half:.2g}"
+        return f"{self.mean:.4g}" if math.isnan(self.half) else f"{self.mean:.4g} ± {self.half:.2g}"
 
 
 def _t(level: float, df: float) -> float:
@@ -70,7 +70,7 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> Estimate:
     if n == 0:
         raise ValueError("no values")
     mean = sum(values) / n
-    if n < 2:
+    if n < 2 or not math.isfinite(mean):  # one seed, or a seed that scored inf: no interval
         return Estimate(mean, math.nan, n)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     return Estimate(mean, _t(level, n - 1) * sd / math.sqrt(n), n)
@@ -129,8 +129,8 @@ def differences(rows: list[dict[str, Any]], level: float = LEVEL) -> list[str]:
     for m in metrics:
         for ka, kb in combinations(groups, 2):
             a, b = metric_values(groups[ka], m), metric_values(groups[kb], m)
-            if len(a) < 2 or len(b) < 2:
-                continue
+            if len(a) < 2 or len(b) < 2 or not all(map(math.isfinite, a + b)):
+                continue  # an infinite score (a reverse KL with an empty mode) has no mean to compare
             diff, low, high = difference_interval(a, b, level)
             verdict = "differ" if low > 0 or high < 0 else "within the seed noise"
             lines.append(f"{m}: [{names[ka]}] - [{names[kb]}] = {diff:.4g} ({low:.4g} to {high:.4g}): {verdict}")
