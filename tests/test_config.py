@@ -229,7 +229,7 @@ def test_device_choices_are_listed():
     ("regularizers=[r1]", None),
     ("+regularizers.r1.gama=3", "regularizers.r1.gama: unknown key for ganrun.training.regularizers.R1; allowed keys: gamma"),
     ("+callbacks.ema.decey=3", "callbacks.ema.decey: unknown key for ganrun.training.callbacks.EMA; allowed keys: decay, rampup"),
-    ("model.width=wide", "model.width='wide': expected int"),
+    ("model.width=wide", "model.width='wide': expected int or one of auto"),
     ("model.d_norm=group", "model.d_norm='group': expected one of batch, layer, none"),
     ("loss.real_label=yes", "loss.real_label='yes': expected float"),
     ("train.steps=0", "train.steps=0: must be >= 1"),

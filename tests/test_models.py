@@ -210,3 +210,31 @@ def test_resnet_matches_the_sngan_cifar10_parameter_counts():
     assert G64(torch.randn(2, 128)).shape == (2, 1, 64, 64) and D64(torch.randn(2, 1, 64, 64)).shape == (2,)
     with pytest.raises(ValueError, match="dataset.image_size=32"):
         resnet.make((1, 28, 28))
+
+
+@pytest.mark.parametrize("shape, width", [((1, 28, 28), 64), ((3, 32, 32), 40), ((3, 64, 64), 32), ((1, 32, 32), 40)])
+def test_auto_width_matches_the_default_runs_step_cost(shape, width):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ganrun.models.dcgan import auto_width, step_cost
+
+    assert auto_width(shape) == width
+    G, D = dcgan.make(shape, width="auto")
+    assert G.net[-2].in_channels == width  # G's last conv: width channels in
+    with FlopCounterMode(display=False) as counter:  # the formula against torch's own count of one image
+        D(G(torch.randn(1, 100)))
+    assert counter.get_total_flops() == 2 * step_cost(shape[0], shape[-1], width)
+
+
+def test_auto_width_is_settled_said_and_kept(caplog):
+    import logging
+
+    from ganrun.models.build import settle_width
+
+    node = {"_target_": "ganrun.models.dcgan.make", "width": "auto"}
+    with caplog.at_level(logging.INFO):
+        assert settle_width(dict(node), (3, 32, 32))["width"] == 40
+    assert "model.width=auto: 40 for 3x32x32 images" in caplog.text
+    assert settle_width({**node, "width": 24}, (3, 32, 32))["width"] == 24  # a number given is kept
+    with pytest.raises(ValueError, match="model.width=wide: use a number of channels such as 64, or auto"):
+        dcgan.make((3, 32, 32), width="wide")

@@ -48,7 +48,7 @@ GLOSSARY = {
     "dataset.means": "the mixture's means",
     "dataset.source": "where the digits come from",
     "model.latent_dim": "size of z, G's input noise",
-    "model.width": "channels of the widest conv layer (scales both networks)",
+    "model.width": "channels of G's last and D's first conv layer (the others 2x, 4x, ...); auto: 64 at 28 px, 40 at 32 px, 32 at 64 px",
     "model.hidden": "hidden layer sizes of G and D",
     "model.toy_hidden": "hidden layer sizes used instead on 2-D toy sets",
     "model.spectral_norm": "spectral normalisation on D's layers (a 1-Lipschitz critic)",

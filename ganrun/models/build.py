@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ganrun.config.targets import instantiate
+from ganrun.models import dcgan
 from ganrun.models.common import auto_conditional
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,18 @@ def build_models(model_cfg: DictConfig | dict[str, Any], data_shape: tuple[int, 
     G, D = instantiate(model_cfg, "model", data_shape=tuple(data_shape), **extra)
     G.pseudo_classes = pseudo
     return G, D
+
+
+def settle_width(node: dict[str, Any], data_shape: tuple[int, ...]) -> dict[str, Any]:
+    """model.width=auto of the DCGAN settled from the image shape (dcgan.auto_width) and said in one line, so
+    the run's record and checkpoint hold the number it trained with."""
+    if (node.get("width") != "auto" or not str(node.get("_target_", "")).endswith("dcgan.make")
+            or len(data_shape) != 3 or data_shape[-1] not in dcgan.SIZES):  # other sizes: make() says which it takes
+        return node
+    node["width"] = dcgan.auto_width(data_shape)
+    log.info("model.width=auto: %d for %s images, so each step costs about what the default run's does "
+             "(model.width=64 for the full DCGAN)", node["width"], "x".join(map(str, data_shape)))
+    return node
 
 
 def settle_conditional(model: DictConfig, data: Any, drs: bool, saved: dict[str, Any] | None = None) -> dict[str, Any]:

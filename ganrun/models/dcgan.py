@@ -9,7 +9,8 @@ Toy point sets (data_shape (2,) or (1,)) get the MLP pair with a linear output i
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Literal, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -40,6 +41,32 @@ def _channels(size: int, width: int) -> list[int]:
     """Feature-map channels from G's first map down to its last hidden one, e.g. 64 px: [8w, 4w, 2w, w]."""
     n_up = (size // SIZES[size]).bit_length() - 1  # number of stride-2 doublings
     return [width * 2 ** i for i in reversed(range(n_up))]
+
+
+REFERENCE = (1, 28, 64)  # channels, size, width of the default run (MNIST): the step cost width=auto matches
+MIN_AUTO_WIDTH = 32
+
+
+def step_cost(channels: int, size: int, width: int, latent_dim: int = 100) -> int:
+    """Multiply-adds of G and D on one image (convolutions only), the cost that sets a step's time."""
+    ch, base = _channels(size, width), SIZES[size]
+    g = base * base * ch[0] * latent_dim + 16 * size * size // 4 * ch[-1] * channels
+    d = 16 * size * size // 4 * ch[-1] * channels + base * base * ch[0]
+    for i, (c_in, c_out) in enumerate(zip(ch, ch[1:])):
+        side = base * 2 ** i  # G's input side for this up-sampling layer, D's output side for its mirror
+        g += 16 * side * side * c_in * c_out
+        d += 16 * side * side * c_in * c_out
+    return g + d
+
+
+def auto_width(data_shape: Sequence[int]) -> int:
+    """model.width=auto: the multiple of 8 (up to 64) whose step cost is nearest the default run's (28 px grey,
+    width 64), but at least MIN_AUTO_WIDTH: 64 at 28 px, 40 at 32 px RGB, 32 at 64 px RGB (whose steps then
+    cost about 4x). So the default run takes about the same time on any small image set."""
+    channels, size = data_shape[0], data_shape[-1]
+    budget = step_cost(*REFERENCE)
+    nearest = min(range(8, 65, 8), key=lambda w: abs(math.log(step_cost(channels, size, w) / budget)))
+    return max(nearest, MIN_AUTO_WIDTH)
 
 
 class DCGANGenerator(ClassInput, nn.Module):
@@ -122,13 +149,14 @@ class DCGANDiscriminator(Projection, nn.Module):
         return self.net[-1](h).view(-1) + self.project(h.sum((2, 3)), y)
 
 
-def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dropout: float = 0.0,
+def make(data_shape: Sequence[int], latent_dim: int = 100, width: int | Literal["auto"] = 64, d_dropout: float = 0.0,
          spectral_norm: bool = False, d_norm: Norm = "batch", toy_hidden: Sequence[int] = (500, 500),
          pack: int = 1, minibatch_std: bool = False, conditional: Conditional = False,
          n_classes: int = 0, latent: Latent = "gaussian", d_condition: DCondition = "input"
          ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for images of `data_shape` (C, H, W); toy points get MLPs with `toy_hidden` units.
 
+    width: G's last and D's first feature maps (auto: auto_width's, from the image size and channels).
     pack = m > 1: D sees m samples at once (PacGAN); minibatch_std: D gets the batch's spread as a feature.
     conditional: G gets a class embedding beside z; D one-hot class planes beside the image (d_condition=input)
     or a projection term (d_condition=projection); n_classes comes from the dataset.
@@ -145,6 +173,10 @@ def make(data_shape: Sequence[int], latent_dim: int = 100, width: int = 64, d_dr
     if height != width_px or height not in SIZES:
         raise ValueError(f"model=dcgan needs square 28, 32 or 64 px images, got {height}x{width_px}; "
                          f"set dataset.image_size to one of {sorted(SIZES)} or use model=mlp")
+    if width == "auto":
+        width = auto_width(data_shape)
+    if not isinstance(width, int):
+        raise ValueError(f"model.width={width}: use a number of channels such as 64, or auto")
     if latent_dim < 1 or width < 1:
         raise ValueError(f"model: latent_dim={latent_dim} and width={width} must be >= 1")
     if not 0.0 <= d_dropout < 1.0:

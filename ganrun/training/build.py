@@ -16,7 +16,7 @@ from ganrun.config import ConfigError
 from ganrun.config.validate import has_discriminator
 from ganrun.config.targets import instantiate, optimizer_kwargs, resolve_target
 from ganrun.data import Dataset, clusters
-from ganrun.models.build import build_models, settle_conditional
+from ganrun.models.build import build_models, settle_conditional, settle_width
 from ganrun.models.vae import Encoder
 from ganrun.training.augment import Augmented
 from ganrun.training.callbacks import Callback
@@ -48,7 +48,7 @@ def networks(cfg: DictConfig, data: Dataset, device: torch.device,
     """(G, D, the model node as built) on the device: D behind DiffAugment when train.augment is set,
     channels-last on CUDA for images."""
     saved = resume["config"]["model"] if resume is not None else None
-    model = settle_conditional(cfg.model, data, cfg.train.drs, saved)
+    model = settle_width(settle_conditional(cfg.model, data, cfg.train.drs, saved), tuple(data.shape))
     G, D = build_models(model, data.shape, data.n_classes, data.pseudo)
     if cfg.train.augment:
         if not data.pixels:
