@@ -11,7 +11,7 @@ from typing import Any
 
 from ganrun.commands.sweep import read_run, results_table, varying
 from ganrun.errors import ConfigError
-from ganrun.metrics import seeds
+from ganrun.metrics import budget, seeds
 
 CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metric found
 
@@ -73,33 +73,59 @@ def seed_section(runs: list[dict[str, Any]]) -> str:
     return text
 
 
+def budget_choice(runs: list[dict[str, Any]], options: dict[str, str]) -> tuple[str, str] | None:
+    """(KEY, METRIC) of by=KEY [metric=NAME] (metric: fd where the runs have it), or None without by=."""
+    if "by" not in options:
+        if "metric" in options:
+            raise ConfigError("metric= goes with by=KEY: the budget curves of the runs grouped by KEY")
+        return None
+    names = sorted({k for r in runs for k in (r.get("metrics") or {})})
+    metric = options.get("metric") or ("fd" if "fd" in names else next(iter(names), ""))
+    if metric not in names:
+        raise ConfigError(f"metric={metric}: no run here has it; use one of {', '.join(names) or '(none: no metrics)'}")
+    return options["by"], metric
+
+
+def budget_section(runs: list[dict[str, Any]], choice: tuple[str, str] | None) -> str:
+    """With by=KEY: the best metric found after k trials per value of KEY, as Markdown."""
+    if choice is None:
+        return ""
+    key, metric = choice
+    return (f"\n## Budget: the best {metric} after k trials, by {key}\n\nMedian [25th-75th percentile] over "
+            f"{budget.ORDERS} random orders of each group's completed runs "
+            f"({'lower' if metric in budget.LOWER_IS_BETTER else 'higher'} is better).\n\n"
+            + markdown(*budget.table(runs, key, metric)))
+
+
 def run_labels(runs: list[dict[str, Any]]) -> dict[str, str]:
     """Each run's legend entry: its folder and what it varies (`0: model=mlp`), not the folder alone."""
     return {r["run"]: f"{r['run']}: {o}" if o else r["run"] for r, o in zip(runs, varying(runs))}
 
 
-def plot(runs: list[dict[str, Any]], out: Path) -> bool:
+def plot(runs: list[dict[str, Any]], out: Path, budget_of: tuple[str, str] | None = None) -> bool:
     """One panel per curve (losses, eval metrics), one line per run (real data's score dashed beside each
     metric); where settings ran with several seeds, one more panel per final metric with every seed's
-    score per setting. False when nothing was logged."""
+    score per setting; with by=KEY, the budget curves. False when there is nothing to draw."""
     from ganrun.data.pictures import pyplot  # torch and matplotlib load only when a plot is wanted
 
     plt = pyplot()
     curves = {r["run"]: scalars(r["dir"]) for r in runs}
     tags = [t for t in CURVES if any(t in c for c in curves.values())]
     tags += sorted({t for c in curves.values() for t in c if t.startswith("eval/")})
-    finals = sorted({k for r in runs for k in (r.get("metrics") or {})}) if seeds.has_seeds(runs) else []
-    if not tags and not finals:
-        return False
-    n = len(tags) + len(finals)
-    cols = min(3, n)
-    fig, axes = plt.subplots(-(-n // cols), cols, figsize=(5 * cols, 3.5 * -(-n // cols)), squeeze=False)
     colours = {name: f"C{i % 10}" for i, name in enumerate(curves)}  # one colour per run in every panel
-    for ax, tag in zip(axes.flat, tags):
-        curve_panel(ax, tag, curves, colours)
-    for ax, metric in zip(list(axes.flat)[len(tags):], finals):
-        seed_panel(ax, metric, runs)
-    for ax in list(axes.flat)[n:]:
+    panels = [lambda ax, t=t: curve_panel(ax, t, curves, colours) for t in tags]
+    if seeds.has_seeds(runs):
+        panels += [lambda ax, m=m: seed_panel(ax, m, runs) for m in sorted({k for r in runs for k in r.get("metrics") or {}})]
+    if budget_of is not None:
+        panels.append(lambda ax: budget_panel(ax, runs, *budget_of))
+    if not panels:
+        return False
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False)
+    for ax, draw in zip(axes.flat, panels):
+        draw(ax)
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     if tags:
         labels = run_labels(runs)
@@ -109,6 +135,17 @@ def plot(runs: list[dict[str, Any]], out: Path) -> bool:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return True
+
+
+def budget_panel(ax: Any, runs: list[dict[str, Any]], key: str, metric: str) -> None:
+    """The best `metric` after k trials per value of `key`: the median over trial orders, 25-75% shaded."""
+    for i, (value, curve) in enumerate(budget.curves(runs, key, metric).items()):
+        k = range(1, len(curve) + 1)
+        ax.plot(k, [c[0] for c in curve], marker="o", color=f"C{i % 10}", label=f"{key}={value}")
+        ax.fill_between(k, [c[1] for c in curve], [c[2] for c in curve], color=f"C{i % 10}", alpha=0.2)
+    ax.set_xlabel("trials")
+    ax.set_title(f"best {metric} after k trials (median, 25-75%)")
+    ax.legend(fontsize="small")
 
 
 def curve_panel(ax: Any, tag: str, curves: dict[str, dict[str, Any]], colours: dict[str, str]) -> None:
@@ -144,9 +181,10 @@ def main(args: list[str]) -> int:
     """Entry point for `ganrun report DIR [out=PREFIX]`; returns the exit code."""
     folders = [a for a in args if "=" not in a]
     options = dict(a.split("=", 1) for a in args if "=" in a)
-    unknown = sorted(set(options) - {"dir", "out"})
+    unknown = sorted(set(options) - {"dir", "out", "by", "metric"})
     if unknown or len(folders) + ("dir" in options) != 1:
-        raise ConfigError("usage: ganrun report DIR [out=PREFIX] (DIR: a run, a sweep or outputs/)")
+        raise ConfigError("usage: ganrun report DIR [out=PREFIX] [by=KEY [metric=fd]] (DIR: a run, a sweep or "
+                          "outputs/; by=KEY: budget curves of the runs grouped by override KEY, e.g. by=loss)")
     root = Path(folders[0] if folders else options["dir"])
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder")
@@ -155,11 +193,12 @@ def main(args: list[str]) -> int:
         raise ConfigError(f"no ganrun runs under {root} (looked for */.hydra/overrides.yaml)")
     prefix = Path(options.get("out", root / "report"))
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    md = markdown(header, body) + seed_section(runs)
+    budget_of = budget_choice(runs, options)
+    md = markdown(header, body) + seed_section(runs) + budget_section(runs, budget_of)
     prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} runs\n\n" + md)
     with prefix.with_suffix(".csv").open("w", newline="") as f:
         csv.writer(f).writerows([header, *body])
-    plotted = plot(runs, prefix.with_suffix(".png"))
+    plotted = plot(runs, prefix.with_suffix(".png"), budget_of)
     print(md, end="")
     print(f"wrote {prefix.with_suffix('.md')}, {prefix.with_suffix('.csv')}"
           + (f", {prefix.with_suffix('.png')}" if plotted else " (no scalars logged yet: no plot)"))
