@@ -59,3 +59,45 @@ def test_device_script_runs_every_part_in_smoke_mode(tmp_path):
     assert parts.count("test") >= 9 and all(row[2] == "pass" for row in rows if row[0] == "test")
     assert "throughput" in parts and all("ratio" in row[3] for row in rows if row[0] == "throughput")
     assert parts[-2:] == ["textbook loop", "ganrun run"] and (tmp_path / "device" / "ganrun" / "summary.json").exists()
+
+
+def folder_of_images(root, n: int = 60, size: int = 28):
+    """n random RGB images in root/imgs: a user's own set, as small as it gets."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "imgs").mkdir()
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / "imgs" / f"{i}.png")
+    return ["dataset=folder", f"dataset.root={root / 'imgs'}", "dataset.image_size=28", "dataset.channels=1"]
+
+
+@pytest.mark.slow  # two tiny runs, a few seconds of the textbook loop, four evals
+def test_versus_bench_times_both_arms_and_scores_them_alike(tmp_path):
+    import json
+
+    data = folder_of_images(tmp_path)
+    r = subprocess.run([sys.executable, "bench/versus.py", "--name", "tiny", "--seeds", "0", "--out",
+                        str(tmp_path / "out"), "--data", *data, "--with", "train.steps=4", "model.width=8",
+                        "train.eval_n=200"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = json.loads((tmp_path / "out" / "tiny.json").read_text())
+    assert len(rows) == 1 and rows[0]["textbook_steps"] > 0 and rows[0]["wall_s"] > 0
+    assert rows[0]["ganrun"]["fd"] > 0 and rows[0]["textbook"]["fd"] > 0 and rows[0]["real"]["fd"] > 0
+    assert "| textbook |" in r.stdout and "FD ratio textbook / ganrun per seed:" in r.stdout
+
+
+@pytest.mark.slow  # 3 arms x 1 trial of 3 steps, then the same command again
+def test_study_runs_each_arm_reports_budget_curves_and_finishes_where_it_stopped(tmp_path):
+    data = folder_of_images(tmp_path, n=100)  # the paper's batch of 64 fits
+    args = [sys.executable, "bench/study.py", "--trials", "1", "--steps", "3", "--losses", "ns", "dragan", "vae",
+            "--out", str(tmp_path / "study"), "--data", *data, "--with", "model.width=8", "train.eval_n=200"]
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert [line.split(":")[1].split()[0] for line in r.stdout.splitlines()[:3]] == ["completed"] * 3
+    md = (tmp_path / "study" / "report.md").read_text()
+    assert "## Budget: the best fd after k trials, by name" in md
+    assert all(f"| {arm} | 1 |" in md for arm in ("ns", "dragan", "vae"))
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("completed (earlier)") == 3
