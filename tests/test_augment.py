@@ -59,11 +59,44 @@ def test_augment_reaches_d_and_trains(tmp_path):
     assert run(cfg, tmp_path)["status"] == "completed"
 
 
+class Images:
+    """A stand-in image set of n images."""
+
+    pixels, name = True, "zip:mine"
+
+    def __init__(self, n: int, channels: int = 3):
+        self.n, self.shape = n, (channels, 32, 32)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def test_auto_augments_a_gan_on_a_small_image_set_only(caplog):
+    import logging
+
+    from ganrun.training.build import augment_policy
+
+    with caplog.at_level(logging.INFO):
+        assert augment_policy(compose_train(), Images(3781)) == ["translation", "color"]
+    assert "train.augment=auto: zip:mine has 3781 images" in caplog.text
+    assert augment_policy(compose_train(), Images(60000)) == []
+    assert augment_policy(compose_train(), Images(3781, channels=1)) == []  # grey: it hurt the digits
+    assert not isinstance(build(compose_train(*TINY, *TINY_MODEL["dcgan"])).D, augment.Augmented)  # the default run
+    points = Images(100)
+    points.pixels = False
+    assert augment_policy(compose_train(), points) == []
+    assert augment_policy(compose_train("model=vae"), Images(3781)) == []  # the VAE has no D to augment
+    assert augment_policy(compose_train("train.augment=[]"), Images(3781)) == []  # said: off
+    assert augment_policy(compose_train("train.augment=[flip]"), Images(60000)) == ["flip"]  # said: on
+
+
 def test_bad_augment_options():
+    with pytest.raises(ConfigError, match=r"train.augment=flip: give a list of transforms"):
+        config.validate(compose_train("train.augment=flip"))
     with pytest.raises(ConfigError, match="unknown transform 'flop'; use any of color, translation, cutout, flip"):
         config.validate(compose_train("train.augment=[flop]"))
     with pytest.raises(ConfigError, match=r"train.ada_target=0.6 adapts .* e.g. train.augment=\[flip"):
-        config.validate(compose_train("train.ada_target=0.6"))
+        config.validate(compose_train("train.augment=[]", "train.ada_target=0.6"))
     with pytest.raises(ConfigError, match="the target is in"):
         config.validate(compose_train("train.augment=[flip]", "train.ada_target=1.5"))
     with pytest.raises(ConfigError, match="images only"):

@@ -15,6 +15,7 @@ from ganrun import config
 from ganrun.config import ConfigError, targets
 from ganrun.training import losses
 from ganrun.models.build import build_models
+from ganrun.training.augment import unaugmented
 from ganrun.training.build import build, build_optimizer
 
 GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
@@ -173,12 +174,12 @@ def test_every_model_key_reaches_the_networks():
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.25 for m in mods)
     assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)) for m in mods)
     assert any(torch.nn.utils.parametrize.is_parametrized(m) for m in mods)
-    assert exp.D.net[0].out_channels == 8
+    assert unaugmented(exp.D).net[0].out_channels == 8
 
 
 @pytest.mark.parametrize("d_condition", ["input", "projection"])
 def test_d_condition_reaches_the_conditional_discriminator(d_condition):
-    D = build(compose_train("model.conditional=true", "model.width=4", f"model.d_condition={d_condition}")).D
+    D = unaugmented(build(compose_train("model.conditional=true", "model.width=4", f"model.d_condition={d_condition}")).D)
     assert (D.planes is not None, D.embed is not None) == (d_condition == "input", d_condition == "projection")
     assert D.net[0].in_channels == (11 if d_condition == "input" else 1)
 

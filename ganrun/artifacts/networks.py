@@ -56,8 +56,8 @@ def load_discriminator(ckpt: dict, device: torch.device) -> torch.nn.Module:
     """D rebuilt from the checkpoint's model config, in eval mode (without its DiffAugment wrapper)."""
     _, D = _networks(ckpt)
     state = ckpt["D"]
-    if ckpt["config"].get("train", {}).get("augment"):  # saved as Augmented(D): keys under "D."
-        state = {k.removeprefix("D."): v for k, v in state.items()}
+    if checkpoint.first_mismatch(D, state) and all(k.startswith("D.") for k in state):
+        state = {k.removeprefix("D."): v for k, v in state.items()}  # saved as Augmented(D): keys under "D."
     mismatch = checkpoint.first_mismatch(D, state)
     if mismatch:
         raise CheckpointError(f"the checkpoint's D weights do not fit its model config: {mismatch}")

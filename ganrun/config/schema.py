@@ -40,7 +40,7 @@ class TrainConfig:
     eval_n: int = 5000  # samples per evaluation of an image model (toy sets: always 2,500)
     ckpt_every: int = 1000  # checkpoints/step_NNNNNN.pt (last.pt is rewritten then too); 0: only at the end
     n_samples: int = 64  # images in each sample grid (the toy sets plot 2,500 points)
-    augment: List[str] = field(default_factory=list)  # DiffAugment for D's inputs: color, translation, cutout, flip
+    augment: Any = "auto"  # DiffAugment for D's inputs, a list of color, translation, cutout, flip ([]: none; auto: [translation, color] on colour image sets under 10,000 images)
     ada_target: float = 0.0  # adaptive augmentation: p follows E[sign D(real)] towards this (0.6 in the paper); 0: off
     ada_kimg: int = 100  # ADA: thousands of real images for p to move from 0 to 1
     precision: str = "32"  # 32, bf16 (autocast) or fp16 (autocast + a gradient scaler per network)

@@ -139,13 +139,16 @@ def validate(cfg: DictConfig) -> None:
     if cfg.optimizer.lr_g <= 0 or cfg.optimizer.lr_d <= 0:
         raise ConfigError(f"optimizer.lr_g={cfg.optimizer.lr_g}, optimizer.lr_d={cfg.optimizer.lr_d}: must be > 0")
     resolve_target(cfg.optimizer._target_, "optimizer")
-    unknown = [p for p in t.augment if p not in AUGMENTATIONS]
+    if t.augment != "auto" and (isinstance(t.augment, str) or not OmegaConf.is_list(t.augment)):
+        raise ConfigError(f"train.augment={t.augment}: give a list of transforms, e.g. train.augment=[translation,color] "
+                          f"([] for none), or auto")
+    unknown = [p for p in t.augment if p not in AUGMENTATIONS] if t.augment != "auto" else []
     if unknown:
         raise ConfigError(f"train.augment: unknown transform {unknown[0]!r}; use any of {', '.join(AUGMENTATIONS)}")
     if not 0.0 <= t.ada_target < 1.0 or t.ada_kimg < 1:
         raise ConfigError(f"train.ada_target={t.ada_target}, train.ada_kimg={t.ada_kimg}: the target is in [0, 1) "
                           f"(0 turns ADA off; 0.6 is usual) and ada_kimg >= 1")
-    if t.ada_target > 0 and not t.augment:
+    if t.ada_target > 0 and t.augment != "auto" and not t.augment:
         raise ConfigError(f"train.ada_target={t.ada_target} adapts the probability of the train.augment transforms; "
                           f"name them, e.g. train.augment=[flip,translation,color,cutout]")
     check_clusters(cfg)
