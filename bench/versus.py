@@ -64,7 +64,7 @@ def table(rows: list[dict]) -> str:
     keys = [k for k in KEYS if all(k in r["ganrun"] for r in rows)]
     lines = ["| arm | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for arm in ("textbook", "ganrun"):
-        cells = [mean_interval([r[arm][k] for r in rows if k in r[arm]]).text() for k in keys]
+        cells = [mean_interval(v).text() if (v := [r[arm][k] for r in rows if k in r[arm]]) else "-" for k in keys]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     floor = mean_interval([r["real"]["fd"] for r in rows]).text()
     ratios = [r["textbook"]["fd"] / r["ganrun"]["fd"] for r in rows]
