@@ -24,9 +24,11 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 GANRUN = [sys.executable, "-c", "from ganrun.commands.cli import main; main()"]
@@ -59,17 +61,24 @@ def draw(loss: str, trial: int, seed: int) -> list[str]:
     return out
 
 
-def trial(folder: Path, overrides: list[str]) -> str:
-    """Run (or finish) one trial in folder; its status."""
+def trial(folder: Path, overrides: list[str], deadline: float) -> str:
+    """Run (or finish) one trial in folder, stopping it (resumable, from its checkpoint) at the deadline."""
     summary = folder / "summary.json"
     if summary.is_file() and json.loads(summary.read_text()).get("status") == "completed":
         return "completed (earlier)"
+    if time.time() >= deadline:
+        return "not started (deadline)"
     if (folder / "checkpoints" / "last.pt").is_file():
         args = ["train", f"resume={folder}"]
     else:
         args = ["train", *overrides, f"hydra.run.dir={folder}"]
     with (folder.parent / f"{folder.name}.log").open("a") as log:
-        subprocess.run([*GANRUN, *args], stdout=log, stderr=subprocess.STDOUT)
+        child = subprocess.Popen([*GANRUN, *args], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            child.wait(timeout=max(deadline - time.time(), 1.0))
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGTERM)  # ganrun checkpoints and stops; the next call resumes it
+            child.wait()
     status = json.loads(summary.read_text()).get("status") if summary.is_file() else "no summary"
     return str(status)
 
@@ -83,15 +92,24 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="which trials are drawn")
     p.add_argument("--with", dest="extra", nargs="*", default=[], help="more overrides for every trial")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--jobs", type=int, default=1, help="trials run at once (on a GPU, several share it)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop at this wall time: running trials checkpoint, the rest wait for the next call")
     args = p.parse_args()
     start, cpu = time.perf_counter(), sum(os.times()[2:4])  # the finished children's CPU seconds
-    for loss in args.losses:
-        for t in range(args.trials):
-            folder = args.out / loss / str(t)
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            overrides = [*args.data, *COMMON, *draw(loss, t, args.seed), f"train.steps={args.steps}",
-                         f"train.seed={t}", f"name={loss}", *args.extra]  # name: the arm, for report by=name
-            print(f"{loss} {t}: {trial(folder, overrides)}  ({' '.join(draw(loss, t, args.seed))})", flush=True)
+    deadline = time.time() + 60 * args.minutes if args.minutes else float("inf")
+
+    def one(loss: str, t: int) -> str:
+        folder = args.out / loss / str(t)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        overrides = [*args.data, *COMMON, *draw(loss, t, args.seed), f"train.steps={args.steps}",
+                     f"train.seed={t}", f"name={loss}", *args.extra]  # name: the arm, for report by=name
+        return f"{loss} {t}: {trial(folder, overrides, deadline)}  ({' '.join(draw(loss, t, args.seed))})"
+
+    order = [(loss, t) for t in range(args.trials) for loss in args.losses]  # trial-major: a cut study stays even
+    with ThreadPoolExecutor(max(args.jobs, 1)) as pool:
+        for line in pool.map(lambda job: one(*job), order):
+            print(line, flush=True)
     cpu = sum(os.times()[2:4]) - cpu
     print(f"study: {time.perf_counter() - start:.0f} s wall, {cpu:.0f} s CPU of the trials", flush=True)
     subprocess.run([*GANRUN, "report", str(args.out), "by=name"], check=True)
