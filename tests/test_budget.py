@@ -58,3 +58,14 @@ def test_report_by_key_writes_the_budget_table_and_plot(tmp_path):
         report.main([str(tmp_path), "by=loss", "metric=energy"])
     with pytest.raises(ConfigError, match="metric= goes with by=KEY"):
         report.main([str(tmp_path), "metric=fd"])
+
+
+def test_report_colours_runs_by_group_and_names_no_crowd_of_runs():
+    runs = rows({"gan": [30.0, 12.0], "hinge": [60.0, 45.0], "lsgan": [80.0]})
+    colour, legend = report.run_colours(runs, ("loss", "fd"))
+    assert list(legend) == ["loss=gan", "loss=hinge", "loss=lsgan"]  # one legend entry per group, not per run
+    assert colour["gan0"] == colour["gan1"] == legend["loss=gan"] != colour["hinge0"] == legend["loss=hinge"]
+    few = rows({"gan": [1.0, 2.0, 3.0]})
+    assert len(set(report.run_colours(few, None)[0].values())) == 3 and len(report.run_colours(few, None)[1]) == 3
+    crowd = rows({"gan": [float(v) for v in range(report.MAX_LEGEND + 1)]})
+    assert report.run_colours(crowd, None)[1] == {}  # past MAX_LEGEND runs the legend would cover the panels

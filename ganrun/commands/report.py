@@ -14,6 +14,7 @@ from ganrun.errors import ConfigError
 from ganrun.metrics import budget, seeds
 
 CURVES = ("loss/D", "loss/G")  # plotted for every run, beside every eval/ metric found
+MAX_LEGEND = 12  # runs named in report.png's legend; past that the legend would hide the panels
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -102,22 +103,36 @@ def run_labels(runs: list[dict[str, Any]]) -> dict[str, str]:
     return {r["run"]: f"{r['run']}: {o}" if o else r["run"] for r, o in zip(runs, varying(runs))}
 
 
+def run_colours(runs: list[dict[str, Any]], budget_of: tuple[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """(run -> colour, legend entry -> colour): with by=KEY one colour per group, else one per run
+    (named by what it varies); past MAX_LEGEND runs without groups, no legend (report.md names them)."""
+    if budget_of is not None:
+        groups = budget.group_by_key(runs, budget_of[0])
+        legend = {f"{budget_of[0]}={value}": f"C{i % 10}" for i, value in enumerate(groups)}
+        colour = {r["run"]: f"C{i % 10}" for i, members in enumerate(groups.values()) for r in members}
+        return {r["run"]: colour.get(r["run"], "grey") for r in runs}, legend
+    colour = {r["run"]: f"C{i % 10}" for i, r in enumerate(runs)}
+    labels = run_labels(runs)
+    return colour, ({labels[name]: c for name, c in colour.items()} if len(runs) <= MAX_LEGEND else {})
+
+
 def plot(runs: list[dict[str, Any]], out: Path, budget_of: tuple[str, str] | None = None) -> bool:
     """One panel per curve (losses, eval metrics), one line per run (real data's score dashed beside each
     metric); where settings ran with several seeds, one more panel per final metric with every seed's
-    score per setting; with by=KEY, the budget curves. False when there is nothing to draw."""
+    score per setting; with by=KEY, the runs coloured by group, each group's final scores and its budget
+    curve. False when there is nothing to draw."""
     from ganrun.data.pictures import pyplot  # torch and matplotlib load only when a plot is wanted
 
     plt = pyplot()
     curves = {r["run"]: scalars(r["dir"]) for r in runs}
     tags = [t for t in CURVES if any(t in c for c in curves.values())]
     tags += sorted({t for c in curves.values() for t in c if t.startswith("eval/")})
-    colours = {name: f"C{i % 10}" for i, name in enumerate(curves)}  # one colour per run in every panel
+    colours, legend = run_colours(runs, budget_of)
     panels = [lambda ax, t=t: curve_panel(ax, t, curves, colours) for t in tags]
     if seeds.has_seeds(runs):
         panels += [lambda ax, m=m: seed_panel(ax, m, runs) for m in sorted({k for r in runs for k in r.get("metrics") or {}})]
     if budget_of is not None:
-        panels.append(lambda ax: budget_panel(ax, runs, *budget_of))
+        panels += [lambda ax: group_panel(ax, runs, *budget_of), lambda ax: budget_panel(ax, runs, *budget_of)]
     if not panels:
         return False
     cols = min(3, len(panels))
@@ -127,11 +142,10 @@ def plot(runs: list[dict[str, Any]], out: Path, budget_of: tuple[str, str] | Non
         draw(ax)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    if tags:
-        labels = run_labels(runs)
-        fig.legend(handles=[plt.Line2D([], [], color=c, label=labels[name]) for name, c in colours.items()],
-                   loc="upper right", fontsize="small")  # each run named by what it varies
     fig.tight_layout()
+    if tags and legend:  # each run named by what it varies, or each group by its value
+        fig.legend(handles=[plt.Line2D([], [], color=c, label=name) for name, c in legend.items()],
+                   loc="upper right", fontsize="small")
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return True
@@ -143,6 +157,7 @@ def budget_panel(ax: Any, runs: list[dict[str, Any]], key: str, metric: str) -> 
         k = range(1, len(curve) + 1)
         ax.plot(k, [c[0] for c in curve], marker="o", color=f"C{i % 10}", label=f"{key}={value}")
         ax.fill_between(k, [c[1] for c in curve], [c[2] for c in curve], color=f"C{i % 10}", alpha=0.2)
+    log_scale(ax)
     ax.set_xlabel("trials")
     ax.set_title(f"best {metric} after k trials (median, 25-75%)")
     ax.legend(fontsize="small")
@@ -165,16 +180,37 @@ def seed_panel(ax: Any, metric: str, runs: list[dict[str, Any]]) -> None:
     """Every seed's final `metric` per setting (a strip of dots), the mean and its 95% interval beside it."""
     groups = seeds.group_by_setting(runs)
     names = seeds.labels(groups)
-    for i, (key, members) in enumerate(groups.items()):
-        values = seeds.metric_values(members, metric)
+    strips(ax, {names[k]: seeds.metric_values(members, metric) for k, members in groups.items()}, interval=True)
+    ax.set_title(f"final {metric} per seed (mean, 95% interval)")
+
+
+def group_panel(ax: Any, runs: list[dict[str, Any]], key: str, metric: str) -> None:
+    """Every run's final `metric` per value of `key` (a strip of dots): the spread behind the budget curve."""
+    groups = budget.group_by_key(runs, key)
+    strips(ax, {f"{key}={v}": seeds.metric_values(members, metric) for v, members in groups.items()})
+    log_scale(ax)
+    ax.set_title(f"final {metric} of each run, by {key}")
+
+
+def strips(ax: Any, groups: dict[str, list[float]], interval: bool = False) -> None:
+    """One strip of dots per group (coloured as the group), with the mean and its t interval if asked."""
+    for i, values in enumerate(groups.values()):
         if not values:
             continue
         jitter = [(j - (len(values) - 1) / 2) * 0.04 for j in range(len(values))]
         ax.plot([i + d for d in jitter], values, "o", color=f"C{i % 10}", alpha=0.7)
-        est = seeds.mean_interval(values)
-        ax.errorbar([i + 0.25], [est.mean], yerr=[[0 if est.n < 2 else est.half]], fmt="s", color="black", capsize=4)
-    ax.set_xticks(range(len(groups)), [names[k] for k in groups], rotation=20, ha="right", fontsize="small")
-    ax.set_title(f"final {metric} per seed (mean, 95% interval)")
+        if interval:
+            est = seeds.mean_interval(values)
+            ax.errorbar([i + 0.25], [est.mean], yerr=[[0 if est.n < 2 else est.half]], fmt="s", color="black",
+                        capsize=4)
+    ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right", fontsize="small")
+
+
+def log_scale(ax: Any) -> None:
+    """A log y axis where the values drawn span more than 20x (failed runs beside good ones), else linear."""
+    ys = [y for line in ax.get_lines() for y in line.get_ydata() if y > 0]
+    if ys and max(ys) > 20 * min(ys):
+        ax.set_yscale("log")
 
 
 def main(args: list[str]) -> int:
