@@ -69,3 +69,28 @@ def test_report_colours_runs_by_group_and_names_no_crowd_of_runs():
     assert len(set(report.run_colours(few, None)[0].values())) == 3 and len(report.run_colours(few, None)[1]) == 3
     crowd = rows({"gan": [float(v) for v in range(report.MAX_LEGEND + 1)]})
     assert report.run_colours(crowd, None)[1] == {}  # past MAX_LEGEND runs the legend would cover the panels
+
+
+def test_best_of_trials_differences_tell_a_real_gap_from_the_luck_of_the_draw():
+    far = rows({"gan": [10.0, 12.0, 11.0, 13.0, 12.5], "hinge": [40.0, 42.0, 41.0, 45.0, 43.0]})
+    ref, lines = budget.compared(far, "loss", "fd")
+    assert ref == "gan" and len(lines) == 1 and "worse beyond the noise" in lines[0]  # every hinge trial is worse
+    diff, low, high = budget.best_difference([40.0, 42.0, 41.0], [10.0, 12.0, 11.0])
+    assert diff == 30.0 and 28.0 <= low <= diff <= high <= 32.0
+    mixed = rows({"gan": [10.0, 50.0, 30.0, 70.0], "hinge": [12.0, 45.0, 35.0, 65.0]})  # interleaved: no gap
+    _, lines = budget.compared(mixed, "loss", "fd", ref="hinge")
+    assert len(lines) == 1 and lines[0].startswith("loss=gan - loss=hinge: -2") and "within the noise" in lines[0]
+
+
+def test_report_ref_names_the_group_compared_with_and_refuses_an_unknown_one(tmp_path):
+    for r in rows({"gan": [30.0, 12.0, 50.0], "hinge": [60.0, 45.0, 70.0]}):
+        folder = tmp_path / r["run"]
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in r["overrides"]))
+        (folder / "summary.json").write_text(json.dumps({"status": "completed", "step": 5, "metrics": r["metrics"]}))
+    assert report.main([str(tmp_path), "by=loss", "ref=hinge"]) == 0
+    assert "- loss=gan - loss=hinge: -33" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ConfigError, match="ref=lsgan: no completed run has loss=lsgan; use one of gan, hinge"):
+        report.main([str(tmp_path), "by=loss", "ref=lsgan"])
+    with pytest.raises(ConfigError, match="ref= goes with by=KEY"):
+        report.main([str(tmp_path), "ref=gan"])

@@ -150,7 +150,7 @@ def train_help(overrides: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-REPORT = """usage: ganrun report DIR [out=PREFIX]
+REPORT = """usage: ganrun report DIR [out=PREFIX] [by=KEY [metric=fd] [ref=VALUE]]
 
 Every run under DIR (one run, a sweep, or all of outputs/) as a table: overrides, status, final losses
 and metrics (distances beside real data's floor), wall time, and the error of a failed run.
@@ -158,4 +158,7 @@ and metrics (distances beside real data's floor), wall time, and the error of a 
 keys (key=default  meaning):
   DIR                a run folder, a sweep folder or outputs/ (searched recursively)
   out=DIR/report     writes PREFIX.md, PREFIX.csv and PREFIX.png (curves of losses and metrics per run)
+  by=KEY             groups the runs by override KEY (by=loss): each group's best score after k trials
+  metric=fd          the score by= ranks (fd where the runs have it)
+  ref=VALUE          the group the others' best is compared with (bootstrap interval, U test); default: the best
 """

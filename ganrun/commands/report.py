@@ -77,9 +77,14 @@ def seed_section(runs: list[dict[str, Any]]) -> str:
 def budget_choice(runs: list[dict[str, Any]], options: dict[str, str]) -> tuple[str, str] | None:
     """(KEY, METRIC) of by=KEY [metric=NAME] (metric: fd where the runs have it), or None without by=."""
     if "by" not in options:
-        if "metric" in options:
-            raise ConfigError("metric= goes with by=KEY: the budget curves of the runs grouped by KEY")
+        if "metric" in options or "ref" in options:
+            raise ConfigError(f"{'metric' if 'metric' in options else 'ref'}= goes with by=KEY: the budget curves "
+                              "of the runs grouped by KEY")
         return None
+    groups = budget.group_by_key(runs, options["by"])
+    if "ref" in options and options["ref"] not in groups:
+        raise ConfigError(f"ref={options['ref']}: no completed run has {options['by']}={options['ref']}; "
+                          f"use one of {', '.join(groups) or '(none)'}")
     names = sorted({k for r in runs for k in (r.get("metrics") or {})})
     metric = options.get("metric") or ("fd" if "fd" in names else next(iter(names), ""))
     if metric not in names:
@@ -87,15 +92,21 @@ def budget_choice(runs: list[dict[str, Any]], options: dict[str, str]) -> tuple[
     return options["by"], metric
 
 
-def budget_section(runs: list[dict[str, Any]], choice: tuple[str, str] | None) -> str:
-    """With by=KEY: the best metric found after k trials per value of KEY, as Markdown."""
+def budget_section(runs: list[dict[str, Any]], choice: tuple[str, str] | None, ref: str | None = None) -> str:
+    """With by=KEY: the best metric found after k trials per value of KEY, and each group's best against
+    the reference group's (ref=VALUE, else the best group), as Markdown."""
     if choice is None:
         return ""
     key, metric = choice
-    return (f"\n## Budget: the best {metric} after k trials, by {key}\n\nMedian [25th-75th percentile] over "
+    text = (f"\n## Budget: the best {metric} after k trials, by {key}\n\nMedian [25th-75th percentile] over "
             f"{budget.ORDERS} random orders of each group's completed runs "
             f"({'lower' if metric in budget.LOWER_IS_BETTER else 'higher'} is better).\n\n"
             + markdown(*budget.table(runs, key, metric)))
+    ref, lines = budget.compared(runs, key, metric, ref)
+    if lines:
+        text += (f"\nEach group's best {metric} minus {key}={ref}'s, with its 95% interval ({budget.DIFF_METHOD}):"
+                 "\n\n" + "".join(f"- {line}\n" for line in lines))
+    return text
 
 
 def run_labels(runs: list[dict[str, Any]]) -> dict[str, str]:
@@ -217,10 +228,11 @@ def main(args: list[str]) -> int:
     """Entry point for `ganrun report DIR [out=PREFIX]`; returns the exit code."""
     folders = [a for a in args if "=" not in a]
     options = dict(a.split("=", 1) for a in args if "=" in a)
-    unknown = sorted(set(options) - {"dir", "out", "by", "metric"})
+    unknown = sorted(set(options) - {"dir", "out", "by", "metric", "ref"})
     if unknown or len(folders) + ("dir" in options) != 1:
         raise ConfigError("usage: ganrun report DIR [out=PREFIX] [by=KEY [metric=fd]] (DIR: a run, a sweep or "
-                          "outputs/; by=KEY: budget curves of the runs grouped by override KEY, e.g. by=loss)")
+                          "outputs/; by=KEY: budget curves of the runs grouped by override KEY, e.g. by=loss; ref=VALUE: the group "
+                          "the others are compared with, e.g. ref=gan)")
     root = Path(folders[0] if folders else options["dir"])
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder")
@@ -230,7 +242,7 @@ def main(args: list[str]) -> int:
     prefix = Path(options.get("out", root / "report"))
     prefix.parent.mkdir(parents=True, exist_ok=True)
     budget_of = budget_choice(runs, options)
-    md = markdown(header, body) + seed_section(runs) + budget_section(runs, budget_of)
+    md = markdown(header, body) + seed_section(runs) + budget_section(runs, budget_of, options.get("ref"))
     prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} runs\n\n" + md)
     with prefix.with_suffix(".csv").open("w", newline="") as f:
         csv.writer(f).writerows([header, *body])

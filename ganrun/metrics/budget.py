@@ -79,3 +79,43 @@ def table(rows: list[dict[str, Any]], key: str, metric: str) -> tuple[list[str],
                  for k in ks]
         body.append([value, str(len(curve)), *cells])
     return header, body
+
+
+DRAWS = 10_000
+DIFF_METHOD = ("bootstrap over trials: both groups' trials resampled with replacement, the best of each, "
+               "2.5th-97.5th percentile of the difference; Mann-Whitney U test of the two sets of trials")
+
+
+def best_difference(a: Sequence[float], b: Sequence[float], lower: bool = True, draws: int = DRAWS,
+                    seed: int = 0) -> tuple[float, float, float]:
+    """best(a) - best(b) over all their trials, and the 95% bootstrap interval of that difference: how much
+    of a gap between two groups' best runs is the luck of which trials were drawn."""
+    rng = random.Random(seed)
+    pick = min if lower else max
+    diffs = sorted(pick(rng.choices(a, k=len(a))) - pick(rng.choices(b, k=len(b))) for _ in range(draws))
+    return pick(a) - pick(b), diffs[int(0.025 * draws)], diffs[int(0.975 * draws) - 1]
+
+
+def compared(rows: list[dict[str, Any]], key: str, metric: str, ref: str | None = None) -> tuple[str, list[str]]:
+    """(the reference group, one line per other group): its best minus the reference's, the bootstrap
+    interval, the U test's p, and whether the gap is beyond the luck of the draw. The reference is `ref`
+    or, without it, the group with the best best."""
+    from scipy.stats import mannwhitneyu
+
+    lower = metric in LOWER_IS_BETTER
+    scores = {v: [float(r["metrics"][metric]) for r in runs if metric in (r.get("metrics") or {})]
+              for v, runs in group_by_key(rows, key).items()}
+    scores = {v: s for v, s in scores.items() if s}
+    if ref is None:
+        ref = (min if lower else max)(scores, key=lambda v: (min if lower else max)(scores[v]))
+    lines = []
+    for value, s in scores.items():
+        if value == ref or len(s) < 2 or len(scores[ref]) < 2:
+            continue
+        diff, low, high = best_difference(s, scores[ref], lower)
+        better = (high < 0) if lower else (low > 0)
+        worse = (low > 0) if lower else (high < 0)
+        verdict = "better beyond the noise" if better else "worse beyond the noise" if worse else "within the noise"
+        p = mannwhitneyu(s, scores[ref]).pvalue
+        lines.append(f"{key}={value} - {key}={ref}: {diff:+.4g} [{low:+.4g}, {high:+.4g}], U test p={p:.2g}: {verdict}")
+    return ref, lines
