@@ -140,3 +140,31 @@ def test_the_instrument_tells_good_from_bad_on_real_emoji(labelled):
         assert scored["noise"][key] == max(s[key] for s in scored.values())
     for key in ("precision", "recall", "density", "coverage"):
         assert scored["noise"][key] == min(s[key] for s in scored.values())
+
+
+def test_a_conditional_g_is_scored_on_the_classes_in_the_datas_proportions():
+    from ganrun.metrics.evaluator import class_draws
+
+    labels = torch.tensor([0] * 550 + [1] * 100 + [2] * 5 + [3] * 345)  # imbalanced, like emoji categories
+    drawn = class_draws(1000, 4, labels, seed=0)
+    assert torch.bincount(drawn).tolist() == [550, 100, 5, 345] and drawn[:20].unique().numel() > 1  # shuffled
+    assert torch.bincount(class_draws(20, 4, torch.tensor([0] * 97 + [1, 2, 3]), 0)).tolist() == [14, 2, 2, 2]
+    assert class_draws(8, 4, torch.tensor([0, 1, 2, 3] * 5), 0).tolist() == [0, 1, 2, 3] * 2  # balanced: in turn
+    assert class_draws(8, 4, None, 0).tolist() == [0, 1, 2, 3] * 2
+
+    class G(torch.nn.Module):  # asks for what it is given: the labels come back as the classes drawn
+        n_classes, pseudo_classes, z_dim = 4, False, 2
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z, y):
+            return y.float().view(-1, 1, 1, 1).expand(-1, 1, 2, 2)
+
+    ev = Evaluator.__new__(Evaluator)
+    ev.data, ev.n = type("Set", (), {"labels": labels})(), 1000
+    images, asked = ev.samples(G(), torch.zeros(1000, 2), seed=0)
+    assert torch.bincount(asked).tolist() == [550, 100, 5, 345] and torch.equal(images[:, 0, 0, 0].long(), asked)
+    G.pseudo_classes = True  # balanced k-means clusters: each in turn, scored as one set
+    assert ev.samples(G(), torch.zeros(1000, 2), seed=0)[1] is None

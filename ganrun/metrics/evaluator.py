@@ -160,6 +160,25 @@ class ImageSuite:
         return real_draw(self.data, n, seed)
 
 
+def class_draws(n: int, n_classes: int, labels: Tensor | None, seed: int) -> Tensor:
+    """The classes a conditional G is asked for in a scored set of n: in the data's proportions (each class
+    at least twice, for its own FD; the rest by largest remainder), shuffled with `seed`, so the set is
+    compared with real data drawn alike; each class in turn where the classes are balanced or unknown."""
+    counts = torch.bincount(labels.long().flatten().cpu(), minlength=n_classes)[:n_classes] if labels is not None else None
+    if counts is None or len(counts) != n_classes or int(counts.min()) == int(counts.max()) or n < 2 * n_classes:
+        return torch.arange(n) % n_classes
+    exact = counts.double() / counts.sum() * n
+    take = exact.floor().long().clamp(min=2)
+    order = (exact - exact.floor()).argsort(descending=True)
+    i = 0
+    while int(take.sum()) != n:  # hand out what is left, or take back what the minimum of 2 added
+        c = order[i % n_classes] if int(take.sum()) < n else int(take.argmax())
+        take[c] += 1 if int(take.sum()) < n else -1
+        i += 1
+    drawn = torch.repeat_interleave(torch.arange(n_classes), take)
+    return drawn[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
+
+
 def _nanmean(values: list[float]) -> float:
     kept = [v for v in values if not math.isnan(v)]
     return sum(kept) / len(kept) if kept else math.nan
@@ -225,11 +244,12 @@ class Evaluator:
     @torch.no_grad()
     def samples(self, G: nn.Module, z: Tensor | None, seed: int) -> tuple[Tensor, Tensor | None]:
         """n samples of G in eval mode on the CPU, from z or from n fresh z drawn with `seed`; and for a
-        conditional G the classes asked for (each class in turn)."""
+        conditional G the classes asked for (in the data's proportions: class_draws)."""
         if z is None or len(z) != self.n:
             z = noise(G, self.n, generator=torch.Generator().manual_seed(seed))
         device = next(G.parameters()).device
-        labels = torch.arange(len(z)) % G.n_classes if G.n_classes else None
+        known = None if G.pseudo_classes else getattr(self.data, "labels", None)  # clusters: balanced
+        labels = class_draws(len(z), G.n_classes, known, seed) if G.n_classes else None
         chunks = []
         with eval_mode(G):
             for i in range(0, len(z), 1000):
