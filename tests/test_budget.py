@@ -33,6 +33,15 @@ def rows(groups: dict[str, list[float]]) -> list[dict]:
              "metrics": {"fd": v, "recall": 0.5}} for g, vs in groups.items() for i, v in enumerate(vs)]
 
 
+def write_runs(root, groups: dict[str, list[float]]) -> None:
+    """The runs of rows(groups) as run folders under root: overrides and a completed summary each."""
+    for r in rows(groups):
+        folder = root / r["run"]
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in r["overrides"]))
+        (folder / "summary.json").write_text(json.dumps({"status": "completed", "step": 5, "metrics": r["metrics"]}))
+
+
 def test_groups_by_key_and_a_better_loss_has_a_lower_curve():
     runs = rows({"gan": [30.0, 12.0, 50.0, 20.0], "hinge": [80.0, 65.0, 90.0, 70.0]})
     runs.append({"run": "x", "status": "failed", "overrides": ["loss=gan"]})
@@ -45,11 +54,7 @@ def test_groups_by_key_and_a_better_loss_has_a_lower_curve():
 
 
 def test_report_by_key_writes_the_budget_table_and_plot(tmp_path):
-    for r in rows({"gan": [30.0, 12.0, 50.0], "hinge": [60.0, 45.0, 70.0]}):
-        folder = tmp_path / r["run"]
-        (folder / ".hydra").mkdir(parents=True)
-        (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in r["overrides"]))
-        (folder / "summary.json").write_text(json.dumps({"status": "completed", "step": 5, "metrics": r["metrics"]}))
+    write_runs(tmp_path, {"gan": [30.0, 12.0, 50.0], "hinge": [60.0, 45.0, 70.0]})
     assert report.main([str(tmp_path), "by=loss"]) == 0
     md = (tmp_path / "report.md").read_text()
     assert "## Budget: the best fd after k trials, by loss" in md and "| gan | 3 |" in md and "12 [12-12]" in md
@@ -83,11 +88,7 @@ def test_best_of_trials_differences_tell_a_real_gap_from_the_luck_of_the_draw():
 
 
 def test_report_ref_names_the_group_compared_with_and_refuses_an_unknown_one(tmp_path):
-    for r in rows({"gan": [30.0, 12.0, 50.0], "hinge": [60.0, 45.0, 70.0]}):
-        folder = tmp_path / r["run"]
-        (folder / ".hydra").mkdir(parents=True)
-        (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in r["overrides"]))
-        (folder / "summary.json").write_text(json.dumps({"status": "completed", "step": 5, "metrics": r["metrics"]}))
+    write_runs(tmp_path, {"gan": [30.0, 12.0, 50.0], "hinge": [60.0, 45.0, 70.0]})
     assert report.main([str(tmp_path), "by=loss", "ref=hinge"]) == 0
     assert "- loss=gan - loss=hinge: -33" in (tmp_path / "report.md").read_text()
     with pytest.raises(ConfigError, match="ref=lsgan: no completed run has loss=lsgan; use one of gan, hinge"):
