@@ -51,6 +51,7 @@ def test_a_real_difference_is_found_and_noise_is_not():
     assert verdicts["[loss=gan] - [loss=hinge]"] == "differ"
     assert verdicts["[loss=hinge] - [loss=lsgan]"] == "differ"
     assert verdicts["[loss=gan] - [loss=lsgan]"] == "within the seed noise"
+    assert seeds.by_chance(lines).startswith("3 comparisons at 95%: about 0.15 would")  # 3 x 5% false alarms
 
 
 def test_grouping_ignores_the_seed_and_incomplete_runs():
@@ -71,7 +72,8 @@ def test_sweep_table_pools_seeds_only_when_a_setting_repeats():
     assert "over seeds" not in single
     pooled = format_table(runs({"loss=gan": [1.0, 1.2, 0.9], "loss=hinge": [5.0, 5.5, 4.8]}))
     assert "over seeds: mean ± 95% interval (Student t, 95%), n seeds" in pooled
-    assert "fd: [loss=gan] - [loss=hinge] = " in pooled and pooled.rstrip().endswith("differ")
+    assert "fd: [loss=gan] - [loss=hinge] = " in pooled and pooled.splitlines()[-2].endswith("differ")
+    assert pooled.splitlines()[-1] == "(1 comparisons at 95%: about 0.05 would \"differ\" by chance alone where nothing does)"
 
 
 def test_report_pools_seeds_and_plots_every_seed(tmp_path):

@@ -70,7 +70,7 @@ def seed_section(runs: list[dict[str, Any]]) -> str:
     pairs = seeds.differences(runs)
     if pairs:
         text += (f"\nDifferences of the means ({seeds.DIFF_METHOD} interval; \"differ\": the interval excludes 0):"
-                 "\n\n" + "".join(f"- {line}\n" for line in pairs))
+                 "\n\n" + "".join(f"- {line}\n" for line in pairs) + f"\n({seeds.by_chance(pairs)}.)\n")
     return text
 
 

@@ -81,7 +81,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                  + aligned(*seeds.grouped_table(rows)))
         pairs = seeds.differences(rows)
         if pairs:
-            text += f"\n\nsettings compared ({seeds.DIFF_METHOD} interval of the difference):\n" + "\n".join(pairs)
+            text += (f"\n\nsettings compared ({seeds.DIFF_METHOD} interval of the difference):\n" + "\n".join(pairs)
+                     + f"\n({seeds.by_chance(pairs)})")
     return text
 
 

@@ -135,3 +135,10 @@ def differences(rows: list[dict[str, Any]], level: float = LEVEL) -> list[str]:
             verdict = "differ" if low > 0 or high < 0 else "within the seed noise"
             lines.append(f"{m}: [{names[ka]}] - [{names[kb]}] = {diff:.4g} ({low:.4g} to {high:.4g}): {verdict}")
     return lines
+
+
+def by_chance(pairs: list[str], level: float = LEVEL) -> str:
+    """How many of these comparisons would read "differ" by chance alone if nothing differed: each
+    interval misses a true zero with probability 1 - level, so many metrics compared find something."""
+    return (f"{len(pairs)} comparisons at {level:.0%}: about {len(pairs) * (1 - level):.2g} would \"differ\" "
+            "by chance alone where nothing does")
