@@ -112,23 +112,18 @@ def test_bad_cluster_settings_are_refused_before_any_work():
 
 def test_too_many_clusters_for_the_data_is_one_line(tmp_path):
     cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=6000")
-    with pytest.raises(ConfigError, match=r"10 classes gets its own clusters, so use 10 to 5000 \(or model"):
-        run(cfg, tmp_path)
-    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false", "train.clusters=6000")
     with pytest.raises(ConfigError, match="use 2 to 5000 clusters"):
         run(cfg, tmp_path / "r")
 
 
 def test_clustered_run_end_to_end(tmp_path):
-    """A run on mnist-sample with its labels off and train.clusters: conditional on the clusters, saved with
-    them, scored as one unconditional set (no hit rate against digit labels), sampled from every cluster,
-    resumed with the same clusters."""
-    first = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false", "train.clusters=12"),
-                tmp_path / "r")
+    """A run on mnist-sample with train.clusters: conditional on the clusters, saved with them, scored as
+    one unconditional set (no hit rate against digit labels), sampled from every cluster, resumed with
+    the same clusters."""
+    first = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=12"), tmp_path / "r")
     assert "fd" in first["metrics"] and "hit_rate" not in first["metrics"] and "drs_fd" not in first["metrics"]
     ckpt = checkpoint.load(tmp_path / "r")
     assert ckpt["config"]["model"]["conditional"] is True and ckpt["data"]["n_classes"] == 12
-    assert "cluster_classes" not in ckpt["data"]
     sizes = torch.bincount(ckpt["data"]["clusters"])
     assert len(sizes) == 12 and int(sizes.max()) == 417 and int(sizes.min()) >= 5000 - 11 * 417
     out = tmp_path / "s.npy"
@@ -137,8 +132,8 @@ def test_clustered_run_end_to_end(tmp_path):
     assert np.load(out).shape == (24, 1, 28, 28) and not out.with_suffix(".labels.npy").exists()
     r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "n=24", f"out={tmp_path / 'grid.png'}")
     assert r.returncode == 0 and Image.open(tmp_path / "grid.png").size[0] > 0
-    resumed = compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false", "train.clusters=12",
-                            "train.steps=6", f"resume={tmp_path / 'r'}")
+    resumed = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=12", "train.steps=6",
+                            f"resume={tmp_path / 'r'}")
     run(resumed, tmp_path / "r")
     assert torch.equal(checkpoint.load(tmp_path / "r")["data"]["clusters"], ckpt["data"]["clusters"])
 
@@ -206,15 +201,14 @@ def test_auto_picks_k_from_the_set_size():
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ([], (0, False)),  # the default run uses the sample's labels, grey digits: not split further
-    (["model.conditional=false"], (50, False)),  # labels not used: 50 clusters of the 5,000 digits
-    (["model.conditional=false", "train.clusters=0"], (0, False)),
-    (["model.conditional=false", "model=vae"], (0, False)),  # no class input
-    (["model.conditional=false", "model.pack=2"], (0, False)),
-    (["model.conditional=false", "train.drs=true"], (0, False)),  # rejection sampling needs an unconditional G
-    (["model.conditional=true", "train.clusters=12"], (12, True)),  # a number is taken as given: within the labels
-    (["model.conditional=false", "train.clusters=12"], (12, False)),  # ... or in place of them
-    (["dataset=ring", "model=mlp"], (0, False)),  # points: their own recipes
+    ([], 0),  # the default run uses the sample's labels
+    (["model.conditional=false"], 50),  # labels not used: 50 clusters of the 5,000 digits
+    (["model.conditional=false", "train.clusters=0"], 0),
+    (["model.conditional=false", "model=vae"], 0),  # no class input
+    (["model.conditional=false", "model.pack=2"], 0),
+    (["model.conditional=false", "train.drs=true"], 0),  # rejection sampling needs an unconditional G
+    (["model.conditional=true", "train.clusters=12"], 12),  # a number is taken as given
+    (["dataset=ring", "model=mlp"], 0),  # points: their own recipes
 ])
 def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(overrides, expected, caplog):
     import logging
@@ -225,7 +219,7 @@ def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(ove
     data = instantiate(cfg.dataset, "dataset")
     with caplog.at_level(logging.INFO):
         assert cluster_count(cfg, data) == expected
-    assert ("train.clusters=auto:" in caplog.text) == (expected[0] > 0 and "train.clusters=12" not in overrides)
+    assert ("train.clusters=auto:" in caplog.text) == (expected > 0 and "train.clusters=12" not in overrides)
 
 
 def test_an_unconditional_run_self_conditions_by_default_and_says_so(tmp_path, caplog):
@@ -240,118 +234,3 @@ def test_an_unconditional_run_self_conditions_by_default_and_says_so(tmp_path, c
     assert "conditioned on 50 k-means clusters" in caplog.text
     ckpt = checkpoint.load(tmp_path)
     assert ckpt["config"]["model"]["conditional"] is True and len(ckpt["data"]["clusters"]) == 5000
-
-
-# ---------------------------------------------------------------- clusters within labelled classes
-
-
-def test_clusters_are_shared_among_classes_in_proportion():
-    assert clusters.share_out(torch.tensor([2079, 300, 250, 200, 30, 20, 400, 300, 202]), 38).tolist() == \
-        [20, 3, 2, 2, 1, 1, 4, 3, 2]  # 38 x share: 20.9, 3.0, 2.5, 2.0, 0.3, 0.2, 4.0, 3.0, 2.0
-    assert clusters.share_out(torch.tensor([5, 5, 90]), 10).tolist() == [1, 1, 8]  # one each at least
-    assert clusters.share_out(torch.tensor([1, 1, 2]), 4).tolist() == [1, 1, 2]  # no more than a class's images
-    with pytest.raises(ConfigError, match=r"train.clusters=2: with labels each of the set's 3 classes gets its own "
-                                          r"clusters, so use 3 to 4 \(or model.conditional=false\)"):
-        clusters.share_out(torch.tensor([1, 1, 2]), 2)
-
-
-def labelled_blobs(tmp_path, per_class=(40, 20)):
-    """A labelled colour folder: class 0 red or green squares, class 1 blue ones, on white."""
-    colours = {0: [(230, 20, 20), (20, 200, 20)], 1: [(20, 20, 230)]}
-    for c, n in enumerate(per_class):
-        (tmp_path / f"c{c}").mkdir()
-        for i in range(n):
-            img = np.full((32, 32, 3), 255, np.uint8)
-            img[8:24, 8:24] = colours[c][i % len(colours[c])]
-            Image.fromarray(img).save(tmp_path / f"c{c}" / f"{i}.png")
-    return data.ImageFolder(str(tmp_path), image_size=32, channels=3, workers=0)
-
-
-def test_nested_clusters_stay_inside_their_class(tmp_path):
-    d = labelled_blobs(tmp_path)
-    nested = clusters.wrap(d, 3, seed=0, within_classes=True)
-    assert nested.n_classes == 3 and nested.class_of.tolist() == [0, 0, 1]  # 40 and 20 images: 2 and 1 clusters
-    for k in range(3):
-        assert d.labels[nested.classes == k].unique().tolist() == [nested.class_of[k].item()]
-    x = d.all_samples()[nested.classes < 2].float()
-    green = (x[:, 1, 16, 16] > x[:, 0, 16, 16]).long()  # class 0's two clusters are its two colours
-    assert len(set(zip(nested.classes[nested.classes < 2].tolist(), green.tolist()))) == 2
-    assert torch.equal(nested.labels, d.labels)  # the metrics still see the real classes
-    assert torch.equal(nested.describe()["cluster_classes"], nested.class_of)
-
-
-def test_by_class_draws_a_class_from_its_own_clusters_by_size():
-    from ganrun.models.byclass import ByClass, cluster_table
-
-    class G(torch.nn.Module):
-        latent_dim, latent, n_classes = 16, "gaussian", 4
-        class_of, cluster_sizes = torch.tensor([0, 1, 0, 1]), torch.tensor([30, 50, 10, 50])
-
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, z, k):
-            return k.float()
-
-    table = cluster_table(G.class_of, G.cluster_sizes)
-    assert torch.allclose(table, torch.tensor([[0.75, 0.75, 1.0, 1.0], [0.0, 0.5, 0.5, 1.0]]))
-    wrapped = ByClass(G())
-    assert wrapped.n_classes == 2 and wrapped.latent_dim == 16 and not wrapped.pseudo_classes
-    z = torch.randn(20_000, 16, generator=torch.Generator().manual_seed(0))
-    got = wrapped(z, torch.zeros(20_000, dtype=torch.long))
-    assert set(got.unique().tolist()) == {0.0, 2.0}
-    assert abs((got == 0).float().mean().item() - 0.75) < 0.02  # 30 of class 0's 40 images
-    got1 = wrapped(z, torch.ones(20_000, dtype=torch.long))
-    assert set(got1.unique().tolist()) == {1.0, 3.0} and abs((got1 == 1).float().mean().item() - 0.5) < 0.02
-    assert torch.equal(wrapped(z[:5], torch.zeros(5, dtype=torch.long)), got[:5])  # z fixes the cluster
-
-
-def test_auto_splits_a_labelled_colour_set_and_says_so(caplog):
-    import logging
-
-    from ganrun.training.build import cluster_count
-
-    class Labelled:  # what cluster_count reads of a dataset: 3,781 labelled colour images
-        pixels, n_classes, shape, name = True, 9, (3, 32, 32), "zip:emoji"
-
-        def __len__(self):
-            return 3781
-
-    sized = Labelled()
-    with caplog.at_level(logging.INFO):
-        assert cluster_count(compose_train(), sized) == (38, True)
-    assert "each of zip:emoji's 9 classes is split into k-means clusters of its images, 38 in all" in caplog.text
-    grey = Labelled()
-    grey.shape = (1, 32, 32)
-    assert cluster_count(compose_train(), grey) == (0, False)
-    assert cluster_count(compose_train("train.clusters=0"), sized) == (0, False)
-    with pytest.raises(ConfigError, match="train.drs cannot judge by class"):
-        cluster_count(compose_train("model.conditional=true", "train.clusters=20", "train.drs=true"), sized)
-
-
-def test_a_run_on_clusters_within_classes_is_asked_for_classes(tmp_path):
-    """mnist-sample's digits with train.clusters=20: G and D on 20 clusters, two per digit; the run is scored
-    against the digit labels (hit rate), `ganrun sample classes=` draws digits, an export rebuilds the same G,
-    and a resumed run keeps the clusters."""
-    from ganrun.artifacts.export import export, load_safetensors
-    from ganrun.artifacts.networks import load_generator
-
-    summary = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=20"), tmp_path / "r")
-    assert "hit_rate" in summary["metrics"]
-    ckpt = checkpoint.load(tmp_path / "r")
-    assert ckpt["data"]["n_classes"] == 20 and torch.bincount(ckpt["data"]["cluster_classes"]).tolist() == [2] * 10
-    G = load_generator(ckpt, torch.device("cpu"))
-    assert G.n_classes == 10
-    out = tmp_path / "s.npy"
-    r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "n=6", "classes=[3,7]", f"out={out}")
-    assert r.returncode == 0, r.stderr
-    assert np.load(tmp_path / "s.labels.npy").tolist() == [3, 3, 3, 7, 7, 7]
-    r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "drs=true", f"out={tmp_path / 'x.png'}")
-    assert r.returncode == 2 and "clusters within the classes" in r.stderr
-    z, y = torch.randn(4, G.latent_dim), torch.tensor([0, 3, 3, 9])
-    again = load_safetensors(export(ckpt, "safetensors", tmp_path / "g.safetensors"))
-    assert torch.equal(again(z, y), G(z, y))
-    run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=20", "train.steps=6",
-                      f"resume={tmp_path / 'r'}"), tmp_path / "r")
-    assert torch.equal(checkpoint.load(tmp_path / "r")["data"]["clusters"], ckpt["data"]["clusters"])

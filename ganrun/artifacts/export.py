@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ganrun.artifacts.networks import load_generator, networks
-from ganrun.models.byclass import by_class
 from ganrun.config import EXPORT_FORMATS, ConfigError
 
 SUFFIXES = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}  # config.EXPORT_FORMATS
@@ -49,11 +48,9 @@ def export(ckpt: dict, fmt: str, out: Path, ema: bool | None = None) -> Path:
             from safetensors.torch import save_file
         except ImportError:
             raise ConfigError("format=safetensors needs the safetensors package: pip install -e '.[export]'") from None
-        data = {k: v.tolist() if torch.is_tensor(v) else v for k, v in ckpt["data"].items()}
-        meta = {"ganrun_model": json.dumps(ckpt["config"]["model"]), "data": json.dumps(data),
+        meta = {"ganrun_model": json.dumps(ckpt["config"]["model"]), "data": json.dumps(ckpt["data"]),
                 "plugins": json.dumps(ckpt["config"].get("plugins", []))}
-        weights = getattr(G, "G", G).state_dict()  # ByClass: its G's weights; the clusters are in the metadata
-        save_file({k: v.contiguous() for k, v in weights.items()}, str(out), metadata=meta)
+        save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(out), metadata=meta)
     elif fmt == "torchscript":
         with torch.no_grad():
             traced = torch.jit.trace(module, inputs)
@@ -86,6 +83,6 @@ def load_safetensors(path: str | Path) -> nn.Module:
     data = json.loads(meta["data"])
     G, _ = networks(json.loads(meta["ganrun_model"]), data, json.loads(meta.get("plugins", "[]")))
     G.load_state_dict(load_file(str(path)))
-    return by_class(G.eval())
+    return G.eval()
 
 

@@ -12,7 +12,6 @@ from ganrun.artifacts import checkpoint
 from ganrun.config.targets import allow_plugins
 from ganrun.errors import CheckpointError, ConfigError
 from ganrun.models.build import build_models
-from ganrun.models.byclass import by_class
 
 
 def pick_device(name: str) -> torch.device:
@@ -31,27 +30,7 @@ def networks(model: dict[str, Any], data: dict[str, Any], plugins: list[str] | N
     allow_plugins(plugins or [])
     if model.get("conditional") and model.get("_target_") == "ganrun.models.dcgan.make" and "d_condition" not in model:
         model = {**model, "d_condition": "projection"}  # saved before model.d_condition existed
-    return build_models(OmegaConf.create(model), tuple(data["shape"]), data.get("n_classes", 0), "clusters" in data,
-                        *within_classes(data))
-
-
-def within_classes(data: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(each cluster's class, its image count) for a run trained on clusters within its classes, else Nones."""
-    if data.get("cluster_classes") is None:
-        return None, None
-    class_of = torch.as_tensor(data["cluster_classes"]).long()
-    return class_of, torch.bincount(torch.as_tensor(data["clusters"]).long(), minlength=len(class_of))
-
-
-def pseudo_only(data: dict[str, Any]) -> bool:
-    """Whether a saved G was conditioned on clusters in place of labels (its classes mean nothing to a user)."""
-    return "clusters" in data and data.get("cluster_classes") is None
-
-
-def class_count(data: dict[str, Any]) -> int:
-    """The classes a user asks a saved G for: its labels' classes (not the clusters within them)."""
-    class_of = within_classes(data)[0]
-    return int(class_of.max()) + 1 if class_of is not None else data.get("n_classes", 0)
+    return build_models(OmegaConf.create(model), tuple(data["shape"]), data.get("n_classes", 0), "clusters" in data)
 
 
 def _networks(ckpt: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -70,7 +49,7 @@ def load_generator(ckpt: dict, device: torch.device, ema: bool | None = None) ->
         raise CheckpointError(f"the checkpoint's G weights do not fit its model config ({ckpt['config']['model']['_target_']}): "
                               f"{mismatch}")
     G.load_state_dict(state)
-    return by_class(G.to(device).eval())
+    return G.to(device).eval()
 
 
 def load_discriminator(ckpt: dict, device: torch.device) -> torch.nn.Module:

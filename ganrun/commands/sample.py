@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from ganrun.artifacts import checkpoint
-from ganrun.artifacts.networks import (class_count, load_discriminator, load_generator, pick_device, pseudo_only,
-                                      within_classes)
+from ganrun.artifacts.networks import load_discriminator, load_generator, pick_device
 from ganrun.config import SAMPLE_MODES, ConfigError, SampleConfig, parse_key_values
 from ganrun.config.targets import instantiate
 from ganrun.data import pictures as images
@@ -166,8 +165,6 @@ def use_drs(ckpt: dict, drs: bool | None) -> bool:
     """Whether to filter with D: `drs` when given, else the run's own train.drs (checked when it trained)."""
     if drs is None:
         return bool(ckpt["config"].get("train", {}).get("drs", False))
-    if drs and within_classes(ckpt["data"])[0] is not None:
-        raise ConfigError("drs=true: this run's D judges clusters within the classes, not classes; drop drs")
     if drs:
         rejection.check(instantiate(OmegaConf.create(ckpt["config"]["loss"]), "loss"), ckpt["config"]["model"])
     return drs
@@ -244,10 +241,10 @@ def main(args: list[str]) -> int:
         every = out.suffix.lower() == ".npy"  # a sample set for metrics: every class, not a picture's rows
         samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs, seeds,
                                  every)
-        labels = sample_labels(class_count(ckpt["data"]), cfg.n, cfg.classes, seeds, every)[0]
+        labels = sample_labels(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes, seeds, every)[0]
         write(samples, space, out, cfg.nrow or nrow, seed_names(seeds, labels) if seeds else None,
               None if cfg.nrow or drs else labels, game=lambda: game(ckpt, device, cfg.ema))
-        if labels is not None and every and not drs and not pseudo_only(ckpt["data"]):  # for `ganrun eval`
+        if labels is not None and every and not drs and "clusters" not in ckpt["data"]:  # for `ganrun eval`
             np.save(out.with_suffix(".labels.npy"), labels.numpy())
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))
     return 0

@@ -19,7 +19,6 @@ Lloyd steps); the classes are then equally likely only when the clusters are the
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Iterator
 
 import torch
@@ -161,52 +160,6 @@ class Clustered:
         return ((x, torch.cdist(x, centers).argmin(dim=1)) for x in points)
 
 
-def share_out(sizes: Tensor, k: int) -> Tensor:
-    """k clusters shared among classes of `sizes` images: in proportion (largest remainder), at least one each
-    and at most a class's own images."""
-    if not len(sizes) <= k <= int(sizes.sum()):
-        raise ConfigError(f"train.clusters={k}: with labels each of the set's {len(sizes)} classes gets its own "
-                          f"clusters, so use {len(sizes)} to {int(sizes.sum())} (or model.conditional=false)")
-    exact = sizes.double() / sizes.sum() * k
-    take = torch.minimum(exact.floor().long().clamp(min=1), sizes)
-    while int(take.sum()) < k:  # the classes furthest below their share, with images to spare
-        take[int(torch.where(take < sizes, exact - take, -math.inf).argmax())] += 1
-    while int(take.sum()) > k:  # the minimum of one gave too many: from the classes furthest above
-        take[int(torch.where(take > 1, take - exact, -math.inf).argmax())] -= 1
-    return take
-
-
-class Nested(Clustered):
-    """Clusters within the classes of a labelled image set: each class split into balanced k-means clusters,
-    as many as its share of the images warrants (train.clusters=K in all). G and D are conditioned on the
-    cluster; `class_of` names each cluster's class, so G can be asked for a class (ganrun.models.byclass)
-    and the metrics score it against the real labels."""
-
-    @staticmethod
-    def _fit(data: Any, k: int, seed: int) -> Tensor:
-        labels = data.labels.long()
-        take = share_out(torch.bincount(labels, minlength=data.n_classes), k)
-        feats, classes, start = image_features(data.all_samples()), torch.zeros_like(labels), 0
-        for c, kc in enumerate(take.tolist()):
-            rows = (labels == c).nonzero().flatten()
-            if kc > 1:
-                classes[rows] = start + balanced_kmeans(feats[rows], kc, seed)[0]
-            else:
-                classes[rows] = start
-            start += kc
-        return classes
-
-    @property
-    def class_of(self) -> Tensor:
-        """Each cluster's class."""
-        out = torch.zeros(self.n_classes, dtype=torch.long)
-        out[self.classes] = self.inner.labels.long()
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "cluster_classes": self.class_of}
-
-
 AUTO_MIN_IMAGES = 500  # train.clusters=auto leaves smaller sets alone
 AUTO_PER_CLUSTER = 100
 AUTO_RANGE = (10, 50)
@@ -220,13 +173,10 @@ def auto_count(n: int) -> int:
     return int(min(AUTO_RANGE[1], max(AUTO_RANGE[0], round(n / AUTO_PER_CLUSTER))))
 
 
-def wrap(data: Any, k: int, seed: int, saved: Tensor | None = None, within_classes: bool = False) -> Any:
-    """`data` with pseudo-classes for train.clusters=k (k = 0: `data` itself); `saved`: a checkpoint's;
-    within_classes: clusters within the set's labelled classes (Nested)."""
+def wrap(data: Any, k: int, seed: int, saved: Tensor | None = None) -> Any:
+    """`data` with pseudo-classes for train.clusters=k (k = 0: `data` itself); `saved`: a checkpoint's."""
     if not k:
         return data
     if not data.pixels and data.shape[0] < 2:
         raise ConfigError("train.clusters needs 2-D points or images; the 1-D game has one mode to a class")
-    if within_classes:
-        return Nested(data, k, seed, saved)
     return Clustered(data, k, seed, saved)

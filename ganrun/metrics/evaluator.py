@@ -25,7 +25,6 @@ from ganrun.data import Dataset, to_unit_range
 from ganrun.metrics import classifier, features, rejection
 from ganrun.metrics import scores as metrics
 from ganrun.models.common import eval_mode, noise
-from ganrun.models.byclass import by_class
 
 log = logging.getLogger(__name__)
 
@@ -245,9 +244,7 @@ class Evaluator:
     @torch.no_grad()
     def samples(self, G: nn.Module, z: Tensor | None, seed: int) -> tuple[Tensor, Tensor | None]:
         """n samples of G in eval mode on the CPU, from z or from n fresh z drawn with `seed`; and for a
-        conditional G the classes asked for (in the data's proportions: class_draws; clusters within the
-        classes: a class's own clusters, ganrun.models.byclass)."""
-        G = by_class(G)
+        conditional G the classes asked for (in the data's proportions: class_draws)."""
         if z is None or len(z) != self.n:
             z = noise(G, self.n, generator=torch.Generator().manual_seed(seed))
         device = next(G.parameters()).device

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor, nn
+from torch import nn
 
 from ganrun.config.targets import instantiate
 from ganrun.models import dcgan
@@ -18,18 +18,15 @@ log = logging.getLogger(__name__)
 
 
 def build_models(model_cfg: DictConfig | dict[str, Any], data_shape: tuple[int, ...], n_classes: int = 0,
-                 pseudo: bool = False, class_of: Tensor | None = None,
-                 cluster_sizes: Tensor | None = None) -> tuple[nn.Module, nn.Module]:
+                 pseudo: bool = False) -> tuple[nn.Module, nn.Module]:
     """(G, D) from the `model` node for data of `data_shape` (with n_classes, the dataset's class
     count, when the model is conditional). pseudo: the classes are train.clusters' clusters, not labels
     (G.pseudo_classes tells the metrics not to score them as classes). Every G says what it draws:
-    latent_dim and latent (z's size and prior), n_classes (0: unconditional), pseudo_classes. class_of and
-    cluster_sizes: for clusters within labelled classes, each cluster's class and images (ganrun.models.byclass)."""
+    latent_dim and latent (z's size and prior), n_classes (0: unconditional), pseudo_classes."""
     model_cfg = OmegaConf.create(model_cfg) if isinstance(model_cfg, dict) else model_cfg
     extra = {"n_classes": n_classes} if model_cfg.get("conditional") else {}
     G, D = instantiate(model_cfg, "model", data_shape=tuple(data_shape), **extra)
     G.pseudo_classes = pseudo
-    G.class_of, G.cluster_sizes = class_of, cluster_sizes
     return G, D
 
 

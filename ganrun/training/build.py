@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from ganrun.artifacts.networks import pick_device, within_classes
+from ganrun.artifacts.networks import pick_device
 from ganrun.config import ConfigError
 from ganrun.config.validate import has_discriminator
 from ganrun.config.targets import instantiate, optimizer_kwargs, resolve_target
@@ -49,8 +49,7 @@ def networks(cfg: DictConfig, data: Dataset, device: torch.device,
     channels-last on CUDA for images."""
     saved = resume["config"]["model"] if resume is not None else None
     model = settle_width(settle_conditional(cfg.model, data, cfg.train.drs, saved), tuple(data.shape))
-    nested = within_classes(data.describe()) if data.pseudo else (None, None)  # clusters within the classes
-    G, D = build_models(model, data.shape, data.n_classes, data.pseudo, *nested)
+    G, D = build_models(model, data.shape, data.n_classes, data.pseudo)
     augment = augment_policy(cfg, data)
     if augment:
         if not data.pixels:
@@ -115,37 +114,22 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
     return [c for c in built if not c.last] + [c for c in built if c.last]
 
 
-def cluster_count(cfg: DictConfig, data: Dataset) -> tuple[int, bool]:
-    """train.clusters as (K, within the labels' classes). A number is taken as given: clusters within the
-    classes where the run uses the set's labels, else in place of labels. auto: self-conditioning where it
-    helps and fits, on a GAN whose G and D take classes: on an image set of clusters.AUTO_MIN_IMAGES or more
-    whose labels the run does not use (none, or model.conditional=false), and within the classes of a labelled
-    colour set; K = images / 100, within 10-50."""
-    k, model = cfg.train.clusters, cfg.model
-    labels_used = data.pixels and data.n_classes >= 2 and (model.get("conditional") is True or (
-        model.get("conditional") == "auto" and model.get("pack", 1) == 1 and not cfg.train.drs))
+def cluster_count(cfg: DictConfig, data: Dataset) -> int:
+    """train.clusters as a number. auto: self-conditioning where it helps and fits: an image set of
+    clusters.AUTO_MIN_IMAGES or more whose labels the run does not use (it has none, or
+    model.conditional=false), on a GAN whose G and D take classes; K = images / 100, within 10-50."""
+    k = cfg.train.clusters
     if k != "auto":
-        return check_within(int(k), labels_used and int(k) > 0, cfg.train.drs)
+        return int(k)
+    model = cfg.model
     takes_classes = ("conditional" in model and model.get("pack", 1) == 1 and has_discriminator(model)
                      and not cfg.train.drs)  # the recipes with rejection sampling are measured unconditional
-    k = clusters.auto_count(len(data)) if takes_classes and data.pixels else 0
-    if k and not labels_used:
+    labels_used = data.n_classes > 0 and model.get("conditional") is not False
+    k = clusters.auto_count(len(data)) if takes_classes and not labels_used and data.pixels else 0
+    if k:
         log.info("train.clusters=auto: %s's labels are not used, so G and D are conditioned on %d k-means clusters "
                  "of its images (self-conditioning; train.clusters=0 trains a plain unconditional GAN)", data.name, k)
-        return k, False
-    if k > data.n_classes and data.shape[0] == 3:
-        log.info("train.clusters=auto: each of %s's %d classes is split into k-means clusters of its images, %d in "
-                 "all, and G and D are conditioned on those; asked for a class, G draws from its clusters "
-                 "(train.clusters=0 conditions on the classes alone)", data.name, data.n_classes, k)
-        return k, True
-    return 0, False
-
-
-def check_within(k: int, within: bool, drs: bool) -> tuple[int, bool]:
-    if within and drs:
-        raise ConfigError(f"train.clusters={k} with labels conditions D on clusters within the classes, which "
-                          "train.drs cannot judge by class; use train.clusters=0 or model.conditional=false with it")
-    return k, within
+    return k
 
 
 def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
@@ -155,8 +139,7 @@ def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
     device = pick_device(t.device)
     saved = resume["data"].get("clusters") if resume is not None else None
     data = instantiate(cfg.dataset, "dataset")
-    k, within = cluster_count(cfg, data)
-    data = clusters.wrap(data, k, t.seed, saved, within)
+    data = clusters.wrap(data, cluster_count(cfg, data), t.seed, saved)
     G, D, model = networks(cfg, data, device, resume)
     opt_G = build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g, device)
     opt_D = build_optimizer(cfg.optimizer, D.parameters(), cfg.optimizer.lr_d, device)

@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from ganrun.data import pictures
-from ganrun.models.byclass import by_class
 from ganrun.models.common import eval_mode, noise
 from ganrun.training.augment import unaugmented
 from ganrun.training.callbacks.base import Callback, Run, every, fork_rng
@@ -30,7 +29,7 @@ class Previews(Callback):
         super().setup(run)
         exp = run.exp
         n = exp.data.preview_size(self.n)
-        self.labels, self.per_row = pictures.class_rows(by_class(exp.G).n_classes, n)  # clusters in classes: by class
+        self.labels, self.per_row = pictures.class_rows(exp.G.n_classes, n)
         if self.labels is not None:
             n, self.labels = len(self.labels), self.labels.to(exp.device)
         gen = torch.Generator().manual_seed(exp.seed + 1)  # fixed z, the same on every device
@@ -48,7 +47,7 @@ class Previews(Callback):
 
     @torch.no_grad()
     def render(self, step: int) -> Path:
-        G, exp = by_class(self.run.sampler), self.run.exp
+        G, exp = self.run.sampler, self.run.exp
         with eval_mode(G):  # BatchNorm uses running statistics, as `ganrun sample` will
             x = G(self.z) if self.labels is None else G(self.z, self.labels)
         picture = exp.data.picture(x, self.labels, self.per_row, f"step {step}",
