@@ -11,10 +11,14 @@ from ganrun.artifacts.networks import load_generator
 from ganrun.training.run import run
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["plain", "conditional"])
+EXTRA = {"plain": [], "conditional": ["model.conditional=true"],
+         "clusters": ["model.conditional=false", "train.clusters=12"]}  # the unlabelled default: clusters in the checkpoint
+
+
+@pytest.fixture(scope="module", params=list(EXTRA), ids=list(EXTRA))
 def trained(request, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("exp") / "r"
-    extra = ["model.conditional=true"] if request.param else []
+    extra = EXTRA[request.param]
     run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.ema=0.5", *extra), run_dir)
     return run_dir
 
