@@ -191,6 +191,18 @@ def wandb_records(run_file: Path) -> list:
     return records
 
 
+def finished_records(run_file: Path, wait_s: float = 60.0) -> list:
+    """The run file's records once wandb's writer has put its exit record there (it writes in the
+    background, so a loaded machine may still be at it when the run has returned)."""
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = wandb_records(run_file)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def wandb_history(records: list) -> dict[int, dict]:
     """{step: {key: value}} from the history records (nested keys such as samples/path joined by /)."""
     rows: dict[int, dict] = {}
@@ -210,14 +222,15 @@ def test_wandb_offline_run_holds_what_tensorboard_got(tmp_path, monkeypatch):
     run_id = summary["trackers"]["wandb"]
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["trackers"] == {"wandb": run_id}
     run_dir = next((tmp_path / "wb" / "wandb").glob(f"offline-run-*-{run_id}"))
-    records = wandb_records(run_dir / f"run-{run_id}.wandb")
+    records = finished_records(run_dir / f"run-{run_id}.wandb")
     history = wandb_history(records)
     tb = scalars(tmp_path / "run")
     tags = [t for t in tb if t != "images" and not t.startswith("hparams/")]
     assert "loss/D" in tags and "D(G(z))" in tags and "eval/modes" in tags
     for tag in tags:
         assert [(e.step, pytest.approx(e.value)) for e in tb[tag]] == [
-            (step, row[tag]) for step, row in sorted(history.items()) if tag in row], tag
+            (step, row[tag]) for step, row in sorted(history.items()) if tag in row], \
+            f"{tag}: wandb's rows {({step: sorted(row) for step, row in history.items()})}"
     for step in (2, 4):  # the sample grids, as image files of the run
         assert (run_dir / "files" / history[step]["samples/path"]).is_file()
     config_items = {i.key: json.loads(i.value_json) for r in records if r.WhichOneof("record_type") == "run"

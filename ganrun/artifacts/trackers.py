@@ -87,7 +87,8 @@ WANDB_MODES = ("online", "offline", "disabled")
 class Wandb:
     """A Weights & Biases run: scalars with their step, sample grids as images, the final numbers in the
     run's summary, the resolved config as its config. A null setting leaves the choice to wandb (its
-    WANDB_* variables)."""
+    WANDB_* variables). What a step logs goes to wandb as one row, in one call, when the next step starts
+    or the run flushes or ends."""
 
     package = "wandb"
 
@@ -100,6 +101,8 @@ class Wandb:
         self.settings = {"project": project, "entity": entity, "name": name, "group": group, "tags": list(tags),
                          "mode": mode, "dir": dir}
         self.run_id: str | None = None
+        self.row: dict[str, Any] = {}
+        self.row_step: int | None = None
 
     def init_args(self, run_dir: Path, run_id: str | None) -> dict[str, Any]:
         """wandb.init's arguments; null settings are left out, for wandb to decide. The mode and folder are
@@ -124,20 +127,31 @@ class Wandb:
         self.run_id = self.run.id
         log.info("wandb: run %s (%s) in %s", self.run.id, self.run.settings.mode, self.run.dir)
 
+    def add(self, step: int, entries: dict[str, Any]) -> None:
+        if step != self.row_step:
+            self.flush()
+        self.row_step = step
+        self.row.update(entries)
+
     def add_scalar(self, tag: str, value: float, step: int) -> None:
-        self.run.log({tag: value}, step=step)
+        self.add(step, {tag: value})
 
     def add_image(self, tag: str, image: Tensor, step: int) -> None:
-        self.run.log({tag: self.wandb.Image(images.to_uint8(image), caption=f"step {step}")}, step=step)
+        self.add(step, {tag: self.wandb.Image(images.to_uint8(image), caption=f"step {step}")})
 
     def add_hparams(self, params: dict[str, Any], metrics: dict[str, float], run_name: str | None = None,
                     global_step: int | None = None) -> None:
+        self.flush()
         self.run.summary.update(metrics)  # the config went in at the start
 
     def flush(self) -> None:
-        """wandb sends in the background; nothing to do."""
+        """The step's row to wandb (which sends in the background)."""
+        if self.row:
+            self.run.log(self.row, step=self.row_step)
+        self.row = {}
 
     def close(self, status: str) -> None:
+        self.flush()
         self.run.finish(exit_code=0 if status == "completed" else 1)
 
 
