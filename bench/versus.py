@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -83,13 +84,16 @@ def main() -> None:
     args = p.parse_args()
     out = args.out / args.name
     out.mkdir(parents=True, exist_ok=True)
-    # untimed: decode and cache the set, train the feature network the metrics use (first use only)
+    # untimed: decode and cache the set, train the feature network the metrics use (first use only); the
+    # warm-up's own folder is scratch, replaced on every call (ganrun refuses to train into a used one)
+    shutil.rmtree(out / "warm-up", ignore_errors=True)
     call([*GANRUN, "train", *args.data, *args.extra, "train.steps=2", "train.progress=false",
           f"hydra.run.dir={out / 'warm-up'}"], out / "warm-up.log")
-    rows = []
+    record = args.out / f"{args.name}.json"  # other seeds measured into the same OUT earlier are kept
+    rows = [r for r in (json.loads(record.read_text()) if record.exists() else []) if r["seed"] not in args.seeds]
     for seed in args.seeds:
         rows.append(one_seed(args.data, args.extra, seed, out))
-        (args.out / f"{args.name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+        record.write_text(json.dumps(sorted(rows, key=lambda r: r["seed"]), indent=2) + "\n")
         print(f"seed {seed}: ganrun fd {rows[-1]['ganrun']['fd']:.3g}, textbook fd {rows[-1]['textbook']['fd']:.3g},"
               f" {rows[-1]['wall_s']:.0f} s", flush=True)
     print(table(rows))
