@@ -78,14 +78,23 @@ def test_versus_bench_times_both_arms_and_scores_them_alike(tmp_path):
     import json
 
     data = folder_of_images(tmp_path)
-    r = subprocess.run([sys.executable, "bench/versus.py", "--name", "tiny", "--seeds", "0", "--out",
-                        str(tmp_path / "out"), "--data", *data, "--with", "train.steps=4", "model.width=8",
-                        "train.eval_n=200"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+    def versus(seed):
+        return subprocess.run([sys.executable, "bench/versus.py", "--name", "tiny", "--seeds", seed, "--out",
+                               str(tmp_path / "out"), "--data", *data, "--with", "train.steps=4", "model.width=8",
+                               "train.eval_n=200"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+    r = versus("0")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rows = json.loads((tmp_path / "out" / "tiny.json").read_text())
     assert len(rows) == 1 and rows[0]["textbook_steps"] > 0 and rows[0]["wall_s"] > 0
     assert rows[0]["ganrun"]["fd"] > 0 and rows[0]["textbook"]["fd"] > 0 and rows[0]["real"]["fd"] > 0
     assert "| textbook |" in r.stdout and "FD ratio textbook / ganrun per seed:" in r.stdout
+    r = versus("1")  # another seed later, into the same folder: both in the record and the table
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert [row["seed"] for row in json.loads((tmp_path / "out" / "tiny.json").read_text())] == [0, 1]
+    ratios = r.stdout.split("FD ratio textbook / ganrun per seed: ")[1].split(" (mean")[0]
+    assert len(ratios.split(", ")) == 2
 
 
 @pytest.mark.slow  # 3 arms x 1 trial of 3 steps, then the same command again
