@@ -194,7 +194,6 @@ def wandb_records(run_file: Path) -> list:
 def finished_records(run_file: Path, wait_s: float = 60.0) -> list:
     """The run file's records once wandb's writer has put its exit record there (it writes in the
     background, so a loaded machine may still be at it when the run has returned)."""
-
     deadline = time.monotonic() + wait_s
     while True:
         records = wandb_records(run_file)

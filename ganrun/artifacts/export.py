@@ -48,7 +48,7 @@ def export(ckpt: dict, fmt: str, out: Path, ema: bool | None = None) -> Path:
             from safetensors.torch import save_file
         except ImportError:
             raise ConfigError("format=safetensors needs the safetensors package: pip install -e '.[export]'") from None
-        data = {k: v.tolist() if torch.is_tensor(v) else v for k, v in ckpt["data"].items()}  # train.clusters'
+        data = {k: v.tolist() if torch.is_tensor(v) else v for k, v in ckpt["data"].items()}  # clusters: a tensor
         meta = {"ganrun_model": json.dumps(ckpt["config"]["model"]), "data": json.dumps(data),
                 "plugins": json.dumps(ckpt["config"].get("plugins", []))}
         save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(out), metadata=meta)
