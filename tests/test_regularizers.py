@@ -183,6 +183,21 @@ def test_mode_seeking_by_hand():
     assert R.ModeSeeking(1.0).g_penalty(z, collapsed).item() == pytest.approx(2.0 / 1e-5)
 
 
+def test_mode_seeking_pairs_samples_of_one_class_for_a_conditional_g():
+    # classes [0, 0, 1, 1]: the pairs are (0, 1) and (2, 3), not the halves (0, 2) and (1, 3)
+    z = t([[0.0, 0.0], [2.0, 2.0], [0.0, 0.0], [4.0, 4.0]])  # |dz|: 2 and 4 -> 3
+    fake = t([[1.0, 1.0, 1.0], [1.0, 2.0, 5.0], [0.0, 0.0, 0.0], [0.0, 0.0, 3.0]])  # |dx|: 5/3 and 1 -> 4/3
+    y = torch.tensor([0, 0, 1, 1])
+    assert_close(R.ModeSeeking(2.0, eps=0.0).g_penalty(z, fake, y), t(2.0 * 3.0 / (4.0 / 3.0)))
+    shuffled = torch.tensor([2, 0, 3, 1])  # the batch's order does not matter, only who shares a class
+    assert_close(R.ModeSeeking(2.0, eps=0.0).g_penalty(z[shuffled], fake[shuffled], y[shuffled]),
+                 t(2.0 * 3.0 / (4.0 / 3.0)))
+    halves = R.ModeSeeking(2.0, eps=0.0).g_penalty(z, fake)  # what the halves would have given
+    assert abs(halves.item() - 4.5) > 0.1
+    # no two samples of one class in the batch: nothing to compare, no term
+    assert R.ModeSeeking(1.0).g_penalty(z, fake, torch.tensor([0, 1, 2, 3])).item() == 0.0
+
+
 def test_mode_seeking_pushes_g_apart():
     """A G-side term: a gradient step on it moves G's samples of two latent points apart."""
     torch.manual_seed(0)

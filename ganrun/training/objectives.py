@@ -138,7 +138,7 @@ class Adversarial:
             else:
                 loss_G = self.loss.g_loss(fake_logits)
             for reg in self.regularizers:
-                loss_G = loss_G + reg.g_penalty(z, fake)
+                loss_G = loss_G + reg.g_penalty(z, fake, y)
         opt_G.zero_grad(set_to_none=True)
 
         def look() -> None:

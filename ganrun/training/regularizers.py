@@ -6,7 +6,7 @@ Each is a small object with hooks on either side of the game; a hook it does not
 - D's side: `penalty(D, real, fake)` (a term that needs D: gradient penalty, R1, R2, DRAGAN),
   `logit_penalty(real_logits, fake_logits)` (a term on the D step's own outputs: LeCam) and
   `after_step(D)` (a constraint after each D update: weight clipping).
-- G's side: `g_penalty(z, fake)` (a term on G's batch: mode seeking), `critic(...)` (what G's loss is
+- G's side: `g_penalty(z, fake, y)` (a term on G's batch and its classes: mode seeking), `critic(...)` (what G's loss is
   taken against: D unrolled k steps) and `select(fake_logits)` (which fakes G learns from: top-k).
 - `at_step(step, steps)` for schedules, `state_dict` / `load_state_dict` for running state (resume).
 
@@ -52,8 +52,9 @@ class Regularizer:
     def after_step(self, D: nn.Module) -> None:
         """Run after each D optimizer step."""
 
-    def g_penalty(self, z: Tensor, fake: Tensor) -> Tensor:
-        """A term for G's loss from its latent batch z and what G made of it."""
+    def g_penalty(self, z: Tensor, fake: Tensor, y: Tensor | None = None) -> Tensor:
+        """A term for G's loss from its latent batch z, what G made of it and the classes asked for (None when
+        G is unconditional)."""
         return fake.new_zeros(())
 
     def critic(self, critic: Callable[..., Tensor], D: nn.Module, loss: Any, real: Tensor, fake: Tensor,
@@ -233,20 +234,30 @@ class TopK(Regularizer):
 
 class ModeSeeking(Regularizer):
     """Mode seeking (MSGAN, Mao et al. 2019), on G's side: G is rewarded for mapping distant latent points
-    to distant samples. With the batch split into halves (z1, z2) and (x1, x2), the term is
-    weight * mean|z1 - z2| / (mean|x1 - x2| + eps): small when G spreads its samples, large when two
+    to distant samples of the same condition. The term is weight * mean|z1 - z2| / (mean|x1 - x2| + eps) over
+    pairs of the batch: its two halves for an unconditional G; for a conditional one, samples of the same
+    class (sorted by class, each with its neighbour), as the paper pairs two draws for one condition, so the
+    term is not dominated by the distance between classes. Small when G spreads its samples, large when two
     latent points collapse onto one sample."""
 
     def __init__(self, weight: float = 1.0, eps: float = 1e-5):
         _check(weight, "mode_seeking.weight")
         self.weight, self.eps = weight, eps
 
-    def g_penalty(self, z: Tensor, fake: Tensor) -> Tensor:
-        half = fake.shape[0] // 2
-        if half == 0:
+    def g_penalty(self, z: Tensor, fake: Tensor, y: Tensor | None = None) -> Tensor:
+        if y is None:
+            half = fake.shape[0] // 2
+            first, second = torch.arange(half, device=z.device), torch.arange(half, 2 * half, device=z.device)
+            weights = z.new_ones(half)
+        else:  # neighbours after a stable sort by class, kept where the classes match (no host sync)
+            order = torch.argsort(y, stable=True)
+            first, second = order[:-1], order[1:]
+            weights = (y[first] == y[second]).float()
+        if first.numel() == 0:
             return fake.new_zeros(())
-        dx = (fake[:half] - fake[half:2 * half]).abs().float().mean()
-        dz = (z[:half] - z[half:2 * half]).abs().float().mean()
+        n = weights.sum().clamp_min(1.0)
+        dx = ((fake[first] - fake[second]).abs().flatten(1).float().mean(1) * weights).sum() / n
+        dz = ((z[first] - z[second]).abs().flatten(1).float().mean(1) * weights).sum() / n
         return self.weight * dz / (dx + self.eps)
 
 
