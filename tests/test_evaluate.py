@@ -15,6 +15,7 @@ from ganrun.training.build import build
 
 
 def test_classifier_is_trained_once_then_loaded(monkeypatch):
+    monkeypatch.setattr(classifier, "MIN_UPDATES", {"classes": 0, "rotation": 0})  # 3 epochs: the cache is tested
     train, test = data.mnist_sample(split="train"), data.mnist_sample(split="test")
     assert len(train) == 4000 and len(test) == 1000 and torch.bincount(test.labels).tolist() == [100] * 10
     net, info = classifier.load_or_train("mnist-sample-28px", train, test)
@@ -187,3 +188,12 @@ def test_stacked_mnist_evaluation_counts_digit_triples(monkeypatch):
     assert abs(floor["modes"] - len(ds.labels.unique())) <= 20
     one, _ = ev(Replay(real.images[:1].expand(6000, -1, -1, -1)))
     assert one["modes"] == 1 and one["mode_kl"] == pytest.approx(math.log(1000), rel=1e-6)
+
+
+def test_a_small_labelled_set_trains_its_classifier_longer_up_to_a_cap():
+    # 3 epochs of a 3,025-image set are 72 updates, too few to learn 9 categories: it gets 20 (480 updates)
+    assert classifier.epochs_for(3025, "classes") == 20
+    assert classifier.epochs_for(4000, "classes") == 15  # 32 batches an epoch: 480 updates
+    assert classifier.epochs_for(60000, "classes") == 3  # a large set keeps its 3 epochs (1,407 updates)
+    assert classifier.epochs_for(100, "classes") == 20  # one batch an epoch: the cap, not 480 epochs
+    assert classifier.epochs_for(3025, "rotation") == 4  # the self-supervised task is unchanged

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,10 @@ FEATURES = 128
 MAX_SIZE = 32  # larger images are average-pooled to this size before the network
 TASKS = ("classes", "rotation")
 VERSION = 2  # in the cache file name: a change of the network's shape never loads old weights
+BATCH = 128
+MIN_EPOCHS = {"classes": 3, "rotation": 4}
+MIN_UPDATES = {"classes": 480, "rotation": 0}  # a small labelled set (a user's) trains more epochs than 3...
+MAX_EPOCHS = 20  # ...up to this many: 72 updates left four of the Twitter emoji's 9 categories unread
 
 
 class SmallCNN(nn.Module):
@@ -111,6 +116,13 @@ def with_outliers(x: Tensor, y: Tensor, no_class: int, g: torch.Generator) -> tu
     return torch.cat([x, junk]), torch.cat([y, torch.full((len(junk),), no_class)])
 
 
+def epochs_for(n_images: int, task: str) -> int:
+    """Epochs for a feature network on n training images: at least MIN_EPOCHS, and, on a small set, enough
+    to make MIN_UPDATES Adam updates, capped at MAX_EPOCHS."""
+    batches = math.ceil(n_images / BATCH)
+    return max(MIN_EPOCHS[task], min(MAX_EPOCHS, math.ceil(MIN_UPDATES[task] / batches)))
+
+
 def fit_classifier(images: Tensor, labels: Tensor | None, epochs: int = 3, seed: int = 0,
                    task: str = "classes") -> SmallCNN:
     """Train a SmallCNN on uint8 images (N, C, H, W) for the task (labels for "classes"), on the CPU."""
@@ -123,8 +135,8 @@ def fit_classifier(images: Tensor, labels: Tensor | None, epochs: int = 3, seed:
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     for _ in range(epochs):
         perm = torch.randperm(len(images), generator=g)
-        for i in range(0, len(perm), 128):
-            idx = perm[i:i + 128]
+        for i in range(0, len(perm), BATCH):
+            idx = perm[i:i + BATCH]
             x, y = with_outliers(*task_batch(images[idx], labels[idx] if labels is not None else None, task), outputs, g)
             loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
@@ -157,13 +169,13 @@ def read_cached(path: Path) -> tuple[SmallCNN, dict[str, Any]] | None:
     return net.eval(), ckpt["info"]
 
 
-def load_or_train(name: str, train: Any, test: Any, epochs: int = 3,
-                  task: str = "classes") -> tuple[SmallCNN, dict[str, Any]]:
+def load_or_train(name: str, train: Any, test: Any, task: str = "classes") -> tuple[SmallCNN, dict[str, Any]]:
     """The cached feature network for this train split and task (trained and saved on first use), and
     its info. task: "classes" (the split's labels) or "rotation" (self-supervised, no labels needed)."""
     labels = train.labels if task == "classes" else None
     key = data_digest(train.images, labels if labels is not None else torch.zeros(0))
-    path = cache_dir() / f"{name}-{task}-v{VERSION}-{key[:16]}.pt"
+    epochs = epochs_for(len(train.images), task)
+    path = cache_dir() / f"{name}-{task}-v{VERSION}-e{epochs}-{key[:16]}.pt"
     if path.is_file():
         cached = read_cached(path)
         if cached is not None:

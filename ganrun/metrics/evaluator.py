@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 STACKED_SAMPLES = 26000  # the PacGAN / VEEGAN Stacked MNIST sample count
 NEIGHBOURS = 3  # k of the k-NN balls in precision / recall / density / coverage
-EPOCHS = {"classes": 3, "rotation": 4}  # of a feature network trained on first use
 MIN_REFERENCE = 8  # held-out images below which a user's set gets no metrics (k-NN balls need k + 1)
 PerClass = dict[str, list[float]]
 
@@ -193,7 +192,7 @@ def trained_reference(data: Dataset) -> tuple[nn.Module, features.Reference] | N
     train, test = data.make_split("train"), data.make_split("test")
     task = "classes" if train.labels is not None and test.labels is not None else "rotation"
     name = f"{data.name}-{data.shape[-1]}px"
-    net, info = classifier.load_or_train(name, train, test, epochs=EPOCHS[task], task=task)
+    net, info = classifier.load_or_train(name, train, test, task=task)
     with torch.no_grad():
         feats = torch.cat([net.features(to_unit_range(x)) for x in test.images.split(1000)])
     mean, cov = metrics.gaussian_stats(feats)
