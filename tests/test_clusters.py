@@ -120,10 +120,11 @@ def test_too_many_clusters_for_the_data_is_one_line(tmp_path):
 
 
 def test_clustered_run_end_to_end(tmp_path):
-    """A run on mnist-sample with train.clusters: conditional on the clusters, saved with them, scored as
-    one unconditional set (no hit rate against digit labels), sampled from every cluster, resumed with
-    the same clusters."""
-    first = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=12"), tmp_path / "r")
+    """A run on mnist-sample without its labels, with train.clusters: conditional on the clusters, saved with
+    them, scored as one unconditional set (no hit rate against digit labels), sampled from every cluster,
+    resumed with the same clusters."""
+    plain = ["model.conditional=false", "train.clusters=12"]
+    first = run(compose_train(*TINY, *TINY_MODEL["dcgan"], *plain), tmp_path / "r")
     assert "fd" in first["metrics"] and "hit_rate" not in first["metrics"] and "drs_fd" not in first["metrics"]
     ckpt = checkpoint.load(tmp_path / "r")
     assert ckpt["config"]["model"]["conditional"] is True and ckpt["data"]["n_classes"] == 12
@@ -135,10 +136,86 @@ def test_clustered_run_end_to_end(tmp_path):
     assert np.load(out).shape == (24, 1, 28, 28) and not out.with_suffix(".labels.npy").exists()
     r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "n=24", f"out={tmp_path / 'grid.png'}")
     assert r.returncode == 0 and Image.open(tmp_path / "grid.png").size[0] > 0
-    resumed = compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=12", "train.steps=6",
-                            f"resume={tmp_path / 'r'}")
+    resumed = compose_train(*TINY, *TINY_MODEL["dcgan"], *plain, "train.steps=6", f"resume={tmp_path / 'r'}")
     run(resumed, tmp_path / "r")
     assert torch.equal(checkpoint.load(tmp_path / "r")["data"]["clusters"], ckpt["data"]["clusters"])
+
+
+def test_class_shares_by_hand():
+    assert clusters.class_shares(torch.tensor([300, 100, 0]), 8).tolist() == [6, 2, 0]  # in proportion
+    assert clusters.class_shares(torch.tensor([5, 1000]), 10).tolist() == [1, 10]  # every class at least one
+    assert clusters.class_shares(torch.tensor([3, 3]), 50).tolist() == [3, 3]  # never more than its images
+
+
+def test_clusters_within_labels_split_each_class_and_remember_its_class():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])  # class 0: the first two blobs; class 1: the third
+    x = centres.repeat_interleave(100, 0) + 0.3 * torch.randn(300, 2, generator=g)
+    labels = torch.tensor([0] * 200 + [1] * 100)
+    found = clusters.within_classes(x, labels, 3)
+    assert len(found[:100].unique()) == 1 and len(found[100:200].unique()) == 1 and found[0] != found[100]
+    assert sorted({int(found[0]), int(found[100])}) == [0, 1] and set(found[200:].tolist()) == {2}
+    assert clusters.parents_of(found, labels).tolist() == [0, 0, 1]
+
+
+def test_within_share_by_hand():
+    x = torch.tensor([[0.0], [2.0], [10.0], [12.0]])  # total variance about the mean 6: 36 + 16 + 16 + 36 = 104
+    labels = torch.tensor([0, 0, 1, 1])  # within each class: 1 + 1 + 1 + 1 = 4
+    assert clusters.within_share(x, labels) == pytest.approx(4 / 104)
+    assert clusters.within_share(x, torch.tensor([0, 1, 0, 1])) == pytest.approx(100 / 104)  # 25 + 25 + 25 + 25
+
+
+def test_auto_fits_clusters_within_broad_labels_only(tmp_path, caplog):
+    """A labelled set whose classes are broad (each spans the set's two looks) gets clusters within its
+    classes by default; one whose classes are its looks keeps its labels alone."""
+    import logging
+
+    from ganrun.training.build import cluster_count
+
+    g = np.random.default_rng(0)
+    for broad in (True, False):
+        root = tmp_path / f"set{broad}"
+        for i in range(520):  # two looks, dark and bright; the class is the look, or independent of it
+            level, cls = (30 if i % 2 else 220), (i // 2) % 2 if broad else i % 2
+            (root / f"c{cls}").mkdir(parents=True, exist_ok=True)
+            Image.fromarray((level + g.integers(0, 20, (8, 8))).astype(np.uint8)).save(root / f"c{cls}" / f"{i}.png")
+        cfg = compose_train("dataset=folder", f"dataset.root={root}", "dataset.image_size=8", "dataset.channels=1")
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            assert cluster_count(cfg, instantiate(cfg.dataset, "dataset")) == ((10, True) if broad else (0, False))
+        assert ("are broad" if broad else "set its images apart") in caplog.text
+
+
+def test_asking_for_a_class_draws_one_of_its_clusters():
+    from types import SimpleNamespace
+
+    from ganrun.models.common import asked_classes, class_inputs
+
+    G = SimpleNamespace(n_classes=5, class_of=torch.tensor([0, 0, 1, 1, 1]))
+    asked = torch.tensor([0, 1] * 500)
+    inputs = class_inputs(G, asked, seed=3)
+    assert torch.equal(G.class_of[inputs], asked)  # always a cluster of the asked class
+    assert int(torch.bincount(inputs, minlength=5).min()) > 130  # each of its clusters, about equally (250, 167)
+    assert torch.equal(class_inputs(G, asked, seed=3), inputs) and asked_classes(G) == 2
+    plain = SimpleNamespace(n_classes=5, class_of=None)
+    assert class_inputs(plain, asked) is asked and asked_classes(plain) == 5
+
+
+def test_clusters_within_labels_end_to_end(tmp_path):
+    """On a labelled set, clusters are fitted within its classes: each holds one digit, the checkpoint keeps
+    each cluster's class, the run is scored per digit (hit rate), and `ganrun sample` asks for digits."""
+    summary = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "train.clusters=20"), tmp_path / "r")
+    assert "hit_rate" in summary["metrics"] and "intra_fd" in summary["metrics"]
+    ckpt = checkpoint.load(tmp_path / "r")
+    class_of = torch.as_tensor(ckpt["data"]["class_of"])
+    assert ckpt["data"]["n_classes"] == 20 and class_of.tolist() == [c for c in range(10) for _ in range(2)]
+    assert torch.equal(class_of[ckpt["data"]["clusters"]], data.mnist_sample().labels)
+    out = tmp_path / "s.npy"
+    r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "n=20", f"out={out}")
+    assert r.returncode == 0, r.stderr
+    assert np.load(out.with_suffix(".labels.npy")).tolist() == [c for c in range(10) for _ in range(2)]
+    r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "classes=[12]", f"out={tmp_path / 'g.png'}")
+    assert r.returncode == 2 and "from 0 to 9" in r.stderr
 
 
 def test_a_sample_set_draws_every_class_and_a_grid_ten_rows():
@@ -204,16 +281,17 @@ def test_auto_picks_k_from_the_set_size():
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ([], 0),  # the default run uses the sample's labels
-    (["model.conditional=false"], 50),  # labels not used: 50 clusters of the 5,000 digits
-    (["model.conditional=false", "train.clusters=0"], 0),
-    (["model.conditional=false", "model=vae"], 0),  # no class input
-    (["model.conditional=false", "model.pack=2"], 0),
-    (["model.conditional=false", "train.drs=true"], 0),  # rejection sampling needs an unconditional G
-    (["model.conditional=true", "train.clusters=12"], 12),  # a number is taken as given
-    (["dataset=ring", "model=mlp"], 0),  # points: their own recipes
+    ([], (0, False)),  # the default run: the digits set their images apart (70% within), so their labels alone
+    (["model.conditional=false"], (50, False)),  # labels not used: 50 clusters of the 5,000 digits
+    (["model.conditional=false", "train.clusters=0"], (0, False)),
+    (["train.clusters=0"], (0, False)),  # the digits' labels alone
+    (["model.conditional=false", "model=vae"], (0, False)),  # no class input
+    (["model.conditional=false", "model.pack=2"], (0, False)),
+    (["model.conditional=false", "train.drs=true"], (0, False)),  # rejection sampling needs an unconditional G
+    (["model.conditional=true", "train.clusters=12"], (12, True)),  # a number is taken as given
+    (["dataset=ring", "model=mlp"], (0, False)),  # points: their own recipes
 ])
-def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(overrides, expected, caplog):
+def test_clusters_auto_picks_k_and_whether_within_the_labels(overrides, expected, caplog):
     import logging
 
     from ganrun.training.build import cluster_count
@@ -222,7 +300,8 @@ def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(ove
     data = instantiate(cfg.dataset, "dataset")
     with caplog.at_level(logging.INFO):
         assert cluster_count(cfg, data) == expected
-    assert ("train.clusters=auto:" in caplog.text) == (expected > 0 and "train.clusters=12" not in overrides)
+    says = expected[0] > 0 or not overrides  # auto says what it picked (the default: the labels alone, and why)
+    assert ("train.clusters=auto:" in caplog.text) == (says and "train.clusters=12" not in overrides)
 
 
 def test_an_unconditional_run_self_conditions_by_default_and_says_so(tmp_path, caplog):

@@ -11,7 +11,8 @@ from ganrun.artifacts.networks import load_generator
 from ganrun.training.run import run
 
 
-EXTRA = {"plain": [], "conditional": ["model.conditional=true"],
+EXTRA = {"plain": ["model.conditional=false", "train.clusters=0"], "labels": ["train.clusters=0"],
+         "within": ["train.clusters=20"],  # clusters within the labels: each cluster's class in the checkpoint
          "clusters": ["model.conditional=false", "train.clusters=12"]}  # the unlabelled default: clusters in the checkpoint
 
 
@@ -49,10 +50,12 @@ def test_safetensors_export_rebuilds_the_same_generator(trained, tmp_path):
     assert torch.equal(out, reference(trained, z, y))
 
 
-def test_torchscript_export_needs_no_ganrun(trained, tmp_path):
+def test_torchscript_export_needs_no_ganrun(trained, tmp_path, capsys):
     from ganrun.commands.export import main
 
     assert main([f"ckpt={trained}", "format=torchscript", f"out={tmp_path / 'g.pt'}"]) == 0
+    within = checkpoint.load(trained)["data"].get("class_of") is not None
+    assert ("clusters within the data's classes" in capsys.readouterr().out) == within  # y is a cluster: said
     G = torch.jit.load(str(tmp_path / "g.pt"))
     z, y = inputs(trained)
     out = G(z) if y is None else G(z, y)
@@ -67,7 +70,8 @@ def test_onnx_export_runs_in_onnxruntime(trained, tmp_path, capfd):
 
     assert main([f"ckpt={trained}", "format=onnx", f"out={tmp_path / 'g.onnx'}"]) == 0
     out = capfd.readouterr()  # the exporter's progress lines and warnings are not the user's concern
-    assert out.out.strip() == f"wrote {tmp_path / 'g.onnx'}" and "UserWarning" not in out.err
+    assert out.out.splitlines()[0] == f"wrote {tmp_path / 'g.onnx'}" and "UserWarning" not in out.err
+    assert len(out.out.splitlines()) == 1 + (checkpoint.load(trained)["data"].get("class_of") is not None)
     session = ort.InferenceSession(str(tmp_path / "g.onnx"))
     z, y = inputs(trained)
     feed = {"z": z.numpy()} | ({"y": y.numpy()} if y is not None else {})

@@ -30,7 +30,8 @@ def networks(model: dict[str, Any], data: dict[str, Any], plugins: list[str] | N
     allow_plugins(plugins or [])
     if model.get("conditional") and model.get("_target_") == "ganrun.models.dcgan.make" and "d_condition" not in model:
         model = {**model, "d_condition": "projection"}  # saved before model.d_condition existed
-    return build_models(OmegaConf.create(model), tuple(data["shape"]), data.get("n_classes", 0), "clusters" in data)
+    return build_models(OmegaConf.create(model), tuple(data["shape"]), data.get("n_classes", 0), "clusters" in data,
+                        data.get("class_of"))
 
 
 def _networks(ckpt: dict) -> tuple[torch.nn.Module, torch.nn.Module]:

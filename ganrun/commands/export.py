@@ -19,4 +19,8 @@ def main(args: list[str]) -> int:
     default = (src if src.is_dir() else src.parent) / f"generator{SUFFIXES[cfg.format]}"
     out = export(ckpt, cfg.format, Path(cfg.out) if cfg.out else default, cfg.ema)
     print(f"wrote {out}")
+    class_of = ckpt["data"].get("class_of")
+    if class_of is not None:  # y is not the class a user asks for: say how to get there
+        print(f"its y input is one of {len(class_of)} k-means clusters within the data's classes; the checkpoint's "
+              f"data['class_of'] (and the safetensors metadata) gives each cluster's class")
     return 0

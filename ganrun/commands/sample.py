@@ -18,7 +18,7 @@ from ganrun.data import pictures as images
 from ganrun.data.base import SampleSpace
 from ganrun.data.base import space as data_space
 from ganrun.metrics import rejection
-from ganrun.models.common import draw
+from ganrun.models.common import asked_classes, class_inputs, draw
 
 SUFFIXES = (".png", ".npy", ".gif", "")  # "": a folder of PNG files
 
@@ -93,6 +93,14 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return w0 * z0[:, None] + w1 * z1[:, None]
 
 
+def data_classes(data: dict, labels_only: bool = False) -> int:
+    """The classes a checkpoint's G is asked for (its labels when its clusters are within them; 0 for plain
+    clusters when labels_only)."""
+    if data.get("class_of") is not None:
+        return int(torch.as_tensor(data["class_of"]).max()) + 1
+    return 0 if labels_only and "clusters" in data else data.get("n_classes", 0)
+
+
 def check_classes(n_classes: int, classes: list[int] | None) -> None:
     if classes is None:
         return
@@ -128,8 +136,8 @@ def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[
     test (ganrun.metrics.rejection) instead. seeds: one z per seed (the same image for a seed whatever the others),
     drawn in each class of `classes` when given."""
     G = load_generator(ckpt, device, ema)
-    check_classes(G.n_classes, classes)
-    labels, nrow = sample_labels(G.n_classes, n, classes, seeds, every)
+    check_classes(asked_classes(G), classes)
+    labels, nrow = sample_labels(asked_classes(G), n, classes, seeds, every)
     if drs:
         x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed))
         return x, nrow
@@ -138,7 +146,7 @@ def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[
         z = z.repeat(len(labels) // len(seeds), 1) if labels is not None else z  # each class row: every seed
     else:
         z = latents(n if labels is None else len(labels), G.latent_dim, seed, truncation, G.latent)
-    x = G(z.to(device)) if labels is None else G(z.to(device), labels.to(device))
+    x = G(z.to(device)) if labels is None else G(z.to(device), class_inputs(G, labels, seed).to(device))
     return x.float().cpu(), nrow
 
 
@@ -148,14 +156,14 @@ def interpolate(ckpt: dict, rows: int, frames: int, seed: int, device: torch.dev
     """(rows, frames, ...) samples: each row walks by slerp from one latent point to another
     (a conditional G keeps one class per row: `classes` in turn, default 0, 1, ...)."""
     G = load_generator(ckpt, device, ema)
-    n_classes = G.n_classes
+    n_classes = asked_classes(G)
     check_classes(n_classes, classes)
     ends = latents(2 * rows, G.latent_dim, seed, truncation, G.latent)
     path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, frames)).reshape(rows * frames, -1)
     if n_classes:
         chosen = torch.tensor(classes or range(n_classes))
         row_class = chosen[torch.arange(rows) % len(chosen)]  # the classes in turn, one per row
-        x = G(path.to(device), row_class.repeat_interleave(frames).to(device))
+        x = G(path.to(device), class_inputs(G, row_class, seed).repeat_interleave(frames).to(device))
     else:
         x = G(path.to(device))
     return x.float().cpu().reshape(rows, frames, *x.shape[1:])
@@ -241,10 +249,10 @@ def main(args: list[str]) -> int:
         every = out.suffix.lower() == ".npy"  # a sample set for metrics: every class, not a picture's rows
         samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs, seeds,
                                  every)
-        labels = sample_labels(ckpt["data"].get("n_classes", 0), cfg.n, cfg.classes, seeds, every)[0]
+        labels = sample_labels(data_classes(ckpt["data"]), cfg.n, cfg.classes, seeds, every)[0]
         write(samples, space, out, cfg.nrow or nrow, seed_names(seeds, labels) if seeds else None,
               None if cfg.nrow or drs else labels, game=lambda: game(ckpt, device, cfg.ema))
-        if labels is not None and every and not drs and "clusters" not in ckpt["data"]:  # for `ganrun eval`
+        if labels is not None and every and not drs and data_classes(ckpt["data"], labels_only=True):  # `ganrun eval`
             np.save(out.with_suffix(".labels.npy"), labels.numpy())
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))
     return 0

@@ -84,11 +84,15 @@ def cluster_means(x: Tensor, labels: Tensor, centers: Tensor) -> Tensor:
     return torch.where(counts > 0, sums / counts.clamp(min=1), centers)
 
 
+def check_count(k: int, n: int) -> None:
+    if not 2 <= k <= n:
+        raise ConfigError(f"train.clusters={k}: use 2 to {n} clusters (the training set's size), or 0 for none")
+
+
 def balanced_kmeans(x: Tensor, k: int, seed: int = 0, iterations: int = ITERATIONS) -> tuple[Tensor, Tensor]:
     """(labels (N,), centres (k, d)) of k equal-size clusters of the rows of x: Lloyd's iterations with
     balanced_assign in place of the nearest-centre step, from a k-means++ start."""
-    if not 2 <= k <= len(x):
-        raise ConfigError(f"train.clusters={k}: use 2 to {len(x)} clusters (the training set's size), or 0 for none")
+    check_count(k, len(x))
     x = x.double()
     centers = kmeans_pp(x, k, torch.Generator().manual_seed(seed))
     labels = torch.zeros(len(x), dtype=torch.long)
@@ -99,6 +103,44 @@ def balanced_kmeans(x: Tensor, k: int, seed: int = 0, iterations: int = ITERATIO
         labels = new
         centers = cluster_means(x, labels, centers)
     return labels, centers.float()
+
+
+def class_shares(sizes: Tensor, k: int) -> Tensor:
+    """How many of k clusters each class gets: in proportion to its size, at least one, at most its size."""
+    share = (sizes.double() * k / sizes.sum()).round().long().clamp(min=1)
+    return torch.minimum(share, sizes).masked_fill(sizes == 0, 0)
+
+
+def within_classes(x: Tensor, labels: Tensor, k: int, seed: int = 0) -> Tensor:
+    """The cluster of each row of x: about k balanced k-means clusters fitted inside the classes, each class
+    its class_shares of them, numbered class by class (class 0's clusters first)."""
+    check_count(k, len(x))
+    out = torch.zeros(len(x), dtype=torch.long)
+    start = 0
+    for c, kc in enumerate(class_shares(torch.bincount(labels), k).tolist()):
+        rows = (labels == c).nonzero().squeeze(1)
+        if kc > 1:
+            out[rows] = start + balanced_kmeans(x[rows], kc, seed)[0]
+        elif kc == 1:
+            out[rows] = start
+        start += kc
+    return out
+
+
+def within_share(x: Tensor, labels: Tensor) -> float:
+    """The share of the rows' variance (of x, e.g. image_features) left within their classes: near 1 when a
+    class varies about as much as the whole set (broad categories), lower when the classes set the images apart."""
+    x = x.double() - x.double().mean(dim=0)
+    sums = torch.zeros(int(labels.max()) + 1, x.shape[1], dtype=x.dtype).index_add_(0, labels, x)
+    between = (sums.pow(2).sum(dim=1) / torch.bincount(labels).clamp(min=1)).sum()  # sum_c n_c |mean_c|^2
+    total = x.pow(2).sum()
+    return float(1 - between / total) if total > 0 else 1.0
+
+
+def parents_of(classes: Tensor, labels: Tensor) -> Tensor:
+    """Each cluster's class (clusters fitted within classes hold one class each)."""
+    parents = torch.zeros(int(classes.max()) + 1, dtype=torch.long)
+    return parents.index_copy_(0, classes, labels.long())
 
 
 def image_features(images: Tensor, dims: int = DIMS) -> Tensor:
@@ -122,31 +164,38 @@ class Clustered:
 
     pseudo = True
 
-    def __init__(self, data: Any, k: int, seed: int = 0, classes: Tensor | None = None):
-        self.inner, self.n_classes = data, k
+    def __init__(self, data: Any, k: int, seed: int = 0, classes: Tensor | None = None, within: bool = False):
+        self.inner = data
         if classes is None:
-            classes = self._fit(data, k, seed)
+            classes = self._fit(data, k, seed, within)
         self.classes = classes
+        # within the set's labels: each cluster's class, so asking for a class draws one of its clusters
+        self.class_of = parents_of(classes, data.labels) if within else None
+        self.n_classes = len(self.class_of) if within else k
         if not data.pixels:
             return
         self._train = data.with_labels(classes)  # the same set, serving the clusters as its labels
-        sizes = torch.bincount(classes, minlength=k)
-        log.info("train.clusters=%d: %s split into balanced k-means clusters of %d-%d images; G and D are "
-                 "conditioned on them", k, data.name, int(sizes.min()), int(sizes.max()))
+        sizes = torch.bincount(classes, minlength=self.n_classes)
+        where = f"within its {data.n_classes} classes " if within else ""
+        log.info("train.clusters=%d: %s split %sinto %d balanced k-means clusters of %d-%d images; G and D are "
+                 "conditioned on them", k, data.name, where, self.n_classes, int(sizes.min()), int(sizes.max()))
 
     @staticmethod
-    def _fit(data: Any, k: int, seed: int) -> Tensor:
+    def _fit(data: Any, k: int, seed: int, within: bool) -> Tensor:
         if not data.pixels:  # fresh points take their nearest centre: end on plain k-means
             points = data.draw(FIT_POINTS, seed)[0].double()
             centers = balanced_kmeans(points, k, seed)[1].double()
             for _ in range(ITERATIONS):
                 centers = cluster_means(points, torch.cdist(points, centers).argmin(dim=1), centers)
             return centers.float()
-        return balanced_kmeans(image_features(data.all_samples()), k, seed)[0]
+        x = image_features(data.all_samples())
+        return within_classes(x, data.labels, k, seed) if within else balanced_kmeans(x, k, seed)[0]
 
     def describe(self) -> dict[str, Any]:
-        """The wrapped set's entry with the cluster count and the clusters (a resumed run keeps them)."""
-        return {**self.inner.describe(), "n_classes": self.n_classes, "clusters": self.classes}
+        """The wrapped set's entry with the cluster count and the clusters (a resumed run keeps them), and
+        for clusters within the labels each one's class."""
+        extra = {"class_of": self.class_of} if self.class_of is not None else {}
+        return {**self.inner.describe(), "n_classes": self.n_classes, "clusters": self.classes, **extra}
 
     def __getattr__(self, name: str) -> Any:  # only for what the instance lacks: the wrapped set's attributes
         if name == "inner":  # not set yet (copy, pickle): no recursion
@@ -171,6 +220,7 @@ class Clustered:
 AUTO_MIN_IMAGES = 500  # train.clusters=auto leaves smaller sets alone
 AUTO_PER_CLUSTER = 100
 AUTO_RANGE = (10, 50)
+AUTO_WITHIN_SHARE = 0.8  # auto fits clusters within labels whose classes leave this much variance within
 
 
 def auto_count(n: int) -> int:
@@ -181,10 +231,11 @@ def auto_count(n: int) -> int:
     return int(min(AUTO_RANGE[1], max(AUTO_RANGE[0], round(n / AUTO_PER_CLUSTER))))
 
 
-def wrap(data: Any, k: int, seed: int, saved: Tensor | None = None) -> Any:
-    """`data` with pseudo-classes for train.clusters=k (k = 0: `data` itself); `saved`: a checkpoint's."""
+def wrap(data: Any, k: int, seed: int, saved: Tensor | None = None, within: bool = False) -> Any:
+    """`data` with pseudo-classes for train.clusters=k (k = 0: `data` itself), fitted within its labels when
+    `within`; `saved`: a checkpoint's."""
     if not k:
         return data
     if not data.pixels and data.shape[0] < 2:
         raise ConfigError("train.clusters needs 2-D points or images; the 1-D game has one mode to a class")
-    return Clustered(data, k, seed, saved)
+    return Clustered(data, k, seed, saved, within)

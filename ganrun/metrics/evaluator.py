@@ -24,7 +24,7 @@ from ganrun.data import pictures as images
 from ganrun.data import Dataset, to_unit_range
 from ganrun.metrics import classifier, features, rejection
 from ganrun.metrics import scores as metrics
-from ganrun.models.common import eval_mode, noise
+from ganrun.models.common import asked_classes, class_inputs, eval_mode, noise
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +247,16 @@ class Evaluator:
         if z is None or len(z) != self.n:
             z = noise(G, self.n, generator=torch.Generator().manual_seed(seed))
         device = next(G.parameters()).device
-        known = None if G.pseudo_classes else getattr(self.data, "labels", None)  # clusters: balanced
-        labels = class_draws(len(z), G.n_classes, known, seed) if G.n_classes else None
+        plain_clusters = G.pseudo_classes and getattr(G, "class_of", None) is None  # drawn from every cluster, scored as one set
+        known = None if plain_clusters else getattr(self.data, "labels", None)  # clusters: balanced
+        labels = class_draws(len(z), asked_classes(G), known, seed) if G.n_classes else None
+        inputs = class_inputs(G, labels, seed) if labels is not None else None
         chunks = []
         with eval_mode(G):
             for i in range(0, len(z), 1000):
                 part = z[i:i + 1000].to(device)
-                chunks.append(G(part) if labels is None else G(part, labels[i:i + 1000].to(device)))
-        if G.pseudo_classes:  # train.clusters: drawn from every cluster, scored as one set
+                chunks.append(G(part) if inputs is None else G(part, inputs[i:i + 1000].to(device)))
+        if plain_clusters:
             labels = None
         return torch.cat([c.float().cpu() for c in chunks]), labels
 

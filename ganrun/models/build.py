@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -18,15 +19,18 @@ log = logging.getLogger(__name__)
 
 
 def build_models(model_cfg: DictConfig | dict[str, Any], data_shape: tuple[int, ...], n_classes: int = 0,
-                 pseudo: bool = False) -> tuple[nn.Module, nn.Module]:
+                 pseudo: bool = False, class_of: Any = None) -> tuple[nn.Module, nn.Module]:
     """(G, D) from the `model` node for data of `data_shape` (with n_classes, the dataset's class
     count, when the model is conditional). pseudo: the classes are train.clusters' clusters, not labels
-    (G.pseudo_classes tells the metrics not to score them as classes). Every G says what it draws:
-    latent_dim and latent (z's size and prior), n_classes (0: unconditional), pseudo_classes."""
+    (G.pseudo_classes tells the metrics not to score them as classes); class_of: for clusters fitted within
+    the labels, each cluster's class (G.class_of: the classes a user asks for, see common.class_inputs).
+    Every G says what it draws: latent_dim and latent (z's size and prior), n_classes (0: unconditional),
+    pseudo_classes, class_of (None but for clusters within labels)."""
     model_cfg = OmegaConf.create(model_cfg) if isinstance(model_cfg, dict) else model_cfg
     extra = {"n_classes": n_classes} if model_cfg.get("conditional") else {}
     G, D = instantiate(model_cfg, "model", data_shape=tuple(data_shape), **extra)
     G.pseudo_classes = pseudo
+    G.class_of = torch.as_tensor(class_of).long().cpu() if class_of is not None else None
     return G, D
 
 

@@ -125,6 +125,29 @@ def check_conditional(conditional: Conditional, n_classes: int, pack: int) -> in
     return n_classes
 
 
+def asked_classes(G: nn.Module) -> int:
+    """How many classes a user can ask G for: its class inputs, or for a G trained on clusters within its
+    set's labels (G.class_of, each cluster's class), the labels."""
+    class_of = getattr(G, "class_of", None)
+    return int(class_of.max()) + 1 if class_of is not None else G.n_classes
+
+
+def class_inputs(G: nn.Module, asked: Tensor, seed: int = 0) -> Tensor:
+    """G's class inputs for the classes asked for: the classes themselves, or for a G trained on clusters
+    within its labels, for each sample one of its class's clusters at random (equally likely, as the clusters
+    within a class are of one size). Sample i's draw depends on (seed, i, its class) alone, so a row of a
+    grid shows the same images whatever the other rows ask for."""
+    class_of = getattr(G, "class_of", None)
+    if class_of is None:
+        return asked
+    wanted = asked.cpu()
+    counts = torch.bincount(class_of, minlength=int(wanted.max()) + 1)  # clusters of each class
+    first = torch.cumsum(counts, 0) - counts  # where each class's clusters start in class order
+    u = torch.rand(len(wanted), generator=torch.Generator().manual_seed(seed))
+    pick = (u * counts[wanted]).long().clamp(max=counts[wanted] - 1)
+    return torch.argsort(class_of, stable=True)[first[wanted] + pick].to(asked.device)
+
+
 class ClassInput:
     """Mixin for a conditional G: a learned class embedding (N(0, 1) init, like z) is concatenated to z.
     Without labels, G draws the classes in turn (0, 1, ..., K-1, 0, ...), so code that only

@@ -49,7 +49,7 @@ def networks(cfg: DictConfig, data: Dataset, device: torch.device,
     channels-last on CUDA for images."""
     saved = resume["config"]["model"] if resume is not None else None
     model = settle_width(settle_conditional(cfg.model, data, cfg.train.drs, saved), tuple(data.shape))
-    G, D = build_models(model, data.shape, data.n_classes, data.pseudo)
+    G, D = build_models(model, data.shape, data.n_classes, data.pseudo, getattr(data, "class_of", None))
     augment = augment_policy(cfg, data)
     if augment:
         if not data.pixels:
@@ -114,22 +114,34 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
     return [c for c in built if not c.last] + [c for c in built if c.last]
 
 
-def cluster_count(cfg: DictConfig, data: Dataset) -> int:
-    """train.clusters as a number. auto: self-conditioning where it helps and fits: an image set of
-    clusters.AUTO_MIN_IMAGES or more whose labels the run does not use (it has none, or
-    model.conditional=false), on a GAN whose G and D take classes; K = images / 100, within 10-50."""
+def cluster_count(cfg: DictConfig, data: Dataset) -> tuple[int, bool]:
+    """(K, within): train.clusters as a number, and whether the clusters are fitted within the set's labels
+    (when the run uses them: asking for a class then draws one of its clusters). auto: self-conditioning
+    where it fits: an image set of clusters.AUTO_MIN_IMAGES or more on a GAN whose G and D take classes;
+    K = images / 100, within 10-50; on labels, only broad ones (clusters.AUTO_WITHIN_SHARE)."""
+    model = cfg.model
+    labels_used = data.n_classes > 0 and model.get("conditional") is not False and data.pixels
     k = cfg.train.clusters
     if k != "auto":
-        return int(k)
-    model = cfg.model
+        return int(k), labels_used and bool(int(k))
     takes_classes = ("conditional" in model and model.get("pack", 1) == 1 and has_discriminator(model)
                      and not cfg.train.drs)  # the recipes with rejection sampling are measured unconditional
-    labels_used = data.n_classes > 0 and model.get("conditional") is not False
-    k = clusters.auto_count(len(data)) if takes_classes and not labels_used and data.pixels else 0
-    if k:
+    k = clusters.auto_count(len(data)) if takes_classes and data.pixels else 0
+    if k and labels_used:
+        share = clusters.within_share(clusters.image_features(data.all_samples()), data.labels)
+        if share < clusters.AUTO_WITHIN_SHARE:
+            log.info("train.clusters=auto: %s's classes set its images apart (%.0f%% of their variance is within a "
+                     "class), so G and D are conditioned on the classes alone (train.clusters=%d fits clusters "
+                     "within them)", data.name, 100 * share, k)
+            return 0, False
+        log.info("train.clusters=auto: %s's classes are broad (%.0f%% of the images' variance is within a class), so "
+                 "G and D are conditioned on about %d k-means clusters within its %d classes (asking for a class "
+                 "draws one of its clusters; train.clusters=0 conditions on the classes alone)",
+                 data.name, 100 * share, k, data.n_classes)
+    elif k:
         log.info("train.clusters=auto: %s's labels are not used, so G and D are conditioned on %d k-means clusters "
                  "of its images (self-conditioning; train.clusters=0 trains a plain unconditional GAN)", data.name, k)
-    return k
+    return k, labels_used
 
 
 def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
@@ -139,7 +151,10 @@ def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
     device = pick_device(t.device)
     saved = resume["data"].get("clusters") if resume is not None else None
     data = instantiate(cfg.dataset, "dataset")
-    data = clusters.wrap(data, cluster_count(cfg, data), t.seed, saved)
+    k, within = cluster_count(cfg, data)
+    if resume is not None:  # the checkpoint's model is conditional either way: its data entry says which clusters
+        within = resume["data"].get("class_of") is not None
+    data = clusters.wrap(data, k, t.seed, saved, within)
     G, D, model = networks(cfg, data, device, resume)
     opt_G = build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g, device)
     opt_D = build_optimizer(cfg.optimizer, D.parameters(), cfg.optimizer.lr_d, device)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ganrun.data import pictures
-from ganrun.models.common import eval_mode, noise
+from ganrun.models.common import asked_classes, class_inputs, eval_mode, noise
 from ganrun.training.augment import unaugmented
 from ganrun.training.callbacks.base import Callback, Run, every, fork_rng
 
@@ -29,9 +29,10 @@ class Previews(Callback):
         super().setup(run)
         exp = run.exp
         n = exp.data.preview_size(self.n)
-        self.labels, self.per_row = pictures.class_rows(exp.G.n_classes, n)
-        if self.labels is not None:
+        self.labels, self.per_row = pictures.class_rows(asked_classes(exp.G), n)
+        if self.labels is not None:  # a row per class; G's inputs: one of its clusters, for clusters within labels
             n, self.labels = len(self.labels), self.labels.to(exp.device)
+            self.inputs = class_inputs(exp.G, self.labels, exp.seed + 1)
         gen = torch.Generator().manual_seed(exp.seed + 1)  # fixed z, the same on every device
         self.z = noise(exp.G, n, generator=gen).to(exp.device)
         self.out_dir = run.run_dir / "samples"
@@ -49,7 +50,7 @@ class Previews(Callback):
     def render(self, step: int) -> Path:
         G, exp = self.run.sampler, self.run.exp
         with eval_mode(G):  # BatchNorm uses running statistics, as `ganrun sample` will
-            x = G(self.z) if self.labels is None else G(self.z, self.labels)
+            x = G(self.z) if self.labels is None else G(self.z, self.inputs)
         picture = exp.data.picture(x, self.labels, self.per_row, f"step {step}",
                                    game=lambda: (G, unaugmented(exp.D), exp.objective.probability))
         path = self.out_dir / f"step_{step:06d}.png"
