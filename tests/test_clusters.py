@@ -158,34 +158,6 @@ def test_clusters_within_labels_split_each_class_and_remember_its_class():
     assert clusters.parents_of(found, labels).tolist() == [0, 0, 1]
 
 
-def test_within_share_by_hand():
-    x = torch.tensor([[0.0], [2.0], [10.0], [12.0]])  # total variance about the mean 6: 36 + 16 + 16 + 36 = 104
-    labels = torch.tensor([0, 0, 1, 1])  # within each class: 1 + 1 + 1 + 1 = 4
-    assert clusters.within_share(x, labels) == pytest.approx(4 / 104)
-    assert clusters.within_share(x, torch.tensor([0, 1, 0, 1])) == pytest.approx(100 / 104)  # 25 + 25 + 25 + 25
-
-
-def test_auto_fits_clusters_within_broad_labels_only(tmp_path, caplog):
-    """A labelled set whose classes are broad (each spans the set's two looks) gets clusters within its
-    classes by default; one whose classes are its looks keeps its labels alone."""
-    import logging
-
-    from ganrun.training.build import cluster_count
-
-    g = np.random.default_rng(0)
-    for broad in (True, False):
-        root = tmp_path / f"set{broad}"
-        for i in range(520):  # two looks, dark and bright; the class is the look, or independent of it
-            level, cls = (30 if i % 2 else 220), (i // 2) % 2 if broad else i % 2
-            (root / f"c{cls}").mkdir(parents=True, exist_ok=True)
-            Image.fromarray((level + g.integers(0, 20, (8, 8))).astype(np.uint8)).save(root / f"c{cls}" / f"{i}.png")
-        cfg = compose_train("dataset=folder", f"dataset.root={root}", "dataset.image_size=8", "dataset.channels=1")
-        caplog.clear()
-        with caplog.at_level(logging.INFO):
-            assert cluster_count(cfg, instantiate(cfg.dataset, "dataset")) == ((10, True) if broad else (0, False))
-        assert ("are broad" if broad else "set its images apart") in caplog.text
-
-
 def test_asking_for_a_class_draws_one_of_its_clusters():
     from types import SimpleNamespace
 
@@ -281,7 +253,7 @@ def test_auto_picks_k_from_the_set_size():
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ([], (0, False)),  # the default run: the digits set their images apart (70% within), so their labels alone
+    ([], (0, False)),  # the default run uses the sample's labels
     (["model.conditional=false"], (50, False)),  # labels not used: 50 clusters of the 5,000 digits
     (["model.conditional=false", "train.clusters=0"], (0, False)),
     (["train.clusters=0"], (0, False)),  # the digits' labels alone
@@ -291,7 +263,7 @@ def test_auto_picks_k_from_the_set_size():
     (["model.conditional=true", "train.clusters=12"], (12, True)),  # a number is taken as given
     (["dataset=ring", "model=mlp"], (0, False)),  # points: their own recipes
 ])
-def test_clusters_auto_picks_k_and_whether_within_the_labels(overrides, expected, caplog):
+def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(overrides, expected, caplog):
     import logging
 
     from ganrun.training.build import cluster_count
@@ -300,8 +272,7 @@ def test_clusters_auto_picks_k_and_whether_within_the_labels(overrides, expected
     data = instantiate(cfg.dataset, "dataset")
     with caplog.at_level(logging.INFO):
         assert cluster_count(cfg, data) == expected
-    says = expected[0] > 0 or not overrides  # auto says what it picked (the default: the labels alone, and why)
-    assert ("train.clusters=auto:" in caplog.text) == (says and "train.clusters=12" not in overrides)
+    assert ("train.clusters=auto:" in caplog.text) == (expected[0] > 0 and "train.clusters=12" not in overrides)
 
 
 def test_an_unconditional_run_self_conditions_by_default_and_says_so(tmp_path, caplog):

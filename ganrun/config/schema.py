@@ -51,7 +51,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
     ema_rampup: float = 0.05  # EMA warm-up: its half-life is at most this share of the steps so far (0: off)
     drs: bool = False  # discriminator rejection sampling: D filters G's samples in metrics and `ganrun sample`
-    clusters: Any = "auto"  # self-conditioning: G and D conditioned on K equal-size k-means clusters of the images, fitted within the classes when the labels are used (auto: on sets of 500+ images, K = images / 100 within 10-50; 0: off)
+    clusters: Any = "auto"  # self-conditioning: G and D conditioned on K equal-size k-means clusters of the images, a number fitted within the classes when the labels are used (auto: when no labels are used and the set has 500+ images, K = images / 100 within 10-50; 0: off)
     on_nan: str = "stop"  # stop: end the run naming the step and loss; skip: drop that update and go on
     progress: bool = True  # progress bar on a terminal (never when output is not a TTY)
 

@@ -127,16 +127,6 @@ def within_classes(x: Tensor, labels: Tensor, k: int, seed: int = 0) -> Tensor:
     return out
 
 
-def within_share(x: Tensor, labels: Tensor) -> float:
-    """The share of the rows' variance (of x, e.g. image_features) left within their classes: near 1 when a
-    class varies about as much as the whole set (broad categories), lower when the classes set the images apart."""
-    x = x.double() - x.double().mean(dim=0)
-    sums = torch.zeros(int(labels.max()) + 1, x.shape[1], dtype=x.dtype).index_add_(0, labels, x)
-    between = (sums.pow(2).sum(dim=1) / torch.bincount(labels).clamp(min=1)).sum()  # sum_c n_c |mean_c|^2
-    total = x.pow(2).sum()
-    return float(1 - between / total) if total > 0 else 1.0
-
-
 def parents_of(classes: Tensor, labels: Tensor) -> Tensor:
     """Each cluster's class (clusters fitted within classes hold one class each)."""
     parents = torch.zeros(int(classes.max()) + 1, dtype=torch.long)
@@ -220,7 +210,6 @@ class Clustered:
 AUTO_MIN_IMAGES = 500  # train.clusters=auto leaves smaller sets alone
 AUTO_PER_CLUSTER = 100
 AUTO_RANGE = (10, 50)
-AUTO_WITHIN_SHARE = 0.8  # auto fits clusters within labels whose classes leave this much variance within
 
 
 def auto_count(n: int) -> int:

@@ -116,9 +116,10 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
 
 def cluster_count(cfg: DictConfig, data: Dataset) -> tuple[int, bool]:
     """(K, within): train.clusters as a number, and whether the clusters are fitted within the set's labels
-    (when the run uses them: asking for a class then draws one of its clusters). auto: self-conditioning
-    where it fits: an image set of clusters.AUTO_MIN_IMAGES or more on a GAN whose G and D take classes;
-    K = images / 100, within 10-50; on labels, only broad ones (clusters.AUTO_WITHIN_SHARE)."""
+    (a number on a run that uses them: asking for a class then draws one of its clusters). auto:
+    self-conditioning where it helps and fits: an image set of clusters.AUTO_MIN_IMAGES or more whose labels
+    the run does not use (it has none, or model.conditional=false), on a GAN whose G and D take classes;
+    K = images / 100, within 10-50."""
     model = cfg.model
     labels_used = data.n_classes > 0 and model.get("conditional") is not False and data.pixels
     k = cfg.train.clusters
@@ -126,22 +127,11 @@ def cluster_count(cfg: DictConfig, data: Dataset) -> tuple[int, bool]:
         return int(k), labels_used and bool(int(k))
     takes_classes = ("conditional" in model and model.get("pack", 1) == 1 and has_discriminator(model)
                      and not cfg.train.drs)  # the recipes with rejection sampling are measured unconditional
-    k = clusters.auto_count(len(data)) if takes_classes and data.pixels else 0
-    if k and labels_used:
-        share = clusters.within_share(clusters.image_features(data.all_samples()), data.labels)
-        if share < clusters.AUTO_WITHIN_SHARE:
-            log.info("train.clusters=auto: %s's classes set its images apart (%.0f%% of their variance is within a "
-                     "class), so G and D are conditioned on the classes alone (train.clusters=%d fits clusters "
-                     "within them)", data.name, 100 * share, k)
-            return 0, False
-        log.info("train.clusters=auto: %s's classes are broad (%.0f%% of the images' variance is within a class), so "
-                 "G and D are conditioned on about %d k-means clusters within its %d classes (asking for a class "
-                 "draws one of its clusters; train.clusters=0 conditions on the classes alone)",
-                 data.name, 100 * share, k, data.n_classes)
-    elif k:
+    k = clusters.auto_count(len(data)) if takes_classes and not labels_used and data.pixels else 0
+    if k:
         log.info("train.clusters=auto: %s's labels are not used, so G and D are conditioned on %d k-means clusters "
                  "of its images (self-conditioning; train.clusters=0 trains a plain unconditional GAN)", data.name, k)
-    return k, labels_used
+    return k, False
 
 
 def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
