@@ -98,3 +98,26 @@ def test_conditional_interp_keeps_one_class_per_row(tmp_path):
     threes = interpolate(ckpt, 3, 4, 0, torch.device("cpu"), classes=[3])
     assert torch.equal(strips[0], threes[0]) and torch.equal(strips[2], threes[2])
     assert not torch.allclose(strips[1], threes[1])  # row 1 is class 7 in one, class 3 in the other
+
+
+def test_a_sample_set_draws_the_classes_in_the_training_sets_mix(tmp_path):
+    """`ganrun sample out=X.npy` of a conditional G asks for each class as often as the training set holds
+    it (as the run's own metrics do), so `ganrun eval samples=X.npy` scores the same mix."""
+    from ganrun.commands.sample import sample_labels
+
+    assert sample_labels(2, 8, None, every=True, counts=[30, 10])[0].tolist() == [0] * 6 + [1] * 2
+    assert sample_labels(2, 8, None, every=True)[0].tolist() == [0] * 4 + [1] * 4  # an old checkpoint: equal
+    root = tmp_path / "set"
+    g = np.random.default_rng(0)
+    for name, count, level in (("a", 30, 40), ("b", 10, 210)):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray((level + g.integers(0, 30, (28, 28, 3))).astype(np.uint8)).save(root / name / f"{i}.png")
+    # class b has under two held-out images: its intra-class FD is NaN, where it used to stop the run
+    summary = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "dataset=folder", f"dataset.root={root}",
+                                "dataset.image_size=28"), tmp_path / "r")
+    assert "fd" in summary["metrics"] and summary["per_class"]["fd"][1] != summary["per_class"]["fd"][1]
+    assert checkpoint.load(tmp_path / "r")["data"]["class_counts"] == [30, 10]
+    r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "n=20", f"out={tmp_path / 's.npy'}")
+    assert r.returncode == 0, r.stderr
+    assert np.bincount(np.load(tmp_path / "s.labels.npy")).tolist() == [15, 5]

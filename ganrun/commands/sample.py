@@ -18,6 +18,7 @@ from ganrun.data import pictures as images
 from ganrun.data.base import SampleSpace
 from ganrun.data.base import space as data_space
 from ganrun.metrics import rejection
+from ganrun.metrics.evaluator import class_draws
 from ganrun.models.common import asked_classes, class_inputs, draw
 
 SUFFIXES = (".png", ".npy", ".gif", "")  # "": a folder of PNG files
@@ -101,6 +102,12 @@ def data_classes(data: dict, labels_only: bool = False) -> int:
     return 0 if labels_only and "clusters" in data else data.get("n_classes", 0)
 
 
+def class_mix(data: dict) -> list[int] | None:
+    """The images per class a checkpoint's G is asked for in a sample set: the training set's labels (not
+    for plain clusters, which are of one size); None where the checkpoint predates class_counts."""
+    return None if "clusters" in data and data.get("class_of") is None else data.get("class_counts")
+
+
 def check_classes(n_classes: int, classes: list[int] | None) -> None:
     if classes is None:
         return
@@ -110,18 +117,22 @@ def check_classes(n_classes: int, classes: list[int] | None) -> None:
         raise ConfigError(f"classes={list(classes)}: give class numbers from 0 to {n_classes - 1}")
 
 
-def sample_labels(n_classes: int, n: int, classes: list[int] | None,
-                  seeds: list[int] | None = None, every: bool = False) -> tuple[torch.Tensor | None, int]:
+def sample_labels(n_classes: int, n: int, classes: list[int] | None, seeds: list[int] | None = None,
+                  every: bool = False, counts: list[int] | None = None) -> tuple[torch.Tensor | None, int]:
     """The class of each sample and the grid's row length (0: a near-square grid). A picture: one class per
     row (images.class_rows). seeds: one sample per seed, the classes in turn, or each seed in every class
-    of `classes` (a row each). every (a sample set, not a picture): every class in equal blocks unless
-    `classes` are given. Always exactly n samples (n = len(seeds) x len(classes) with both)."""
+    of `classes` (a row each). every (a sample set, not a picture): every class in blocks sized as the
+    training set's classes (`counts`, as the run's own metrics draw them; equal without) unless `classes`
+    are given. Always exactly n samples (n = len(seeds) x len(classes) with both)."""
     if not n_classes:
         return None, 0
     if seeds:
         if classes is None:
             return torch.arange(len(seeds)) % n_classes, 0
         return torch.tensor(classes).repeat_interleave(len(seeds)), len(seeds)
+    if every and classes is None and counts is not None and len(counts) == n_classes:
+        mix = torch.repeat_interleave(torch.arange(n_classes), torch.tensor(counts))
+        return class_draws(n, n_classes, mix, 0).sort().values, 0
     if every and classes is None:
         return torch.arange(n) * n_classes // n, 0
     return images.class_rows(n_classes, n, classes)
@@ -137,7 +148,7 @@ def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[
     drawn in each class of `classes` when given."""
     G = load_generator(ckpt, device, ema)
     check_classes(asked_classes(G), classes)
-    labels, nrow = sample_labels(asked_classes(G), n, classes, seeds, every)
+    labels, nrow = sample_labels(asked_classes(G), n, classes, seeds, every, class_mix(ckpt["data"]))
     if drs:
         x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed))
         return x, nrow
@@ -249,7 +260,7 @@ def main(args: list[str]) -> int:
         every = out.suffix.lower() == ".npy"  # a sample set for metrics: every class, not a picture's rows
         samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs, seeds,
                                  every)
-        labels = sample_labels(data_classes(ckpt["data"]), cfg.n, cfg.classes, seeds, every)[0]
+        labels = sample_labels(data_classes(ckpt["data"]), cfg.n, cfg.classes, seeds, every, class_mix(ckpt["data"]))[0]
         write(samples, space, out, cfg.nrow or nrow, seed_names(seeds, labels) if seeds else None,
               None if cfg.nrow or drs else labels, game=lambda: game(ckpt, device, cfg.ema))
         if labels is not None and every and not drs and data_classes(ckpt["data"], labels_only=True):  # `ganrun eval`

@@ -109,9 +109,13 @@ class ImageShape(ImageSamples):
 
 
 def describe(data: Any, **extra: Any) -> dict[str, Any]:
-    """A dataset's checkpoint entry: {"kind": "image" | "points", "shape", "n_classes", ...}."""
+    """A dataset's checkpoint entry: {"kind": "image" | "points", "shape", "n_classes", ...}; a labelled set's
+    also has "class_counts" (images per class: a sample set for metrics draws its classes in that mix)."""
+    labels = getattr(data, "labels", None)
+    counts = {"class_counts": torch.bincount(labels.long(), minlength=data.n_classes).tolist()} \
+        if labels is not None and data.n_classes else {}
     return {"kind": "image" if data.pixels else "points", "shape": list(data.shape), "n_classes": data.n_classes,
-            **extra}
+            **counts, **extra}
 
 
 def space(description: dict[str, Any], node: Any) -> SampleSpace:

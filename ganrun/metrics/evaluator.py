@@ -150,7 +150,8 @@ class ImageSuite:
             hits = [float((pred[labels == c] == c).double().mean()) if (labels == c).any() else math.nan
                     for c in range(self.n_classes)]
             fds = [metrics.frechet_distance(feats[labels == c], self.ref.features[self.ref.labels == c])
-                   if int((labels == c).sum()) > 1 else math.nan for c in range(self.n_classes)]
+                   if min(int((labels == c).sum()), int((self.ref.labels == c).sum())) > 1 else math.nan
+                   for c in range(self.n_classes)]  # a class needs two samples and two held-out images
             per_class.update({"hit_rate": hits, "fd": fds})
             scores.update({"hit_rate": _nanmean(hits), "intra_fd": _nanmean(fds)})
         return scores, per_class
