@@ -7,10 +7,10 @@ classes, but k-means of its images gives a partition of the same kind (the idea 
 "Diverse image generation via self-conditioned GANs", CVPR 2020, and of Sage et al.'s clustered GANs,
 2018; here the clusters are found once, in pixel space, before training).
 
-The clusters are *balanced*: each holds the same number of images (to within one). The data
-distribution is then exactly the equal-weight mixture of its clusters, p(x) = mean_k p(x | k), so a
-conditional G drawing the K classes in turn (as every sampler here does) draws from p(x) itself,
-with no class prior to estimate or store. On the 2-D mixtures (sampled afresh each batch) a point
+The clusters are *balanced*: none holds more than ceil(N / K) images, and on real sets nearly all
+hold that many (85-100 of 3,781 emoji in 38). The data distribution is then close to the equal-weight
+mixture of its clusters, p(x) = mean_k p(x | k), so a conditional G drawing the K classes in turn (as
+every sampler here does) draws from about p(x), with no class prior to estimate or store. On the 2-D mixtures (sampled afresh each batch) a point
 takes its nearest centre's class, the centres fitted to 20,000 points (balanced k-means, then plain
 Lloyd steps); the classes are then equally likely only when the clusters are the mixture's modes
 (K = 25 on the grid).
@@ -57,12 +57,12 @@ def fill_columns(cost: Tensor, todo: Tensor, room: Tensor, assign: Tensor) -> Te
 
 
 def balanced_assign(cost: Tensor) -> Tensor:
-    """Each row of cost (N, K) to a column, every column holding N // K or N // K + 1 rows: the columns
-    first take N // K each, then the N mod K rows left over go to their cheapest columns, one more each."""
+    """Each row of cost (N, K) to a column, with at most ceil(N / K) rows per column (so a column may fall
+    short: 85-100 rows on 3,781 emoji in 38 columns; exactly N // K or N // K + 1 each scored worse, see
+    docs/results.md). Uses fill_columns."""
     n, k = cost.shape
     assign = torch.full((n,), -1, dtype=torch.long)
-    left = fill_columns(cost, torch.arange(n), torch.full((k,), n // k, dtype=torch.long), assign)
-    fill_columns(cost, left, torch.ones(k, dtype=torch.long), assign)
+    fill_columns(cost, torch.arange(n), torch.full((k,), -(-n // k), dtype=torch.long), assign)
     return assign
 
 
