@@ -10,10 +10,10 @@ classes, but k-means of its images gives a partition of the same kind (the idea 
 The clusters are *balanced*: none holds more than ceil(N / K) images, and on real sets nearly all
 hold that many (85-100 of 3,781 emoji in 38). The data distribution is then close to the equal-weight
 mixture of its clusters, p(x) = mean_k p(x | k), so a conditional G drawing the K classes in turn (as
-every sampler here does) draws from about p(x), with no class prior to estimate or store. On the 2-D mixtures (sampled afresh each batch) a point
-takes its nearest centre's class, the centres fitted to 20,000 points (balanced k-means, then plain
-Lloyd steps); the classes are then equally likely only when the clusters are the mixture's modes
-(K = 25 on the grid).
+every sampler here does) draws from about p(x), with no class prior to estimate or store. On the 2-D
+mixtures (sampled afresh each batch) a point takes its nearest centre's class, the centres fitted to
+20,000 points (balanced k-means, then plain Lloyd steps); the classes are then equally likely only when
+the clusters are the mixture's modes (K = 25 on the grid).
 """
 
 from __future__ import annotations
