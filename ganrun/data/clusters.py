@@ -35,13 +35,17 @@ FIT_POINTS = 20_000  # points drawn from a 2-D mixture to fit the centres
 ITERATIONS = 15
 
 
-def fill_columns(cost: Tensor, todo: Tensor, room: Tensor, assign: Tensor) -> Tensor:
-    """Places rows `todo` of cost (N, K) into columns with room (updated in place, as is assign): every
-    unplaced row proposes to its cheapest column with room; a column short of room keeps its cheapest
-    proposers. Each round fills a column or places every row, so it ends within K rounds. Returns the
-    rows left when every column is full."""
-    k = cost.shape[1]
-    while len(todo) and int(room.sum()) > 0:
+def balanced_assign(cost: Tensor) -> Tensor:
+    """Each row of cost (N, K) to a column, with at most ceil(N / K) rows per column (so a column may fall
+    short: 85-100 rows on 3,781 emoji in 38 columns; exactly N // K or N // K + 1 each scored worse, see
+    docs/results.md): every unassigned row proposes to its cheapest column with room; a column short of
+    room keeps its cheapest proposers. Each round fills a column or places every row, so it ends within K
+    rounds."""
+    n, k = cost.shape
+    room = torch.full((k,), -(-n // k), dtype=torch.long)
+    assign = torch.full((n,), -1, dtype=torch.long)
+    todo = torch.arange(n)
+    while len(todo):
         c = cost[todo].masked_fill((room == 0)[None, :], float("inf"))
         best, choice = c.min(dim=1)
         order = torch.argsort(best, stable=True)
@@ -53,16 +57,6 @@ def fill_columns(cost: Tensor, todo: Tensor, room: Tensor, assign: Tensor) -> Te
         assign[todo[order[ok]]] = col[ok]
         room -= torch.bincount(col[ok], minlength=k)
         todo = todo[order[~ok]]
-    return todo
-
-
-def balanced_assign(cost: Tensor) -> Tensor:
-    """Each row of cost (N, K) to a column, with at most ceil(N / K) rows per column (so a column may fall
-    short: 85-100 rows on 3,781 emoji in 38 columns; exactly N // K or N // K + 1 each scored worse, see
-    docs/results.md). Uses fill_columns."""
-    n, k = cost.shape
-    assign = torch.full((n,), -1, dtype=torch.long)
-    fill_columns(cost, torch.arange(n), torch.full((k,), -(-n // k), dtype=torch.long), assign)
     return assign
 
 

@@ -248,8 +248,9 @@ class Evaluator:
         if z is None or len(z) != self.n:
             z = noise(G, self.n, generator=torch.Generator().manual_seed(seed))
         device = next(G.parameters()).device
-        plain_clusters = G.pseudo_classes and getattr(G, "class_of", None) is None  # drawn from every cluster, scored as one set
-        known = None if plain_clusters else getattr(self.data, "labels", None)  # clusters: balanced
+        # plain clusters (not within labels): drawn from every cluster in turn, scored as one set
+        plain_clusters = G.pseudo_classes and getattr(G, "class_of", None) is None
+        known = None if plain_clusters else getattr(self.data, "labels", None)
         labels = class_draws(len(z), asked_classes(G), known, seed) if G.n_classes else None
         inputs = class_inputs(G, labels, seed) if labels is not None else None
         chunks = []
