@@ -168,3 +168,22 @@ def test_a_conditional_g_is_scored_on_the_classes_in_the_datas_proportions():
     assert torch.bincount(asked).tolist() == [550, 100, 5, 345] and torch.equal(images[:, 0, 0, 0].long(), asked)
     G.pseudo_classes = True  # balanced k-means clusters: each in turn, scored as one set
     assert ev.samples(G(), torch.zeros(1000, 2), seed=0)[1] is None
+
+
+def test_the_floor_reads_classes_from_held_out_images_not_the_ones_the_classifier_learnt(tmp_path):
+    root = upright_images(tmp_path / "set", n=60, size=8)
+    for i, f in enumerate(sorted(root.glob("*.png"))):  # labels unrelated to the pictures: only memorised
+        (root / "ab"[i % 2]).mkdir(exist_ok=True)
+        f.rename(root / "ab"[i % 2] / f.name)
+    images = data.ImageFolder(str(root), image_size=8, workers=0)
+    ev = Evaluator(images, n_images=48)
+    rest = images.make_split("train")
+    learnt, floor = ev.score(rest.images.float().div(127.5).sub(1), rest.labels)
+    suite = ev.suite
+    with torch.no_grad():
+        pred = suite.net.classify(suite.ref.features).argmax(1)
+    held = [float((pred[suite.ref.labels == c] == c).double().mean()) for c in (0, 1)]
+    assert floor["hit_rate"] == pytest.approx(sum(held) / 2)  # what images it never saw read as
+    assert learnt["hit_rate"] > floor["hit_rate"]  # the training images read better: not the floor
+    assert floor["fd"] == pytest.approx(learnt["fd"], rel=1e-5)  # the distances still compare training images with the reference
+    assert "hit_rate" in ev.settings["real"] and "12 held-out images" in ev.settings["real"]
