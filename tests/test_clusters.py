@@ -108,6 +108,11 @@ def test_bad_cluster_settings_are_refused_before_any_work():
     for overrides, message in cases:
         with pytest.raises(ConfigError, match=message):
             validate(compose_train(*overrides))
+    for overrides, message in [(["train.mode_seeking=-1"], r"use auto, 0 \(off\) or a weight > 0"),
+                               (["train.mode_seeking=lots"], r"train.mode_seeking=lots: use auto"),
+                               (["train.mode_seeking=0.5", "regularizers=[mode_seeking]"], "set the same term twice")]:
+        with pytest.raises(ConfigError, match=message):
+            validate(compose_train(*overrides))
     r = run_cli("train", "train.clusters=1", "hydra.run.dir=/nonexistent/never")
     assert r.returncode == 2 and r.stderr.strip().endswith("train.clusters=1: use auto, 0 (off) or K >= 2 pseudo-classes, "
                                                            "e.g. train.clusters=50")
@@ -275,6 +280,25 @@ def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(ove
     assert ("train.clusters=auto:" in caplog.text) == (expected[0] > 0 and "train.clusters=12" not in overrides)
 
 
+@pytest.mark.parametrize("overrides, self_conditioned, expected", [
+    ([], True, 0.2),  # clusters of unlabelled images: each cluster's samples spread
+    ([], False, 0.0),  # the labels, clusters within them, or a plain GAN: nothing added
+    (["train.mode_seeking=0"], True, 0.0),
+    (["train.mode_seeking=0.5"], False, 0.5),  # a number is taken as given, on any run
+    (["regularizers=[mode_seeking]"], True, 0.0),  # the user's own term, at its own weight, is the one
+    (["model=vae"], True, 0.0),  # no G-side adversarial term to add it to
+])
+def test_mode_seeking_auto_spreads_the_clusters_of_a_self_conditioned_run(overrides, self_conditioned, expected,
+                                                                         caplog):
+    import logging
+
+    from ganrun.training.build import mode_seeking_weight
+
+    with caplog.at_level(logging.INFO):
+        assert mode_seeking_weight(compose_train(*overrides), self_conditioned) == expected
+    assert ("train.mode_seeking=auto:" in caplog.text) == (expected > 0 and not overrides)
+
+
 def test_an_unconditional_run_self_conditions_by_default_and_says_so(tmp_path, caplog):
     import logging
 
@@ -284,6 +308,36 @@ def test_an_unconditional_run_self_conditions_by_default_and_says_so(tmp_path, c
         summary = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false", "train.steps=2"),
                       tmp_path)
     assert summary["status"] == "completed"
-    assert "conditioned on 50 k-means clusters" in caplog.text
+    assert "conditioned on 50 k-means clusters" in caplog.text and "mode seeking, weight 0.2" in caplog.text
     ckpt = checkpoint.load(tmp_path)
     assert ckpt["config"]["model"]["conditional"] is True and len(ckpt["data"]["clusters"]) == 5000
+
+
+def mode_seeking_weights(exp) -> list[float]:
+    from ganrun.training.regularizers import ModeSeeking
+
+    return [r.weight for r in exp.objective.regularizers if isinstance(r, ModeSeeking)]
+
+
+def test_the_built_objective_carries_mode_seeking_only_on_a_self_conditioned_run():
+    from ganrun.training.build import build
+
+    def spread(*overrides):
+        return mode_seeking_weights(build(compose_train(*TINY, *TINY_MODEL["dcgan"], *overrides)))
+
+    assert spread("model.conditional=false") == [0.2]  # 50 clusters of the unlabelled digits
+    assert spread() == []  # the digits' labels
+    assert spread("model.conditional=false", "train.clusters=0") == []  # a plain GAN: no clusters to spread
+    assert spread("regularizers=[mode_seeking]", "model.conditional=false") == [1.0]  # the user's, once
+
+
+def test_a_checkpoint_from_before_mode_seeking_resumes_without_it(tmp_path):
+    from ganrun.training.build import build
+
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false", "train.steps=2")
+    assert run(cfg, tmp_path)["status"] == "completed"
+    ckpt = checkpoint.load(tmp_path)
+    assert ckpt["config"]["train"]["mode_seeking"] == "auto"
+    assert mode_seeking_weights(build(cfg, ckpt)) == [0.2]  # a run that began with it goes on with it
+    del ckpt["config"]["train"]["mode_seeking"]  # as a checkpoint written before the key existed
+    assert mode_seeking_weights(build(cfg, ckpt)) == []  # goes on as it began

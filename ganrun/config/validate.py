@@ -113,6 +113,18 @@ def check_clusters(cfg: DictConfig) -> None:
         raise ConfigError(f"train.clusters={k} makes G and D conditional, which model.pack={model.pack} does not allow")
 
 
+def check_mode_seeking(cfg: DictConfig) -> None:
+    """train.mode_seeking is auto or a weight >= 0, and the term is set in one place only."""
+    w = cfg.train.mode_seeking
+    if w == "auto":
+        return
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+        raise ConfigError(f"train.mode_seeking={w}: use auto, 0 (off) or a weight > 0, e.g. train.mode_seeking=0.2")
+    if "mode_seeking" in (cfg.get("regularizers") or {}):
+        raise ConfigError(f"train.mode_seeking={w} and regularizers=[mode_seeking] set the same term twice; keep one "
+                          f"(regularizers.mode_seeking.weight=W, or train.mode_seeking=W alone)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every part of a composed train config before any work starts."""
     check_known_keys(cfg)
@@ -152,6 +164,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"train.ada_target={t.ada_target} adapts the probability of the train.augment transforms; "
                           f"name them, e.g. train.augment=[flip,translation,color,cutout]")
     check_clusters(cfg)
+    check_mode_seeking(cfg)
     pack = cfg.model.get("pack", 1)
     if isinstance(pack, int) and pack > 1 and t.batch_size % pack:
         raise ConfigError(f"train.batch_size={t.batch_size} must be a multiple of model.pack={pack}")
