@@ -280,22 +280,23 @@ def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(ove
     assert ("train.clusters=auto:" in caplog.text) == (expected[0] > 0 and "train.clusters=12" not in overrides)
 
 
-@pytest.mark.parametrize("overrides, self_conditioned, expected", [
-    ([], True, 0.2),  # clusters of unlabelled images: each cluster's samples spread
-    ([], False, 0.0),  # the labels, clusters within them, or a plain GAN: nothing added
-    (["train.mode_seeking=0"], True, 0.0),
-    (["train.mode_seeking=0.5"], False, 0.5),  # a number is taken as given, on any run
-    (["regularizers=[mode_seeking]"], True, 0.0),  # the user's own term, at its own weight, is the one
-    (["model=vae"], True, 0.0),  # no G-side adversarial term to add it to
+@pytest.mark.parametrize("overrides, self_conditioned, colour, expected", [
+    ([], True, True, 0.2),  # clusters of unlabelled colour images: each cluster's samples spread
+    ([], True, False, 0.0),  # grey: it cost the digits confidence
+    ([], False, True, 0.0),  # the labels, clusters within them, or a plain GAN: nothing added
+    (["train.mode_seeking=0"], True, True, 0.0),
+    (["train.mode_seeking=0.5"], False, False, 0.5),  # a number is taken as given, on any run
+    (["regularizers=[mode_seeking]"], True, True, 0.0),  # the user's own term, at its own weight, is the one
+    (["model=vae"], True, True, 0.0),  # no G-side adversarial term to add it to
 ])
-def test_mode_seeking_auto_spreads_the_clusters_of_a_self_conditioned_run(overrides, self_conditioned, expected,
-                                                                         caplog):
+def test_mode_seeking_auto_spreads_the_clusters_of_a_self_conditioned_colour_run(overrides, self_conditioned, colour,
+                                                                                expected, caplog):
     import logging
 
     from ganrun.training.build import mode_seeking_weight
 
     with caplog.at_level(logging.INFO):
-        assert mode_seeking_weight(compose_train(*overrides), self_conditioned) == expected
+        assert mode_seeking_weight(compose_train(*overrides), self_conditioned, colour) == expected
     assert ("train.mode_seeking=auto:" in caplog.text) == (expected > 0 and not overrides)
 
 
@@ -308,7 +309,7 @@ def test_an_unconditional_run_self_conditions_by_default_and_says_so(tmp_path, c
         summary = run(compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false", "train.steps=2"),
                       tmp_path)
     assert summary["status"] == "completed"
-    assert "conditioned on 50 k-means clusters" in caplog.text and "mode seeking, weight 0.2" in caplog.text
+    assert "conditioned on 50 k-means clusters" in caplog.text and "mode seeking" not in caplog.text  # grey
     ckpt = checkpoint.load(tmp_path)
     assert ckpt["config"]["model"]["conditional"] is True and len(ckpt["data"]["clusters"]) == 5000
 
@@ -319,24 +320,46 @@ def mode_seeking_weights(exp) -> list[float]:
     return [r.weight for r in exp.objective.regularizers if isinstance(r, ModeSeeking)]
 
 
-def test_the_built_objective_carries_mode_seeking_only_on_a_self_conditioned_run():
+def colour_folder(folder, n=40, size=16):
+    """n unlabelled colour images: a random colour each, with a square of another somewhere."""
+    g = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = np.ones((size, size, 3)) * g.integers(0, 256, 3)
+        x, y = g.integers(0, size - 4, 2)
+        img[y:y + 4, x:x + 4] = g.integers(0, 256, 3)
+        Image.fromarray(img.astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_the_built_objective_carries_mode_seeking_only_on_a_self_conditioned_colour_run(tmp_path, caplog):
+    import logging
+
     from ganrun.training.build import build
+
+    folder = ["dataset=folder", f"dataset.root={colour_folder(tmp_path / 'set')}", "dataset.image_size=32",
+              "dataset.workers=0"]
 
     def spread(*overrides):
         return mode_seeking_weights(build(compose_train(*TINY, *TINY_MODEL["dcgan"], *overrides)))
 
-    assert spread("model.conditional=false") == [0.2]  # 50 clusters of the unlabelled digits
+    with caplog.at_level(logging.INFO):
+        assert spread(*folder, "train.clusters=4") == [0.2]  # 4 clusters of colour images without labels
+    assert "train.mode_seeking=auto: G is conditioned on clusters of colour images" in caplog.text
+    assert spread(*folder) == []  # 40 images: too few for auto clusters, so a plain GAN
+    assert spread("model.conditional=false") == []  # 50 clusters of the grey digits
+    assert spread("model.conditional=false", "train.mode_seeking=0.2") == [0.2]  # asked for: on any run
     assert spread() == []  # the digits' labels
-    assert spread("model.conditional=false", "train.clusters=0") == []  # a plain GAN: no clusters to spread
-    assert spread("regularizers=[mode_seeking]", "model.conditional=false") == [1.0]  # the user's, once
+    assert spread("regularizers=[mode_seeking]", *folder, "train.clusters=4") == [1.0]  # the user's, once
 
 
 def test_a_checkpoint_from_before_mode_seeking_resumes_without_it(tmp_path):
     from ganrun.training.build import build
 
-    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "model.conditional=false", "train.steps=2")
-    assert run(cfg, tmp_path)["status"] == "completed"
-    ckpt = checkpoint.load(tmp_path)
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], "dataset=folder", f"dataset.root={colour_folder(tmp_path / 'set')}",
+                        "dataset.image_size=32", "dataset.workers=0", "train.clusters=4", "train.steps=2")
+    assert run(cfg, tmp_path / "run")["status"] == "completed"
+    ckpt = checkpoint.load(tmp_path / "run")
     assert ckpt["config"]["train"]["mode_seeking"] == "auto"
     assert mode_seeking_weights(build(cfg, ckpt)) == [0.2]  # a run that began with it goes on with it
     del ckpt["config"]["train"]["mode_seeking"]  # as a checkpoint written before the key existed
