@@ -63,6 +63,11 @@ def networks(cfg: DictConfig, data: Dataset, device: torch.device,
     return G, D, model
 
 
+def in_colour(data: Dataset) -> bool:
+    """Whether a set is colour images (the auto rules treat grey ones apart: they were measured apart)."""
+    return bool(data.pixels and data.shape[0] >= 3)
+
+
 AUTO_AUGMENT = ["translation", "color"]  # train.augment=auto on small image sets
 AUTO_AUGMENT_BELOW = 10_000  # images
 
@@ -74,7 +79,7 @@ def augment_policy(cfg: DictConfig, data: Dataset) -> list[str]:
     digits of the default run it made the FD 3.8x worse, docs/results.md)."""
     if cfg.train.augment != "auto":
         return list(cfg.train.augment)
-    if not (data.pixels and data.shape[0] >= 3 and len(data) < AUTO_AUGMENT_BELOW and has_discriminator(cfg.model)):
+    if not (in_colour(data) and len(data) < AUTO_AUGMENT_BELOW and has_discriminator(cfg.model)):
         return []
     log.info("train.augment=auto: %s has %d images, so D sees every image, real or generated, randomly shifted and "
              "recoloured (DiffAugment %s; train.augment=[] turns it off)", data.name, len(data), ",".join(AUTO_AUGMENT))
@@ -84,7 +89,7 @@ def augment_policy(cfg: DictConfig, data: Dataset) -> list[str]:
 AUTO_MODE_SEEKING = 0.2  # train.mode_seeking=auto on a self-conditioned run (docs/results.md: recall doubles)
 
 
-def mode_seeking_weight(cfg: DictConfig, self_conditioned: bool, colour: bool = True) -> float:
+def mode_seeking_weight(cfg: DictConfig, self_conditioned: bool, colour: bool) -> float:
     """train.mode_seeking as a weight. auto: AUTO_MODE_SEEKING when G is conditioned on clusters of colour
     images whose labels are not used, where each cluster's samples otherwise repeat a few images (on the
     emoji at 32 and 64 px recall doubled on 3 seeds each, FD within the seeds' spread); 0 on grey sets (on
@@ -172,6 +177,6 @@ def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
     opt_G = build_optimizer(cfg.optimizer, G.parameters(), cfg.optimizer.lr_g, device)
     opt_D = build_optimizer(cfg.optimizer, D.parameters(), cfg.optimizer.lr_d, device)
     older = resume is not None and "mode_seeking" not in resume["config"].get("train", {})  # trained without it
-    spread = mode_seeking_weight(cfg, bool(k) and not within and not older, data.pixels and data.shape[0] >= 3)
+    spread = mode_seeking_weight(cfg, bool(k) and not within and not older, in_colour(data))
     return Experiment(data, G, D, objective(cfg, D, spread), opt_G, opt_D, device, Precision(t.precision, device.type),
                       t.batch_size, t.n_critic, t.seed, t.compile, model)
