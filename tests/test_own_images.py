@@ -71,6 +71,7 @@ def test_a_run_on_an_unlabelled_folder_ends_with_its_metrics_and_their_space(tmp
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["settings"]["feature_space"] == space and "fd" in report["metrics"]
+    assert "samples_capped" not in report["settings"]  # 20 asked, 20 scored
     # and a set of samples from anywhere, against the same folder, in the same space
     np.save(tmp_path / "s.npy", np.random.default_rng(1).random((50, 3, 8, 8)).astype(np.float32))
     r = run_cli("eval", f"samples={tmp_path / 's.npy'}", "dataset=folder", f"dataset.root={root}",
@@ -78,6 +79,8 @@ def test_a_run_on_an_unlabelled_folder_ends_with_its_metrics_and_their_space(tmp
     assert r.returncode == 0, r.stderr
     alone = json.loads((tmp_path / "s.json").read_text())
     assert alone["settings"]["feature_space"] == space and alone["metrics"]["fd"] > alone["real"]["fd"]  # noise
+    # 50 samples, but the floor has only the 32 training images: the cap is said, not silent
+    assert alone["settings"]["samples"] == alone["n"] == 32 and "50 asked; 32 scored" in alone["settings"]["samples_capped"]
     assert alone["n"] == 32  # as many samples as the floor has real images (40 less the 8 held out)
 
 

@@ -108,6 +108,9 @@ class ImageSuite:
         reference = data.held_out or f"{ref.name} test split ({len(ref.features)} images)"
         self.settings = {"samples": self.n, "reference": reference,
                          "feature_net_test_accuracy": ref.info["test_accuracy"], "neighbours_k": NEIGHBOURS}
+        if self.n < n:  # said, not silently ignored: a small set caps the sample count
+            self.settings["samples_capped"] = (f"{n} asked; {self.n} scored, as many as the real images the floor "
+                                               f"is read from, so the two columns compare equal counts")
 
     @torch.no_grad()
     def embed(self, samples: Tensor) -> tuple[Tensor, Tensor | None]:
