@@ -199,9 +199,36 @@ def test_monitor_warns_once_with_remedies(caplog):
     assert len(messages) == 2
     assert "mode collapse" in messages[0] and "wgan-gp" in messages[0]
     assert "D wins outright" in messages[1] and "loss.real_label=0.9" in messages[1]
-    assert monitor(150, stats) == []  # once per kind
+    assert monitor(150, stats) == []  # once per kind while it lasts
+    assert monitor(200, {**stats, "health/diversity": 0.4, "D(G(z))": 0.05}) == []  # better, not yet clear
     assert Monitor()(100, {"health/diversity": 0.9, "D(x)": 0.7, "D(G(z))": 0.3}) == []
     assert Monitor()(20, stats) == []  # a 20-step run's fresh G is not a collapse
+
+
+def test_monitor_takes_a_warning_back_when_it_passes_and_watches_again(caplog):
+    """The labelled emoji's default run: G's samples of a class alike from step 100 to about 1,000, then
+    spread out. The warning of step 100 is taken back, and a later collapse is warned of again."""
+    import logging
+
+    from ganrun.training.health import Monitor
+
+    caplog.set_level(logging.INFO)
+    monitor, fair = Monitor(), {"D(x)": 0.7, "D(G(z))": 0.3}
+    said = {step: monitor(step, {**fair, "health/diversity": d})
+            for step, d in [(100, 0.08), (500, 0.16), (1500, 0.27), (2000, 0.61), (3000, 1.0), (4000, 0.1)]}
+    assert "possible mode collapse" in said[100][0] and "0.08x" in said[100][0]
+    assert said[500] == said[1500] == said[3000] == []
+    assert said[2000] == ["step 2000: G's samples are spread out again (0.61x the data's): the possible mode "
+                          "collapse warned of at step 100 has passed"]
+    assert "step 4000: possible mode collapse" in said[4000][0]
+    assert [r.levelname for r in caplog.records] == ["WARNING", "INFO", "WARNING"]
+    # D's win is taken back the same way
+    d_wins = {"health/diversity": 1.0, "D(x)": 0.99, "D(G(z))": 0.001}
+    clear, wins = monitor(5000, d_wins)
+    assert "step 4000 has passed" in clear and "D wins outright" in wins
+    assert monitor(5050, d_wins) == []
+    assert monitor(5100, {**d_wins, "D(G(z))": 0.2}) == ["step 5100: G fools D again (D(G(z)) = 0.200): the "
+                                                          "warning of step 5000 has passed"]
 
 
 @pytest.mark.parametrize("option", ["model.pack=2", "model.minibatch_std=true", "model.spectral_norm=true",

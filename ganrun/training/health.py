@@ -41,31 +41,53 @@ def _spread(x: Tensor, pairs: Tensor | None) -> Tensor:
 
 
 class Monitor:
-    """Warns on the terminal (once per kind) when a health signal trips, naming the usual remedies.
-    Silent for the first WARMUP steps: a freshly initialised G draws near-identical samples and D
-    separates them easily, which is no sign of a problem yet."""
+    """Warns on the terminal when a health signal trips, naming the usual remedies, and says so when it
+    clears: early in a run a conditional G often draws near-identical samples of a class for a few hundred
+    steps and then spreads them out (the labelled emoji's default run did, from step 100 to about 1,000), so
+    a warning that has passed is taken back, and the kind is watched again after it. Silent for the first
+    WARMUP steps: a freshly initialised G draws near-identical samples and D separates them easily, which
+    is no sign of a problem yet."""
 
     WARMUP = 100
+    COLLAPSED, SPREAD = 0.25, 0.5  # health/diversity: warn below COLLAPSED, all clear at SPREAD or above
+    D_WINS, D_FOOLED = 0.02, 0.1  # D(G(z)): warn below D_WINS (with D(x) above 0.98), all clear at D_FOOLED
 
     def __init__(self) -> None:
-        self.warned: set[str] = set()
+        self.active: dict[str, int] = {}  # kind -> the step it was warned of, until it clears
+
+    def checks(self, step: int, stats: dict[str, float]) -> dict[str, tuple[bool, bool, str, str]]:
+        """kind -> (tripped, cleared, the warning, the all-clear) for the signals this step has."""
+        out = {}
+        if "health/diversity" in stats:
+            d = stats["health/diversity"]
+            out["collapse"] = (d < self.COLLAPSED, d >= self.SPREAD,
+                               f"step {step}: possible mode collapse: G's samples are {d:.2f}x as spread out as "
+                               f"the data (early in a run this may pass; a line says so if it does); if it lasts, "
+                               f"try loss=wgan-gp, model.spectral_norm=true, a lower optimizer.lr_g, or "
+                               f"train.n_critic > 1",
+                               f"step {step}: G's samples are spread out again ({d:.2f}x the data's): the "
+                               f"possible mode collapse warned of at step {{since}} has passed")
+        if "D(G(z))" in stats and "D(x)" in stats:
+            fooled = stats["D(G(z))"]
+            out["d_wins"] = (fooled < self.D_WINS and stats["D(x)"] > 0.98, fooled >= self.D_FOOLED,
+                             f"step {step}: D wins outright (D(G(z)) = {fooled:.3f}); try loss.real_label=0.9, "
+                             f"loss.flip_prob=0.05, model.d_dropout=0.3, a lower optimizer.lr_d, or loss=wgan-gp",
+                             f"step {step}: G fools D again (D(G(z)) = {fooled:.3f}): the warning of step "
+                             f"{{since}} has passed")
+        return out
 
     def __call__(self, step: int, stats: dict[str, float]) -> list[str]:
+        """The warnings and all-clears of this step (also logged)."""
         if step < self.WARMUP:
             return []
-        found = []
-        if stats.get("health/diversity", 1.0) < 0.25:
-            found.append(("collapse", f"step {step}: possible mode collapse: G's samples are "
-                          f"{stats['health/diversity']:.2f}x as spread out as the data; try loss=wgan-gp, "
-                          f"model.spectral_norm=true, a lower optimizer.lr_g, or train.n_critic > 1"))
-        if stats.get("D(G(z))", 1.0) < 0.02 and stats.get("D(x)", 0.0) > 0.98:
-            found.append(("d_wins", f"step {step}: D wins outright (D(G(z)) = {stats['D(G(z))']:.3f}); try "
-                          f"loss.real_label=0.9, loss.flip_prob=0.05, model.d_dropout=0.3, a lower "
-                          f"optimizer.lr_d, or loss=wgan-gp"))
         messages = []
-        for kind, message in found:
-            if kind not in self.warned:
-                self.warned.add(kind)
-                log.warning(message)
+        for kind, (tripped, cleared, warning, all_clear) in self.checks(step, stats).items():
+            if kind not in self.active and tripped:
+                self.active[kind] = step
+                log.warning(warning)
+                messages.append(warning)
+            elif kind in self.active and cleared:
+                message = all_clear.format(since=self.active.pop(kind))
+                log.info(message)
                 messages.append(message)
         return messages
