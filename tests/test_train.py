@@ -180,7 +180,9 @@ def test_health_of_a_conditional_generator_counts_pairs_within_a_class():
     assert health(real, one_per_class)["health/diversity"].item() > 0.5  # across classes it looks varied
     within = health(real, one_per_class, labels=labels)["health/diversity"].item()
     assert within == 0.0
-    assert "mode collapse" in Monitor()(100, {"health/diversity": within})[0]
+    monitor = Monitor()
+    said = {step: monitor(step, {"health/diversity": within}) for step in range(50, 550, 50)}
+    assert "mode collapse" in said[450][0] and not any(said[step] for step in range(50, 450, 50))
     varied = health(real, torch.randn(16, 1, 4, 4), labels=labels)["health/diversity"].item()
     assert 0.7 < varied < 1.3
     # within-class pairs only: hand-made 1-D distances
@@ -190,45 +192,49 @@ def test_health_of_a_conditional_generator_counts_pairs_within_a_class():
     assert out == pytest.approx((1 + 3) / (2 + 4))
 
 
-def test_monitor_warns_once_with_remedies(caplog):
+def test_monitor_warns_of_a_signal_that_lasts_once_with_remedies(caplog):
     from ganrun.training.health import Monitor
 
     monitor = Monitor()
     stats = {"health/diversity": 0.05, "D(x)": 0.99, "D(G(z))": 0.001}
-    messages = monitor(100, stats)
-    assert len(messages) == 2
-    assert "mode collapse" in messages[0] and "wgan-gp" in messages[0]
-    assert "D wins outright" in messages[1] and "loss.real_label=0.9" in messages[1]
-    assert monitor(150, stats) == []  # once per kind while it lasts
-    assert monitor(200, {**stats, "health/diversity": 0.4, "D(G(z))": 0.05}) == []  # better, not yet clear
-    assert Monitor()(100, {"health/diversity": 0.9, "D(x)": 0.7, "D(G(z))": 0.3}) == []
-    assert Monitor()(20, stats) == []  # a 20-step run's fresh G is not a collapse
+    said = {step: monitor(step, stats) for step in range(50, 700, 50)}
+    assert not any(said[step] for step in range(50, 450, 50))  # not yet LASTS (400) steps
+    assert len(said[450]) == 2
+    assert said[450][0].startswith("step 450: possible mode collapse: G's samples have been under 0.25x as "
+                                   "spread out as the data since step 50 (0.05x now); try loss=wgan-gp")
+    assert "D has won outright since step 50" in said[450][1] and "loss.real_label=0.9" in said[450][1]
+    assert not any(said[step] for step in range(500, 700, 50))  # once while it lasts
+    assert monitor(700, {**stats, "health/diversity": 0.4, "D(G(z))": 0.05}) == []  # better, not yet clear
+    fine = {"health/diversity": 0.9, "D(x)": 0.7, "D(G(z))": 0.3}
+    assert [Monitor()(step, fine) for step in range(50, 1000, 50)] == [[]] * 19
+    # a signal that passes within LASTS steps is never warned of (a fresh G, D's first wins)
+    short = Monitor()
+    assert [short(step, stats if step < 400 else fine) for step in range(1, 1000, 1)] == [[]] * 999
 
 
 def test_monitor_takes_a_warning_back_when_it_passes_and_watches_again(caplog):
-    """The labelled emoji's default run: G's samples of a class alike from step 100 to about 1,000, then
-    spread out. The warning of step 100 is taken back, and a later collapse is warned of again."""
+    """The labelled emoji's default run: G's samples of a class alike from the start to about step 1,000,
+    then spread out. The warning is taken back when it passes, and a later collapse is warned of again."""
     import logging
 
     from ganrun.training.health import Monitor
 
     caplog.set_level(logging.INFO)
     monitor, fair = Monitor(), {"D(x)": 0.7, "D(G(z))": 0.3}
-    said = {step: monitor(step, {**fair, "health/diversity": d})
-            for step, d in [(100, 0.08), (500, 0.16), (1500, 0.27), (2000, 0.61), (3000, 1.0), (4000, 0.1)]}
-    assert "possible mode collapse" in said[100][0] and "0.08x" in said[100][0]
-    assert said[500] == said[1500] == said[3000] == []
+    curve = {50: 0.1, 100: 0.08, 500: 0.16, 750: 0.2, 1500: 0.27, 2000: 0.61, 3000: 1.0, 3500: 0.1, 4000: 0.1}
+    said = {step: monitor(step, {**fair, "health/diversity": d}) for step, d in curve.items()}
+    assert said[100] == [] and "possible mode collapse" in said[500][0] and "since step 50 (0.16x now)" in said[500][0]
+    assert said[750] == said[1500] == said[3000] == said[3500] == []
     assert said[2000] == ["step 2000: G's samples are spread out again (0.61x the data's): the possible mode "
-                          "collapse warned of at step 100 has passed"]
-    assert "step 4000: possible mode collapse" in said[4000][0]
+                          "collapse warned of has passed"]
+    assert "step 4000: possible mode collapse" in said[4000][0] and "since step 3500" in said[4000][0]
     assert [r.levelname for r in caplog.records] == ["WARNING", "INFO", "WARNING"]
     # D's win is taken back the same way
     d_wins = {"health/diversity": 1.0, "D(x)": 0.99, "D(G(z))": 0.001}
-    clear, wins = monitor(5000, d_wins)
-    assert "step 4000 has passed" in clear and "D wins outright" in wins
-    assert monitor(5050, d_wins) == []
-    assert monitor(5100, {**d_wins, "D(G(z))": 0.2}) == ["step 5100: G fools D again (D(G(z)) = 0.200): the "
-                                                          "warning of step 5000 has passed"]
+    assert "spread out again" in monitor(5000, d_wins)[0]
+    assert "D has won outright since step 5000" in monitor(5400, d_wins)[0]
+    assert monitor(5500, {**d_wins, "D(G(z))": 0.2}) == ["step 5500: G fools D again (D(G(z)) = 0.200): D's win "
+                                                          "warned of has passed"]
 
 
 @pytest.mark.parametrize("option", ["model.pack=2", "model.minibatch_std=true", "model.spectral_norm=true",

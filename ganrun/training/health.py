@@ -41,53 +41,52 @@ def _spread(x: Tensor, pairs: Tensor | None) -> Tensor:
 
 
 class Monitor:
-    """Warns on the terminal when a health signal trips, naming the usual remedies, and says so when it
-    clears: early in a run a conditional G often draws near-identical samples of a class for a few hundred
-    steps and then spreads them out (the labelled emoji's default run did, from step 100 to about 1,000), so
-    a warning that has passed is taken back, and the kind is watched again after it. Silent for the first
-    WARMUP steps: a freshly initialised G draws near-identical samples and D separates them easily, which
-    is no sign of a problem yet."""
+    """Warns on the terminal when a health signal has tripped for LASTS steps in a row, naming the usual
+    remedies, and says so when it clears; the kind is watched again after that. Early in a run G's samples
+    are often alike for a while and then spread out (the MNIST sample's default run read 0.22-0.25 at steps
+    50-200, the labelled emoji's 0.08-0.23 until step 500 or later), and D often wins the first steps: a
+    signal that passes within LASTS steps is no sign of a problem."""
 
-    WARMUP = 100
-    COLLAPSED, SPREAD = 0.25, 0.5  # health/diversity: warn below COLLAPSED, all clear at SPREAD or above
-    D_WINS, D_FOOLED = 0.02, 0.1  # D(G(z)): warn below D_WINS (with D(x) above 0.98), all clear at D_FOOLED
+    LASTS = 400
+    COLLAPSED, SPREAD = 0.25, 0.5  # health/diversity: tripped below COLLAPSED, all clear at SPREAD or above
+    D_WINS, D_FOOLED = 0.02, 0.1  # D(G(z)): tripped below D_WINS (with D(x) above 0.98), all clear at D_FOOLED
 
     def __init__(self) -> None:
-        self.active: dict[str, int] = {}  # kind -> the step it was warned of, until it clears
+        self.tripped: dict[str, int] = {}  # kind -> the first step of its current trip
+        self.warned: set[str] = set()  # kinds warned of and not cleared since
 
     def checks(self, step: int, stats: dict[str, float]) -> dict[str, tuple[bool, bool, str, str]]:
-        """kind -> (tripped, cleared, the warning, the all-clear) for the signals this step has."""
+        """kind -> (tripped, cleared, the warning, the all-clear) for the signals this step has; `{since}` in
+        the texts is the step the trip began."""
         out = {}
         if "health/diversity" in stats:
             d = stats["health/diversity"]
             out["collapse"] = (d < self.COLLAPSED, d >= self.SPREAD,
-                               f"step {step}: possible mode collapse: G's samples are {d:.2f}x as spread out as "
-                               f"the data (early in a run this may pass; a line says so if it does); if it lasts, "
-                               f"try loss=wgan-gp, model.spectral_norm=true, a lower optimizer.lr_g, or "
-                               f"train.n_critic > 1",
-                               f"step {step}: G's samples are spread out again ({d:.2f}x the data's): the "
-                               f"possible mode collapse warned of at step {{since}} has passed")
+                               f"step {step}: possible mode collapse: G's samples have been under {self.COLLAPSED}x "
+                               f"as spread out as the data since step {{since}} ({d:.2f}x now); try loss=wgan-gp, "
+                               f"model.spectral_norm=true, a lower optimizer.lr_g, or train.n_critic > 1",
+                               f"step {step}: G's samples are spread out again ({d:.2f}x the data's): the possible "
+                               f"mode collapse warned of has passed")
         if "D(G(z))" in stats and "D(x)" in stats:
             fooled = stats["D(G(z))"]
             out["d_wins"] = (fooled < self.D_WINS and stats["D(x)"] > 0.98, fooled >= self.D_FOOLED,
-                             f"step {step}: D wins outright (D(G(z)) = {fooled:.3f}); try loss.real_label=0.9, "
-                             f"loss.flip_prob=0.05, model.d_dropout=0.3, a lower optimizer.lr_d, or loss=wgan-gp",
-                             f"step {step}: G fools D again (D(G(z)) = {fooled:.3f}): the warning of step "
-                             f"{{since}} has passed")
+                             f"step {step}: D has won outright since step {{since}} (D(G(z)) = {fooled:.3f}); try "
+                             f"loss.real_label=0.9, loss.flip_prob=0.05, model.d_dropout=0.3, a lower "
+                             f"optimizer.lr_d, or loss=wgan-gp",
+                             f"step {step}: G fools D again (D(G(z)) = {fooled:.3f}): D's win warned of has passed")
         return out
 
     def __call__(self, step: int, stats: dict[str, float]) -> list[str]:
         """The warnings and all-clears of this step (also logged)."""
-        if step < self.WARMUP:
-            return []
         messages = []
         for kind, (tripped, cleared, warning, all_clear) in self.checks(step, stats).items():
-            if kind not in self.active and tripped:
-                self.active[kind] = step
-                log.warning(warning)
-                messages.append(warning)
-            elif kind in self.active and cleared:
-                message = all_clear.format(since=self.active.pop(kind))
-                log.info(message)
-                messages.append(message)
+            since = self.tripped.setdefault(kind, step) if tripped else self.tripped.pop(kind, None)
+            if tripped and kind not in self.warned and step - since >= self.LASTS:
+                self.warned.add(kind)
+                messages.append(warning.format(since=since))
+                log.warning(messages[-1])
+            elif cleared and kind in self.warned:
+                self.warned.discard(kind)
+                messages.append(all_clear)
+                log.info(all_clear)
         return messages
