@@ -170,6 +170,22 @@ def test_a_short_run_prints_no_collapse_warning_and_ends_with_its_metrics(tmp_pa
     assert len(final) == 1 and "modes " in final[0] and "hq_percent " in final[0]
 
 
+def test_a_run_whose_generator_stays_collapsed_is_warned_once(tmp_path, caplog):
+    """A G that barely learns (lr_g 1e-12, one hidden layer of 4) keeps its first, near-identical samples:
+    after 400 steps in a row the run says so, once."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    from ganrun.training.run import run
+
+    cfg = compose_train("dataset=ring", "model=mlp", *TINY, *TINY_MODEL["mlp"], "model.hidden=[4]",
+                        "optimizer.lr_g=1e-12", "train.steps=600", "train.log_every=50", "train.sample_every=600",
+                        "train.ckpt_every=600", "train.eval_every=0")
+    run(cfg, tmp_path / "r")
+    warned = [r.getMessage() for r in caplog.records if "mode collapse" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("step 450: possible mode collapse") and "since step 50" in warned[0]
+
+
 def test_report_legend_names_runs_by_what_they_vary():
     from ganrun.commands.report import run_labels
 
