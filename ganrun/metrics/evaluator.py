@@ -53,8 +53,13 @@ class Suite(Protocol):
     def real(self, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
         """n real samples (and labels) that score the floor."""
 
+    def class_floor(self, n: int, conditional: bool) -> tuple[dict[str, float], int]:
+        """Floor scores read from held-out images instead of `real`'s, and their count: none unless a suite
+        reads classes with a classifier trained on the real samples (ImageSuite)."""
+        return {}, 0
 
-class PointsSuite:
+
+class PointsSuite(Suite):
     """2-D mixtures: the PacGAN protocol, and the energy distance to a fixed real sample."""
 
     def __init__(self, data: Any):
@@ -71,7 +76,7 @@ class PointsSuite:
         return self.data.draw(n, seed)
 
 
-class StackedSuite:
+class StackedSuite(Suite):
     """Stacked MNIST: each channel read by the MNIST feature network; a mode is a digit triple."""
 
     def __init__(self, data: Any, net: nn.Module, info: dict[str, Any]):
@@ -92,7 +97,7 @@ class StackedSuite:
         return real_draw(self.data, n, seed)
 
 
-class ImageSuite:
+class ImageSuite(Suite):
     """Images in a feature network's space, against a real reference (the test split, or the share of a
     user's set held out for it): FD, KID, precision / recall / density / coverage; with class labels
     (a classifier's space) also the class metrics."""
@@ -293,7 +298,7 @@ class Evaluator:
             real, labels = self.suite.real(n, seed=1)
             self._floors[key] = self.suite.score(real, labels if conditional else None)[0]
             self.settings["real"] = f"{len(real)} real training samples, scored alike"
-            held, count = self.suite.class_floor(n, conditional) if hasattr(self.suite, "class_floor") else ({}, 0)
+            held, count = self.suite.class_floor(n, conditional)
             if held:  # what the classifier reads from images it never saw, not from those it learnt
                 self._floors[key].update(held)
                 self.settings["real"] += f"; {', '.join(held)} on {count} held-out images"
