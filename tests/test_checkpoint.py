@@ -18,6 +18,20 @@ def test_round_trip_with_weights_only(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "c.pt"]  # no temp file left behind
 
 
+def test_a_checkpoint_is_readable_as_any_new_file(tmp_path):
+    """The umask decides, as for any file a program creates: with 022, colleagues can read it (a temporary
+    file would be the owner's alone)."""
+    old = os.umask(0o022)
+    try:
+        checkpoint.save(tmp_path / "c.pt", {"format": checkpoint.FORMAT, "step": 1})
+        os.umask(0o077)
+        checkpoint.save(tmp_path / "private.pt", {"format": checkpoint.FORMAT, "step": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.pt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.pt").stat().st_mode & 0o777 == 0o600
+
+
 def test_optimizer_state_loads_with_weights_only(tmp_path):
     p = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.Adam([p], betas=(0.0, 0.9))

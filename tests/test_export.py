@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from conftest import TINY, TINY_MODEL, compose_train, run_cli
@@ -45,6 +47,9 @@ def test_safetensors_export_rebuilds_the_same_generator(trained, tmp_path):
     assert r.returncode == 0, r.stderr
     z, y = inputs(trained)
     G = load_safetensors(tmp_path / "g.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "g.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # for sharing, as any new file
     with torch.no_grad():
         out = G(z) if y is None else G(z, y)
     assert torch.equal(out, reference(trained, z, y))

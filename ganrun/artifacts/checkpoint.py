@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(path: str | Path, ckpt: dict[str, Any]) -> None:
-    """Write `ckpt` to `path` atomically (temp file + fsync + rename)."""
+    """Write `ckpt` to `path` atomically (temp file + fsync + rename), with the permissions any new file gets
+    (mkstemp's are its owner's alone: colleagues on a shared machine could not read the run's checkpoints)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # less the umask, as open() does
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(ckpt, f)

@@ -45,13 +45,14 @@ def export(ckpt: dict, fmt: str, out: Path, ema: bool | None = None) -> Path:
     module = _Labelled(G).eval() if len(inputs) == 2 else G
     if fmt == "safetensors":
         try:
-            from safetensors.torch import save_file
+            from safetensors.torch import save
         except ImportError:
             raise ConfigError("format=safetensors needs the safetensors package: pip install -e '.[export]'") from None
         data = {k: v.tolist() if torch.is_tensor(v) else v for k, v in ckpt["data"].items()}  # clusters: a tensor
         meta = {"ganrun_model": json.dumps(ckpt["config"]["model"]), "data": json.dumps(data),
                 "plugins": json.dumps(ckpt["config"].get("plugins", []))}
-        save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(out), metadata=meta)
+        # written by Python, so with a new file's usual permissions (safetensors' save_file gives its owner's alone)
+        out.write_bytes(save({k: v.contiguous() for k, v in G.state_dict().items()}, metadata=meta))
     elif fmt == "torchscript":
         with torch.no_grad():
             traced = torch.jit.trace(module, inputs)
