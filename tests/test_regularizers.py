@@ -183,6 +183,22 @@ def test_mode_seeking_by_hand():
     assert R.ModeSeeking(1.0).g_penalty(z, collapsed).item() == pytest.approx(2.0 / 1e-5)
 
 
+def test_mode_seeking_until_a_step_then_off():
+    z = t([[0.0, 0.0], [2.0, 2.0]])
+    fake = t([[1.0, 1.0, 1.0], [1.0, 2.0, 5.0]])
+    reg = R.ModeSeeking(3.0, eps=0.0, until=1000)
+    reg.at_step(1000, 4500)
+    assert_close(reg.g_penalty(z, fake), t(3.0 * 2.0 / (5.0 / 3.0)))  # up to and with step 1000
+    reg.at_step(1001, 4500)
+    assert reg.g_penalty(z, fake).item() == 0.0
+    always = R.ModeSeeking(3.0, eps=0.0)  # until=0: every step
+    always.at_step(10**6, 10**6)
+    assert_close(always.g_penalty(z, fake), t(3.0 * 2.0 / (5.0 / 3.0)))
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="mode_seeking.until"):
+            R.ModeSeeking(1.0, until=bad)
+
+
 def test_mode_seeking_pairs_samples_of_one_class_for_a_conditional_g():
     # classes [0, 0, 1, 1]: the pairs are (0, 1) and (2, 3), not the halves (0, 2) and (1, 3)
     z = t([[0.0, 0.0], [2.0, 2.0], [0.0, 0.0], [4.0, 4.0]])  # |dz|: 2 and 4 -> 3

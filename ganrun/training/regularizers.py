@@ -238,13 +238,23 @@ class ModeSeeking(Regularizer):
     pairs of the batch: its two halves for an unconditional G; for a conditional one, samples of the same
     class (sorted by class, each with its neighbour), as the paper pairs two draws for one condition, so the
     term is not dominated by the distance between classes. Small when G spreads its samples, large when two
-    latent points collapse onto one sample."""
+    latent points collapse onto one sample. `until`: the last step the term applies (0: every step), for a
+    push out of the near-identical samples a conditional G draws early in a run that leaves the rest of the
+    run to the loss alone."""
 
-    def __init__(self, weight: float = 1.0, eps: float = 1e-5):
+    def __init__(self, weight: float = 1.0, eps: float = 1e-5, until: int = 0):
         _check(weight, "mode_seeking.weight")
-        self.weight, self.eps = weight, eps
+        _check(until, "mode_seeking.until", hint=" (0: every step)")
+        if until != int(until):
+            raise ValueError(f"regularizers.mode_seeking.until={until}: a step number, or 0 for every step")
+        self.weight, self.eps, self.until, self.on = weight, eps, int(until), True
+
+    def at_step(self, step: int, steps: int) -> None:
+        self.on = not self.until or step <= self.until
 
     def g_penalty(self, z: Tensor, fake: Tensor, y: Tensor | None = None) -> Tensor:
+        if not self.on:
+            return fake.new_zeros(())
         if y is None:
             half = fake.shape[0] // 2
             first, second = torch.arange(half, device=z.device), torch.arange(half, 2 * half, device=z.device)
