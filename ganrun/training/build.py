@@ -19,6 +19,7 @@ from ganrun.data import Dataset, clusters
 from ganrun.models.build import build_models, settle_conditional, settle_width
 from ganrun.models.vae import Encoder
 from ganrun.training.augment import Augmented
+from ganrun.training.eager import eager
 from ganrun.training.callbacks import Callback
 from ganrun.training.experiment import Experiment
 from ganrun.training.losses import Loss
@@ -32,8 +33,9 @@ log = logging.getLogger(__name__)
 def build_optimizer(opt_cfg: DictConfig, params: Any, lr: float,
                     device: torch.device | None = None) -> torch.optim.Optimizer:
     """An optimizer from the `optimizer` node with learning rate `lr`; on CUDA the Adam family's
-    fused kernel unless `optimizer.fused` says otherwise."""
-    target = resolve_target(opt_cfg._target_, "optimizer")
+    fused kernel unless `optimizer.fused` says otherwise. A torch optimizer comes without its hooks for
+    torch.compile (training.eager: only G and D are ever compiled), which cost a second of start-up."""
+    target = eager(resolve_target(opt_cfg._target_, "optimizer"))
     kwargs = optimizer_kwargs(opt_cfg, target)
     if "fused" in kwargs and kwargs["fused"] is None and device is not None and device.type == "cuda":
         kwargs["fused"] = True
