@@ -280,24 +280,36 @@ def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(ove
     assert ("train.clusters=auto:" in caplog.text) == (expected[0] > 0 and "train.clusters=12" not in overrides)
 
 
-@pytest.mark.parametrize("overrides, self_conditioned, colour, expected", [
-    ([], True, True, 0.2),  # clusters of unlabelled colour images: each cluster's samples spread
-    ([], True, False, 0.0),  # grey: it cost the digits confidence
-    ([], False, True, 0.0),  # the labels, clusters within them, or a plain GAN: nothing added
-    (["train.mode_seeking=0"], True, True, 0.0),
-    (["train.mode_seeking=0.5"], False, False, 0.5),  # a number is taken as given, on any run
-    (["regularizers=[mode_seeking]"], True, True, 0.0),  # the user's own term, at its own weight, is the one
-    (["model=vae"], True, True, 0.0),  # no G-side adversarial term to add it to
+@pytest.mark.parametrize("overrides, on, colour, expected", [
+    ([], "clusters", True, (0.2, 0)),  # clusters of unlabelled colour images: each cluster's samples spread
+    ([], "labels", True, (0.2, 1000)),  # labelled colour images: for the first 1,000 steps only
+    ([], "clusters", False, (0.0, 0)),  # grey: it cost the digits confidence
+    ([], "labels", False, (0.0, 0)),
+    ([], "", True, (0.0, 0)),  # clusters within the labels, or a plain GAN: nothing added
+    (["train.mode_seeking=0"], "labels", True, (0.0, 0)),
+    (["train.mode_seeking=0.5"], "", False, (0.5, 0)),  # a number is taken as given, on any run, every step
+    (["regularizers=[mode_seeking]"], "labels", True, (0.0, 0)),  # the user's own term, at its own weight
+    (["model=vae"], "clusters", True, (0.0, 0)),  # no G-side adversarial term to add it to
 ])
-def test_mode_seeking_auto_spreads_the_clusters_of_a_self_conditioned_colour_run(overrides, self_conditioned, colour,
-                                                                                expected, caplog):
+def test_mode_seeking_auto_spreads_the_samples_of_colour_runs(overrides, on, colour, expected, caplog):
     import logging
 
-    from ganrun.training.build import mode_seeking_weight
+    from ganrun.training.build import mode_seeking
 
     with caplog.at_level(logging.INFO):
-        assert mode_seeking_weight(compose_train(*overrides), self_conditioned, colour) == expected
-    assert ("train.mode_seeking=auto:" in caplog.text) == (expected > 0 and not overrides)
+        assert mode_seeking(compose_train(*overrides), on, colour) == expected
+    assert ("train.mode_seeking=auto:" in caplog.text) == (expected[0] > 0 and not overrides)
+    assert ("for its first 1000 steps" in caplog.text) == (expected[1] > 0)
+
+
+def test_mode_seeking_auto_keeps_what_a_checkpoint_settled(caplog):
+    from ganrun.training.build import mode_seeking
+
+    cfg = compose_train()
+    assert mode_seeking(cfg, "labels", True, saved=[0.0, 0]) == (0.0, 0)  # a rule added since changes nothing
+    assert mode_seeking(cfg, "", False, saved=[0.2, 1000]) == (0.2, 1000)
+    assert mode_seeking(compose_train("train.mode_seeking=0.3"), "labels", True, saved=[0.2, 1000]) == (0.3, 0)
+    assert "train.mode_seeking=auto:" not in caplog.text
 
 
 def test_an_unconditional_run_self_conditions_by_default_and_says_so(tmp_path, caplog):
@@ -318,6 +330,12 @@ def mode_seeking_weights(exp) -> list[float]:
     from ganrun.training.regularizers import ModeSeeking
 
     return [r.weight for r in exp.objective.regularizers if isinstance(r, ModeSeeking)]
+
+
+def mode_seeking_terms(exp) -> list[tuple[float, int]]:
+    from ganrun.training.regularizers import ModeSeeking
+
+    return [(r.weight, r.until) for r in exp.objective.regularizers if isinstance(r, ModeSeeking)]
 
 
 def colour_folder(folder, n=40, size=16):
@@ -362,5 +380,34 @@ def test_a_checkpoint_from_before_mode_seeking_resumes_without_it(tmp_path):
     ckpt = checkpoint.load(tmp_path / "run")
     assert ckpt["config"]["train"]["mode_seeking"] == "auto"
     assert mode_seeking_weights(build(cfg, ckpt)) == [0.2]  # a run that began with it goes on with it
+    del ckpt["mode_seeking"]  # as a checkpoint from before the settled value was kept: the rules then
+    assert mode_seeking_weights(build(cfg, ckpt)) == [0.2]
     del ckpt["config"]["train"]["mode_seeking"]  # as a checkpoint written before the key existed
     assert mode_seeking_weights(build(cfg, ckpt)) == []  # goes on as it began
+
+
+def test_a_labelled_colour_run_spreads_each_class_for_its_first_steps_and_keeps_that_on_resume(tmp_path, caplog):
+    """Sub-folders as classes: G conditioned on the labels gets mode seeking to step 1,000, said at start-up,
+    kept in the checkpoint; a labelled checkpoint from before the rule resumes without it."""
+    import logging
+
+    from ganrun.training.build import build
+
+    for c in ("a", "b"):
+        colour_folder(tmp_path / "set" / c, n=20)
+    folder = ["dataset=folder", f"dataset.root={tmp_path / 'set'}", "dataset.image_size=32", "dataset.workers=0"]
+    cfg = compose_train(*TINY, *TINY_MODEL["dcgan"], *folder, "train.steps=2")
+    with caplog.at_level(logging.INFO):
+        exp = build(cfg)
+    assert exp.data.n_classes == 2 and mode_seeking_terms(exp) == [(0.2, 1000)]
+    assert "G is conditioned on the labels of colour images, so for its first 1000 steps" in caplog.text
+    grey = compose_train(*TINY, *TINY_MODEL["dcgan"], *folder, "dataset.channels=1")
+    assert mode_seeking_terms(build(grey)) == []  # grey labelled images: not measured there, left alone
+    assert run(cfg, tmp_path / "run")["status"] == "completed"
+    ckpt = checkpoint.load(tmp_path / "run")
+    assert ckpt["mode_seeking"] == [0.2, 1000]
+    assert mode_seeking_terms(build(cfg, ckpt)) == [(0.2, 1000)]
+    ckpt["mode_seeking"] = [0.0, 0]  # what auto settled to, whatever the rules say now
+    assert mode_seeking_terms(build(cfg, ckpt)) == []
+    del ckpt["mode_seeking"]  # as a checkpoint written before labelled runs had it
+    assert mode_seeking_terms(build(cfg, ckpt)) == []

@@ -29,6 +29,7 @@ class Experiment:
     seed: int  # seeds the data order, and the previews' and metrics' noise
     compile: bool  # torch.compile G and D for the training step
     model: dict[str, Any]  # the model node as built (model.conditional settled): what checkpoints keep
+    mode_seeking: tuple[float, int] = (0.0, 0)  # train.mode_seeking as settled (weight, until): checkpoints keep it
 
     def batches(self, first: int, rank: int = 0, world: int = 1) -> Iterator[Any]:
         """The batch stream from G step `first` on: a function of (seed, batch number), so a resumed run

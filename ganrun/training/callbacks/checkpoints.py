@@ -54,7 +54,8 @@ class Checkpoints(Callback):
         ckpt = {"format": checkpoint.FORMAT, "step": step, "G": G.state_dict(), "D": D.state_dict(),
                 "opt_G": exp.opt_G.state_dict(), "opt_D": exp.opt_D.state_dict(), "rng": checkpoint.rng_state(),
                 "config": run.config, "data": exp.data.describe(), "grad_scalers": exp.precision.state_dict(),
-                "objective": exp.objective.state_dict(), "overrides": list(run.overrides)}
+                "objective": exp.objective.state_dict(), "mode_seeking": list(exp.mode_seeking),
+                "overrides": list(run.overrides)}
         for callback in run.callbacks:
             if callback is not self:
                 callback.save(ckpt)
