@@ -19,8 +19,8 @@ from ganrun.data import Dataset, clusters
 from ganrun.models.build import build_models, settle_conditional, settle_width
 from ganrun.models.vae import Encoder
 from ganrun.training.augment import Augmented
-from ganrun.training.eager import eager
 from ganrun.training.callbacks import Callback
+from ganrun.training.eager import eager
 from ganrun.training.experiment import Experiment
 from ganrun.training.losses import Loss
 from ganrun.training.objectives import Adversarial, VAEObjective

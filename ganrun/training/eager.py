@@ -5,7 +5,8 @@ Every torch optimizer wraps `add_param_group` (called by its constructor), `zero
 where to stop tracing. That import is about 1 s on a 2-core CPU, a third of a run's time to its first step.
 `eager(cls)` is `cls` with those five methods called past the compiler's wrappers (`inspect.unwrap`), and
 `step` under the grad mode torch's own wrapper sets: the same class to a checkpoint (same state dict, same
-numbers; tests/test_eager.py checks both against `cls`), kept only for runs without `train.compile`.
+numbers; tests/test_eager.py checks both against `cls`). Every run can use it: `train.compile` compiles G
+and D, and the optimizers step outside them.
 """
 
 from __future__ import annotations
