@@ -228,6 +228,33 @@ def test_conditional_drs_judges_each_sample_with_its_class():
     assert 0.45 < info["accept_rate"] < 0.55
 
 
+def test_conditional_drs_proposes_in_the_class_mix_it_is_given():
+    """D's logit is a ratio within a class (its fakes had the data's classes in training), so the kept
+    samples come in the proposals' class mix: given a pool of 90% class 0, 90% of them are class 0; asked
+    for class 1 alone (`ganrun sample classes=1 drs=true`), all are class 1. Drawing the classes in turn
+    instead (the old proposal) would keep half of each."""
+
+    class G(torch.nn.Module):
+        n_classes, latent_dim, latent = 2, 2, "gaussian"
+
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z, y):
+            return z + 10 * y[:, None].float()
+
+    class D(torch.nn.Module):
+        def forward(self, x, y):
+            return -0.5 * (x[:, 1] - 10 * y.float()).clamp(-3, 3)  # the same in either class: none favoured
+
+    pool = torch.tensor([0] * 9 + [1])
+    x, _ = rejection.sample(G(), D(), 2000, torch.Generator().manual_seed(0), classes=pool)
+    assert abs(float((x[:, 0] > 5).float().mean()) - 0.1) < 0.03
+    x, _ = rejection.sample(G(), D(), 300, torch.Generator().manual_seed(0), classes=torch.tensor([1]))
+    assert bool((x[:, 0] > 5).all())
+
+
 def test_a_clustered_grid_trains_and_filters_with_drs(tmp_path):
     summary = run(compose_train(*TINY, *TINY_MODEL["mlp"], "dataset=grid", "model=mlp", "model.latent_dim=2",
                                 "train.clusters=25", "train.drs=true"), tmp_path / "g")

@@ -149,8 +149,10 @@ def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[
     G = load_generator(ckpt, device, ema)
     check_classes(asked_classes(G), classes)
     labels, nrow = sample_labels(asked_classes(G), n, classes, seeds, every, class_mix(ckpt["data"]))
-    if drs:
-        x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed))
+    if drs:  # proposals in the classes asked for (the data's mix, or classes=)
+        pool = class_inputs(G, labels, seed).cpu() if labels is not None else None
+        x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed),
+                                classes=pool)
         return x, nrow
     if seeds:
         z = torch.cat([latents(1, G.latent_dim, s, truncation, G.latent) for s in seeds])

@@ -277,19 +277,25 @@ class Evaluator:
         if z is None or len(z) != self.n:
             z = noise(G, self.n, generator=torch.Generator().manual_seed(seed))
         device = next(G.parameters()).device
-        # plain clusters (not within labels): drawn from every cluster in turn, scored as one set
-        plain_clusters = G.pseudo_classes and getattr(G, "class_of", None) is None
-        known = None if plain_clusters else getattr(self.data, "labels", None)
-        labels = class_draws(len(z), asked_classes(G), known, seed) if G.n_classes else None
-        inputs = class_inputs(G, labels, seed) if labels is not None else None
+        labels, inputs = self.classes(G, len(z), seed)
         chunks = []
         with eval_mode(G):
             for i in range(0, len(z), 1000):
                 part = z[i:i + 1000].to(device)
                 chunks.append(G(part) if inputs is None else G(part, inputs[i:i + 1000].to(device)))
-        if plain_clusters:
-            labels = None
+        if G.pseudo_classes and getattr(G, "class_of", None) is None:
+            labels = None  # plain clusters (not within labels): drawn from every cluster in turn, scored as one set
         return torch.cat([c.float().cpu() for c in chunks]), labels
+
+    def classes(self, G: nn.Module, n: int, seed: int) -> tuple[Tensor | None, Tensor | None]:
+        """(the classes a conditional G is asked for in a scored set of n, in the data's proportions:
+        class_draws; G's class inputs for them); (None, None) for an unconditional G."""
+        if not G.n_classes:
+            return None, None
+        plain_clusters = G.pseudo_classes and getattr(G, "class_of", None) is None
+        known = None if plain_clusters else getattr(self.data, "labels", None)
+        labels = class_draws(n, asked_classes(G), known, seed)
+        return labels, class_inputs(G, labels, seed)
 
     def floor(self, n: int, conditional: bool) -> dict[str, float]:
         """The suite's scores of n real samples (with their labels when conditional): what real data gets."""
@@ -333,7 +339,8 @@ class Evaluator:
         scores, floor = self.score(*self.samples(G, z, seed))
         if D is not None:
             per_class = self.per_class
-            kept, info = rejection.sample(G, D, self.n, torch.Generator().manual_seed(seed))
+            kept, info = rejection.sample(G, D, self.n, torch.Generator().manual_seed(seed),
+                                          classes=self.classes(G, self.n, seed)[1])  # the data's class mix
             scores.update({f"drs_{k}": v for k, v in {**self.suite.score(kept)[0], **info}.items()})
             self.per_class = per_class
             self.settings["drs"] = (f"Azadi et al. 2019: keep x ~ G with probability exp(logit D(x) - M), M the max "

@@ -58,9 +58,11 @@ def check(loss: Any, model_cfg: Any) -> None:
 
 @torch.no_grad()
 def sample(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator,
-           budget: int = BUDGET) -> tuple[Tensor, dict[str, float]]:
+           budget: int = BUDGET, classes: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """n samples of G (on the CPU) kept by D's rejection test, and {accept_rate, filled}: the share of
-    proposals kept, and how many samples came from the fallback when 3 * n * budget proposals ran out."""
+    proposals kept, and how many samples came from the fallback when 3 * n * budget proposals ran out.
+    classes: for a conditional G, the class inputs the proposals draw from (each picks one at random), so
+    the kept samples come in their mix; without them, every class in turn."""
     device = next(G.parameters()).device
     pack = D.m if isinstance(D, Packed) else 1  # PacGAN: one logit per pack of m samples, kept or dropped whole
     chunk = CHUNK - CHUNK % pack
@@ -70,12 +72,14 @@ def sample(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator,
     n_classes = G.n_classes
 
     def propose(m: int) -> tuple[Tensor, Tensor]:
-        """m samples and the logit of the pack each belongs to (its own logit when pack = 1); a conditional
-        G draws the classes in turn and D judges each sample with its class, so the kept (x, class) pairs
-        follow the data's joint distribution."""
+        """m samples and the logit of the pack each belongs to (its own logit when pack = 1). A conditional
+        G's D saw fakes of the data's classes in training, so its logit estimates log p_data(x|y) / p_g(x|y)
+        and the kept samples of class y follow p_data(x|y), in the mix of classes the proposals have."""
         z = noise(G, m, generator=generator).to(device)
         if n_classes:
-            y = (torch.arange(m) % n_classes).to(device)
+            y = torch.arange(m) % n_classes if classes is None else \
+                classes[torch.randint(len(classes), (m,), generator=generator)]
+            y = y.to(device)
             x = torch.cat([G(c, k) for c, k in zip(z.split(chunk), y.split(chunk))])
             logit = torch.cat([D(c, k) for c, k in zip(x.split(chunk), y.split(chunk))]).float()
             return x.float().cpu(), logit.cpu()
