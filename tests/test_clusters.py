@@ -263,6 +263,27 @@ def test_a_clustered_grid_trains_and_filters_with_drs(tmp_path):
     assert G["data"]["clusters"].shape == (25, 2)
 
 
+def test_sample_with_drs_proposes_the_classes_asked_for(tmp_path, monkeypatch):
+    """`ganrun sample classes=3 drs=true` hands the sampler class 3 alone; without classes=, all 25."""
+    from ganrun.commands import sample as sample_cmd
+
+    run(compose_train(*TINY, *TINY_MODEL["mlp"], "dataset=grid", "model=mlp", "model.latent_dim=2",
+                      "train.clusters=25", "train.drs=true", "train.steps=2"), tmp_path / "g")
+    seen = []
+    real_sample = rejection.sample
+
+    def spy(*args, classes=None, **kwargs):
+        seen.append(set(classes.tolist()))
+        return real_sample(*args, classes=classes, **kwargs)
+
+    monkeypatch.setattr(rejection, "sample", spy)
+    ckpt = checkpoint.load(tmp_path / "g")
+    x, _ = sample_cmd.generate(ckpt, 50, 0, torch.device("cpu"), classes=[3], drs=True)
+    assert len(x) == 50 and seen[-1] == {3}
+    sample_cmd.generate(ckpt, 100, 0, torch.device("cpu"), drs=True)
+    assert seen[-1] == set(range(25))
+
+
 def test_clusters_on_an_image_folder(tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()

@@ -149,8 +149,9 @@ def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[
     G = load_generator(ckpt, device, ema)
     check_classes(asked_classes(G), classes)
     labels, nrow = sample_labels(asked_classes(G), n, classes, seeds, every, class_mix(ckpt["data"]))
-    if drs:  # proposals in the classes asked for (the data's mix, or classes=)
-        pool = class_inputs(G, labels, seed).cpu() if labels is not None else None
+    if drs:  # proposals in the classes asked for: classes=, else every class in the data's mix
+        wanted = sample_labels(asked_classes(G), n, classes, every=True, counts=class_mix(ckpt["data"]))[0]
+        pool = class_inputs(G, wanted, seed).cpu() if wanted is not None else None
         x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed),
                                 classes=pool)
         return x, nrow
