@@ -202,6 +202,11 @@ def class_draws(n: int, n_classes: int, labels: Tensor | None, seed: int) -> Ten
     return drawn[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
 
 
+def plain_clusters(G: nn.Module) -> bool:
+    """Whether G's classes are k-means clusters of the images, not within the set's labels."""
+    return bool(G.pseudo_classes) and getattr(G, "class_of", None) is None
+
+
 def hit_rates(pred: Tensor, labels: Tensor, n_classes: int) -> list[float]:
     """Per class: the share of the images of that label that the classifier reads as it (nan if none)."""
     return [float((pred[labels == c] == c).double().mean()) if (labels == c).any() else math.nan
@@ -283,8 +288,8 @@ class Evaluator:
             for i in range(0, len(z), 1000):
                 part = z[i:i + 1000].to(device)
                 chunks.append(G(part) if inputs is None else G(part, inputs[i:i + 1000].to(device)))
-        if G.pseudo_classes and getattr(G, "class_of", None) is None:
-            labels = None  # plain clusters (not within labels): drawn from every cluster in turn, scored as one set
+        if plain_clusters(G):
+            labels = None  # drawn from every cluster in turn, scored as one set
         return torch.cat([c.float().cpu() for c in chunks]), labels
 
     def classes(self, G: nn.Module, n: int, seed: int) -> tuple[Tensor | None, Tensor | None]:
@@ -292,8 +297,7 @@ class Evaluator:
         class_draws; G's class inputs for them); (None, None) for an unconditional G."""
         if not G.n_classes:
             return None, None
-        plain_clusters = G.pseudo_classes and getattr(G, "class_of", None) is None
-        known = None if plain_clusters else getattr(self.data, "labels", None)
+        known = None if plain_clusters(G) else getattr(self.data, "labels", None)
         labels = class_draws(n, asked_classes(G), known, seed)
         return labels, class_inputs(G, labels, seed)
 
