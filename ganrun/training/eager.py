@@ -1,4 +1,4 @@
-"""torch's optimizers without torch.compile's start-up cost, for runs that do not compile.
+"""torch's optimizers without the start-up cost of their torch.compile hooks.
 
 Every torch optimizer wraps `add_param_group` (called by its constructor), `zero_grad`, `state_dict`,
 `load_state_dict` and `step` in code that imports `torch._dynamo` on first use, only to tell the compiler
