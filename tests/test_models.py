@@ -238,3 +238,25 @@ def test_auto_width_is_settled_said_and_kept(caplog):
     assert settle_width({**node, "width": 24}, (3, 32, 32))["width"] == 24  # a number given is kept
     with pytest.raises(ValueError, match="model.width=wide: use a number of channels such as 64, or auto"):
         dcgan.make((3, 32, 32), width="wide")
+
+
+def test_g_width_sizes_g_alone_and_is_checked(caplog):
+    import logging
+
+    from ganrun.models.build import settle_width
+
+    G, D = dcgan.make((1, 28, 28), width=64, g_width=16)
+    G64, D64 = dcgan.make((1, 28, 28), width=64)
+    assert [m.out_channels for m in G.net if isinstance(m, torch.nn.ConvTranspose2d)] == [32, 16, 1]
+    assert [m.out_channels for m in G64.net if isinstance(m, torch.nn.ConvTranspose2d)] == [128, 64, 1]
+    assert sum(p.numel() for p in D.parameters()) == sum(p.numel() for p in D64.parameters())  # D untouched
+    assert G(torch.randn(3, 100)).shape == (3, 1, 28, 28) and D(G(torch.randn(3, 100))).shape == (3,)
+    node = {"_target_": "ganrun.models.dcgan.make", "width": "auto", "g_width": 16}
+    with caplog.at_level(logging.INFO):
+        assert settle_width(dict(node), (1, 28, 28))["width"] == 64
+    assert "model.width=auto: 64 for D on 1x28x28 images, beside G's model.g_width=16" in caplog.text
+    for bad in (0, "wide"):
+        with pytest.raises(ValueError, match="g_width=.* must be whole numbers >= 1"):
+            dcgan.make((1, 28, 28), g_width=bad)
+    with pytest.raises(ValueError, match="model.g_width=16 sizes a DCGAN on images"):
+        dcgan.make((2,), g_width=16)

@@ -41,8 +41,13 @@ def settle_width(node: dict[str, Any], data_shape: tuple[int, ...]) -> dict[str,
             or len(data_shape) != 3 or data_shape[-1] not in dcgan.SIZES):  # other sizes: make() says which it takes
         return node
     node["width"] = dcgan.auto_width(data_shape)
-    log.info("model.width=auto: %d for %s images, so each step costs about what the default run's does "
-             "(model.width=64 for the full DCGAN)", node["width"], "x".join(map(str, data_shape)))
+    shape = "x".join(map(str, data_shape))
+    if node.get("g_width") is not None:  # a narrower or wider G: the step costs what it costs
+        log.info("model.width=auto: %d for D on %s images, beside G's model.g_width=%s", node["width"], shape,
+                 node["g_width"])
+    else:
+        log.info("model.width=auto: %d for %s images, so each step costs about what the default run's does "
+                 "(model.width=64 for the full DCGAN)", node["width"], shape)
     return node
 
 

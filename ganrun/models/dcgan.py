@@ -152,16 +152,20 @@ class DCGANDiscriminator(Projection, nn.Module):
 def make(data_shape: Sequence[int], latent_dim: int = 100, width: int | Literal["auto"] = 64, d_dropout: float = 0.0,
          spectral_norm: bool = False, d_norm: Norm = "batch", toy_hidden: Sequence[int] = (500, 500),
          pack: int = 1, minibatch_std: bool = False, conditional: Conditional = False,
-         n_classes: int = 0, latent: Latent = "gaussian", d_condition: DCondition = "input"
-         ) -> tuple[nn.Module, nn.Module]:
+         n_classes: int = 0, latent: Latent = "gaussian", d_condition: DCondition = "input",
+         g_width: int | None = None) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for images of `data_shape` (C, H, W); toy points get MLPs with `toy_hidden` units.
 
-    width: G's last and D's first feature maps (auto: auto_width's, from the image size and channels).
+    width: G's last and D's first feature maps (auto: auto_width's, from the image size and channels);
+    g_width: G's own, when G should be narrower or wider than D (None: width for both).
     pack = m > 1: D sees m samples at once (PacGAN); minibatch_std: D gets the batch's spread as a feature.
     conditional: G gets a class embedding beside z; D one-hot class planes beside the image (d_condition=input)
     or a projection term (d_condition=projection); n_classes comes from the dataset.
     """
     if len(data_shape) == 1:
+        if g_width is not None:
+            raise ValueError(f"model.g_width={g_width} sizes a DCGAN on images; the 2-D toy sets' MLP pair takes "
+                             "model.toy_hidden instead")
         return mlp.make(data_shape, latent_dim, toy_hidden, d_dropout, spectral_norm, "none", pack, minibatch_std,
                         conditional, n_classes, latent)
     n_classes = check_conditional(conditional, n_classes, pack)
@@ -177,11 +181,13 @@ def make(data_shape: Sequence[int], latent_dim: int = 100, width: int | Literal[
         width = auto_width(data_shape)
     if not isinstance(width, int):
         raise ValueError(f"model.width={width}: use a number of channels such as 64, or auto")
-    if latent_dim < 1 or width < 1:
-        raise ValueError(f"model: latent_dim={latent_dim} and width={width} must be >= 1")
+    g_width = width if g_width is None else g_width
+    if latent_dim < 1 or width < 1 or not isinstance(g_width, int) or g_width < 1:
+        raise ValueError(f"model: latent_dim={latent_dim}, width={width} and g_width={g_width} must be whole "
+                         f"numbers >= 1 (g_width: null for G as wide as D)")
     if not 0.0 <= d_dropout < 1.0:
         raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
-    G = DCGANGenerator(channels, height, latent_dim, width, n_classes, latent)
+    G = DCGANGenerator(channels, height, latent_dim, g_width, n_classes, latent)
     D = DCGANDiscriminator(channels * pack, height, width, d_dropout, spectral_norm, d_norm, minibatch_std, n_classes,
                            d_condition)
     dcgan_init(G)
