@@ -326,6 +326,21 @@ def test_clusters_auto_conditions_on_clusters_only_where_labels_are_not_used(ove
     with caplog.at_level(logging.INFO):
         assert cluster_count(cfg, data) == expected
     assert ("train.clusters=auto:" in caplog.text) == (expected[0] > 0 and "train.clusters=12" not in overrides)
+    if expected[0] and "train.clusters=12" not in overrides:
+        assert "train.clusters=auto: mnist-sample's labels are not used, so" in caplog.text
+
+
+def test_clusters_auto_says_when_the_set_has_no_labels(caplog):
+    import logging
+
+    from ganrun.training.build import cluster_count
+
+    cfg = compose_train()
+    data = instantiate(cfg.dataset, "dataset")
+    data.n_classes = 0  # as a user's folder of images without sub-folders
+    with caplog.at_level(logging.INFO):
+        assert cluster_count(cfg, data) == (50, False)
+    assert "train.clusters=auto: mnist-sample has no labels, so G and D are conditioned on 50" in caplog.text
 
 
 @pytest.mark.parametrize("overrides, on, colour, expected", [

@@ -348,6 +348,27 @@ def test_hf_columns(hf, tmp_path):
         data.HFImages(path, image_column="label")
 
 
+def test_hf_label_column_auto_finds_the_labels_or_reads_an_unlabelled_set(hf, tmp_path, caplog):
+    import logging
+
+    images = hf_set(hf)
+    images.remove_columns(["label", "kind"]).save_to_disk(str(tmp_path / "bare"))  # a user's unlabelled set
+    classes = hf.ClassLabel(names=["cat", "dog", "owl"])
+    images.rename_column("label", "species").cast_column("species", classes).save_to_disk(str(tmp_path / "named"))
+    images.rename_column("label", "y").save_to_disk(str(tmp_path / "ints"))  # integers, not a ClassLabel
+    with caplog.at_level(logging.INFO):
+        bare = data.HFImages(str(tmp_path / "bare"), image_size=8, workers=0)
+    assert bare.labels is None and bare.n_classes == 0
+    assert "dataset.label_column=auto: dataset.path=" in caplog.text and "read without labels" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        check_hf(data.HFImages(str(tmp_path / "named"), image_size=8, workers=0))  # the one ClassLabel column
+    assert "the classes come from the column `species`" in caplog.text
+    assert data.HFImages(str(tmp_path / "ints"), image_size=8, workers=0).labels is None  # no guessing at ints
+    assert data.HFImages(str(tmp_path / "ints"), label_column="y", image_size=8, workers=0).n_classes == 3
+    check_hf(data.HFImages(str(tmp_path / "ints"), label_column="y", image_size=8, workers=0))
+
+
 def test_hf_class_label_names_and_missing_paths(hf, tmp_path):
     ds = hf_set(hf).cast_column("label", hf.ClassLabel(names=["cat", "dog", "owl", "yak"]))
     ds.save_to_disk(str(tmp_path / "saved"))
@@ -401,6 +422,10 @@ def test_cli_trains_on_a_parquet_file(hf, tmp_path):
     r, _ = run_train(tmp_path / "run", "dataset=hf", f"dataset.path={tmp_path / 'set.parquet'}",
                      "model.conditional=auto")
     assert "model.conditional=auto: G and D see the dataset's 3 class labels" in r.stdout + r.stderr
+    hf_set(hf, 8).remove_columns(["label"]).to_parquet(str(tmp_path / "bare.parquet"))  # no labels, as most sets
+    r, _ = run_train(tmp_path / "bare", "dataset=hf", f"dataset.path={tmp_path / 'bare.parquet'}")
+    said = r.stdout + r.stderr
+    assert "so it is read without labels" in said and "model.conditional=auto: G and D see" not in said
 
 
 def test_channels_auto_is_rgb_when_any_image_is_in_colour(tmp_path):

@@ -37,7 +37,7 @@ GLOSSARY = {
     "dataset.background": "colour under transparent pixels: a name, '\"#rrggbb\"', a grey level or [r,g,b]",
     "dataset.path": "the file or folder to read (a .zip; a save_to_disk folder, parquet files or a Hub name)",
     "dataset.image_column": "the column holding the images",
-    "dataset.label_column": "the column holding class labels (null: unlabelled)",
+    "dataset.label_column": "the column holding class labels (null: unlabelled; auto: `label`, else the one ClassLabel column, else none)",
     "dataset.workers": "DataLoader processes decoding images",
     "dataset.n": "how many samples the set holds",
     "dataset.seed": "seeds how the set is drawn",

@@ -4,6 +4,7 @@ Hub name), decoded as files are; labels from a column."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from ganrun.data.base import first_line
 from ganrun.data.streamed import StreamedImages, check_channels
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
+log = logging.getLogger(__name__)
 HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # name or user/name, not a path like ~/x
 
 
@@ -107,12 +109,33 @@ def _hf_labels(ds: Any, column: str, rows: list[int]) -> tuple[list[int], list[s
     return kept, names, len(names)
 
 
+def _label_column(ds: Any, column: Optional[str], where: str) -> Optional[str]:
+    """dataset.label_column as the set is read: auto takes `label` when the set has that column, else its one
+    ClassLabel column, else none (an unlabelled set), and says which; a name given must be a column."""
+    if column != "auto":
+        if column is not None and column not in ds.column_names:
+            raise DataError(f"dataset.label_column={column}: no such column in {where}; its columns: "
+                            f"{', '.join(ds.column_names)}; dataset.label_column=null trains without labels")
+        return column
+    datasets = _import_datasets()
+    named = [k for k, f in ds.features.items() if isinstance(f, datasets.ClassLabel)]
+    found = "label" if "label" in ds.column_names else named[0] if len(named) == 1 else None
+    if found is None:
+        log.info("dataset.label_column=auto: %s has no `label` column and no single ClassLabel column (its columns: "
+                 "%s), so it is read without labels; dataset.label_column=NAME takes one", where,
+                 ", ".join(ds.column_names))
+    else:
+        log.info("dataset.label_column=auto: the classes come from the column `%s` (dataset.label_column=null "
+                 "reads the set without labels)", found)
+    return found
+
+
 class HFImages(StreamedImages):
     """The images of a Hugging Face `datasets` dataset on disk (see _load_hf), decoded as the folder's images
-    are; labels from `label_column` (a ClassLabel, integers or strings; null: unlabelled)."""
+    are; labels from `label_column` (a ClassLabel, integers or strings; null: unlabelled; auto: _label_column's)."""
 
     def __init__(self, path: str = "", split: str = "train", image_column: str = "image",
-                 label_column: Optional[str] = "label", image_size: int = 64, channels: int = 0,
+                 label_column: Optional[str] = "auto", image_size: int = 64, channels: int = 0,
                  background: imagefile.Background = "white", workers: int = 2):
         if not path:
             raise DataError("dataset=hf needs dataset.path=..., a folder written by save_to_disk, a parquet file "
@@ -121,11 +144,10 @@ class HFImages(StreamedImages):
         imagefile.parse_background(background)
         where = f"dataset.path={path}"
         ds = _load_hf(path, split)
-        for key, column in (("image_column", image_column), ("label_column", label_column)):
-            if column is not None and column not in ds.column_names:
-                unlabelled = "; dataset.label_column=null trains without labels" if key == "label_column" else ""
-                raise DataError(f"dataset.{key}={column}: no such column in {where}; its columns: "
-                                f"{', '.join(ds.column_names)}{unlabelled}")
+        if image_column not in ds.column_names:
+            raise DataError(f"dataset.image_column={image_column}: no such column in {where}; its columns: "
+                            f"{', '.join(ds.column_names)}")
+        label_column = _label_column(ds, label_column, where)
         images = _hf_images(ds, image_column, where)
         cells = (cell for batch in images.iter(batch_size=1000) for cell in batch[image_column])
         found = imagefile.scan(((i, _hf_source(cell)) for i, cell in enumerate(cells)), channels)

@@ -185,8 +185,9 @@ def cluster_count(cfg: DictConfig, data: Dataset) -> tuple[int, bool]:
                      and not cfg.train.drs)  # the recipes with rejection sampling are measured unconditional
     k = clusters.auto_count(len(data)) if takes_classes and not labels_used and data.pixels else 0
     if k:
-        log.info("train.clusters=auto: %s's labels are not used, so G and D are conditioned on %d k-means clusters "
-                 "of its images (self-conditioning; train.clusters=0 trains a plain unconditional GAN)", data.name, k)
+        why = f"{data.name} has no labels" if data.n_classes == 0 else f"{data.name}'s labels are not used"
+        log.info("train.clusters=auto: %s, so G and D are conditioned on %d k-means clusters of its images "
+                 "(self-conditioning; train.clusters=0 trains a plain unconditional GAN)", why, k)
     return k, False
 
 
