@@ -110,6 +110,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> d
     exp, callbacks = build(cfg, ckpt), build_callbacks(cfg)
     if ckpt is not None:
         check_resumable(cfg, ckpt, exp.data.shape)
+        log_resumed(exp, ckpt, cfg.train.steps)
     if ranks.active:
         if cfg.train.sync_bn:
             exp.G, exp.D = (distributed.sync_batchnorm(m, exp.device) for m in (exp.G, exp.D))
@@ -171,6 +172,19 @@ def log_start(cfg: DictConfig, exp: Any, run_dir: Path) -> None:
     log.info("data %s %s, %s %s params, %s %s params, loss %s, device %s -> %s", exp.data.name,
              tuple(exp.data.shape), "decoder" if vae else "G", f"{n_g:,}", "encoder" if vae else "D", f"{n_d:,}",
              "ELBO (model=vae)" if vae else cfg.loss._target_.rsplit(".", 1)[-1], exp.device, run_dir)
+
+
+def log_resumed(exp: Any, ckpt: dict[str, Any], steps: int) -> None:
+    """A resumed run's one line: the steps it continues, and what the run's auto keys settled to when it
+    began (kept in its checkpoint; the start-up lines that said so are not repeated)."""
+    settled = [f"model.{key}={str(exp.model[key]).lower()}" for key in ("conditional", "width") if key in exp.model]
+    if getattr(exp.data, "pseudo", False):
+        settled.append(f"train.clusters={exp.data.n_classes}")
+    weight, until = exp.mode_seeking
+    if weight:
+        settled.append(f"train.mode_seeking={weight:g}" + (f" to step {until}" if until else ""))
+    log.info("resume: steps %d to %d of the run as it was built%s", ckpt["step"] + 1, steps,
+             f" ({', '.join(settled)})" if settled else "")
 
 
 def log_end(summary: dict[str, Any], run_dir: Path) -> None:
