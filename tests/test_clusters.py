@@ -253,6 +253,18 @@ def test_conditional_drs_proposes_in_the_class_mix_it_is_given():
     pool = torch.tensor([0] * 9 + [1])
     x, _ = rejection.sample(G(), D(), 2000, torch.Generator().manual_seed(0), classes=pool)
     assert abs(float((x[:, 0] > 5).float().mean()) - 0.1) < 0.03
+    x, y, _ = rejection.draw(G(), D(), 2000, torch.Generator().manual_seed(0), classes=pool)
+    assert torch.equal(y, (x[:, 0] > 5).long())  # each kept sample's own class, for `ganrun sample`'s labels
+
+    class Turning(torch.nn.Module):  # logit 0 on the first pool, then nothing passes: the fallback keeps the best
+        calls = 0
+
+        def forward(self, x, y):
+            self.calls += 1
+            return torch.zeros(len(x)) if self.calls == 1 else x[:, 0] - 50
+
+    x, y, info = rejection.draw(G(), Turning(), 50, torch.Generator().manual_seed(0), budget=2, classes=pool)
+    assert info["filled"] == 50 and torch.equal(y, (x[:, 0] > 5).long()) and y.sum() == 50  # class 1: largest x_0
     x, _ = rejection.sample(G(), D(), 300, torch.Generator().manual_seed(0), classes=torch.tensor([1]))
     assert bool((x[:, 0] > 5).all())
 
@@ -272,18 +284,18 @@ def test_sample_with_drs_proposes_the_classes_asked_for(tmp_path, monkeypatch):
     run(compose_train(*TINY, *TINY_MODEL["mlp"], "dataset=grid", "model=mlp", "model.latent_dim=2",
                       "train.clusters=25", "train.drs=true", "train.steps=2"), tmp_path / "g")
     seen = []
-    real_sample = rejection.sample
+    real_draw = rejection.draw
 
     def spy(*args, classes=None, **kwargs):
         seen.append(set(classes.tolist()))
-        return real_sample(*args, classes=classes, **kwargs)
+        return real_draw(*args, classes=classes, **kwargs)
 
-    monkeypatch.setattr(rejection, "sample", spy)
+    monkeypatch.setattr(rejection, "draw", spy)
     ckpt = checkpoint.load(tmp_path / "g")
-    x, _ = sample_cmd.generate(ckpt, 50, 0, torch.device("cpu"), classes=[3], drs=True)
-    assert len(x) == 50 and seen[-1] == {3}
-    sample_cmd.generate(ckpt, 100, 0, torch.device("cpu"), drs=True)
-    assert seen[-1] == set(range(25))
+    x, _, labels = sample_cmd.generate(ckpt, 50, 0, torch.device("cpu"), classes=[3], drs=True)
+    assert len(x) == 50 and seen[-1] == {3} and labels.tolist() == [3] * 50  # the kept samples' own classes
+    _, _, labels = sample_cmd.generate(ckpt, 100, 0, torch.device("cpu"), drs=True)
+    assert seen[-1] == set(range(25)) and len(labels) == 100 and len(set(labels.tolist())) > 10
 
 
 def test_clusters_on_an_image_folder(tmp_path):

@@ -174,8 +174,8 @@ def test_drs_in_training_eval_and_sample(tmp_path):
     from ganrun.commands.sample import generate
 
     ckpt = checkpoint.load(run_dir)
-    own, _ = generate(ckpt, 50, 0, torch.device("cpu"))
-    kept, _ = generate(ckpt, 50, 0, torch.device("cpu"), drs=True)
+    own, _, _ = generate(ckpt, 50, 0, torch.device("cpu"))
+    kept, _, _ = generate(ckpt, 50, 0, torch.device("cpu"), drs=True)
     assert kept.shape == own.shape and not torch.equal(kept, own)
     r = run_cli("sample", f"ckpt={run_dir}", "n=50", f"out={tmp_path / 's.npy'}")
     assert r.returncode == 0 and "kept by D's rejection test" in r.stdout
@@ -201,7 +201,7 @@ def test_drs_on_an_image_model_behind_diffaugment(tmp_path):
     assert {"drs_classes", "drs_fd", "drs_accept_rate"} <= set(summary["metrics"])
     from ganrun.commands.sample import generate
 
-    kept, _ = generate(checkpoint.load(tmp_path / "img"), 16, 0, torch.device("cpu"), drs=True)
+    kept, _, _ = generate(checkpoint.load(tmp_path / "img"), 16, 0, torch.device("cpu"), drs=True)
     assert kept.shape == (16, 1, 28, 28) and kept.abs().max() <= 1
 
 
@@ -213,5 +213,5 @@ def test_drs_with_packing_and_minibatch_std_end_to_end(tmp_path):
     assert {"drs_modes", "drs_hq_percent", "drs_accept_rate"} <= set(m) and 0 < m["drs_accept_rate"] <= 1
     from ganrun.commands.sample import generate
 
-    kept, _ = generate(checkpoint.load(run_dir), 51, 0, torch.device("cpu"), drs=True)  # odd n: packs cut to n
+    kept, _, _ = generate(checkpoint.load(run_dir), 51, 0, torch.device("cpu"), drs=True)  # odd n: packs cut to n
     assert kept.shape == (51, 2)

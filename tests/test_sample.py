@@ -59,12 +59,12 @@ def test_interp_rows_start_and_end_at_their_anchors(ema_run, tmp_path):
 def test_ema_switch_and_determinism(ema_run):
     ckpt = checkpoint.load(ema_run)
     device = torch.device("cpu")
-    with_ema, _ = generate(ckpt, 4, 0, device)
+    with_ema, _, _ = generate(ckpt, 4, 0, device)
     assert torch.equal(with_ema, generate(ckpt, 4, 0, device, ema=True)[0])  # the default is the EMA G
-    raw, _ = generate(ckpt, 4, 0, device, ema=False)
+    raw, _, _ = generate(ckpt, 4, 0, device, ema=False)
     assert not torch.allclose(with_ema, raw)
     assert torch.equal(raw, generate(ckpt, 4, 0, device, ema=False)[0])  # same seed, same samples
-    truncated, _ = generate(ckpt, 4, 0, device, truncation=0.5)
+    truncated, _, _ = generate(ckpt, 4, 0, device, truncation=0.5)
     assert not torch.allclose(truncated, with_ema)
 
 
@@ -121,3 +121,11 @@ def test_a_sample_set_draws_the_classes_in_the_training_sets_mix(tmp_path):
     r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "n=20", f"out={tmp_path / 's.npy'}")
     assert r.returncode == 0, r.stderr
     assert np.bincount(np.load(tmp_path / "s.labels.npy")).tolist() == [15, 5]
+    r = run_cli("sample", f"ckpt={tmp_path / 'r'}", "n=20", "drs=true", f"out={tmp_path / 'd.npy'}")
+    assert r.returncode == 0, r.stderr  # the samples D kept, each with the class it was drawn in
+    assert len(np.load(tmp_path / "d.npy")) == 20 and set(np.load(tmp_path / "d.labels.npy").tolist()) <= {0, 1}
+    run(compose_train(*TINY, *TINY_MODEL["dcgan"], "dataset=folder", f"dataset.root={root}", "dataset.image_size=28",
+                      "model.conditional=false", "train.clusters=0"), tmp_path / "u")
+    r = run_cli("sample", f"ckpt={tmp_path / 'u'}", "n=20", f"out={tmp_path / 'u.npy'}")
+    assert r.returncode == 0, r.stderr  # a G that takes no class: no labels for `ganrun eval` to score it by
+    assert (tmp_path / "u.npy").exists() and not (tmp_path / "u.labels.npy").exists()

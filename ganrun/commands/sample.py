@@ -141,27 +141,30 @@ def sample_labels(n_classes: int, n: int, classes: list[int] | None, seeds: list
 @torch.no_grad()
 def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[int] | None = None,
              truncation: float = 0.0, ema: bool | None = None, drs: bool = False,
-             seeds: list[int] | None = None, every: bool = False) -> tuple[torch.Tensor, int]:
-    """Samples from the checkpoint's G (see load_generator) and the grid row length that fits them: n
-    samples, for a conditional G in the classes sample_labels gives. drs: n samples kept by D's rejection
-    test (ganrun.metrics.rejection) instead. seeds: one z per seed (the same image for a seed whatever the others),
-    drawn in each class of `classes` when given."""
+             seeds: list[int] | None = None, every: bool = False
+             ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    """Samples from the checkpoint's G (see load_generator), the grid row length that fits them, and each
+    sample's class (None for an unconditional G): n samples, for a conditional G in the classes sample_labels
+    gives. drs: n samples kept by D's rejection test (ganrun.metrics.rejection) instead, with the classes they
+    were kept in. seeds: one z per seed (the same image for a seed whatever the others), drawn in each class
+    of `classes` when given."""
     G = load_generator(ckpt, device, ema)
     check_classes(asked_classes(G), classes)
     labels, nrow = sample_labels(asked_classes(G), n, classes, seeds, every, class_mix(ckpt["data"]))
     if drs:  # proposals in the classes asked for: classes=, else every class in the data's mix
         wanted = sample_labels(asked_classes(G), n, classes, every=True, counts=class_mix(ckpt["data"]))[0]
         pool = class_inputs(G, wanted, seed).cpu() if wanted is not None else None
-        x, _ = rejection.sample(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed),
-                                classes=pool)
-        return x, nrow
+        x, inputs, _ = rejection.draw(G, load_discriminator(ckpt, device), n, torch.Generator().manual_seed(seed),
+                                      classes=pool)
+        class_of = getattr(G, "class_of", None)  # clusters within labels: each cluster's label
+        return x, nrow, (class_of[inputs] if class_of is not None and inputs is not None else inputs)
     if seeds:
         z = torch.cat([latents(1, G.latent_dim, s, truncation, G.latent) for s in seeds])
         z = z.repeat(len(labels) // len(seeds), 1) if labels is not None else z  # each class row: every seed
     else:
         z = latents(n if labels is None else len(labels), G.latent_dim, seed, truncation, G.latent)
     x = G(z.to(device)) if labels is None else G(z.to(device), class_inputs(G, labels, seed).to(device))
-    return x.float().cpu(), nrow
+    return x.float().cpu(), nrow, labels
 
 
 @torch.no_grad()
@@ -261,12 +264,11 @@ def main(args: list[str]) -> int:
         drs = use_drs(ckpt, cfg.drs) and not cfg.truncation > 0
         seeds = parse_seeds(cfg.seeds) if cfg.seeds else None
         every = out.suffix.lower() == ".npy"  # a sample set for metrics: every class, not a picture's rows
-        samples, nrow = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs, seeds,
-                                 every)
-        labels = sample_labels(data_classes(ckpt["data"]), cfg.n, cfg.classes, seeds, every, class_mix(ckpt["data"]))[0]
+        samples, nrow, labels = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs,
+                                         seeds, every)
         write(samples, space, out, cfg.nrow or nrow, seed_names(seeds, labels) if seeds else None,
               None if cfg.nrow or drs else labels, game=lambda: game(ckpt, device, cfg.ema))
-        if labels is not None and every and not drs and data_classes(ckpt["data"], labels_only=True):  # `ganrun eval`
+        if labels is not None and every and data_classes(ckpt["data"], labels_only=True):  # for `ganrun eval`
             np.save(out.with_suffix(".labels.npy"), labels.numpy())
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))
     return 0

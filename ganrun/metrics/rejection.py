@@ -59,10 +59,18 @@ def check(loss: Any, model_cfg: Any) -> None:
 @torch.no_grad()
 def sample(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator,
            budget: int = BUDGET, classes: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
-    """n samples of G (on the CPU) kept by D's rejection test, and {accept_rate, filled}: the share of
-    proposals kept, and how many samples came from the fallback when 3 * n * budget proposals ran out.
-    classes: for a conditional G, the class inputs the proposals draw from (each picks one at random), so
-    the kept samples come in their mix; without them, every class in turn."""
+    """n samples of G (on the CPU) kept by D's rejection test, and {accept_rate, filled}: see draw."""
+    x, _, info = draw(G, D, n, generator, budget, classes)
+    return x, info
+
+
+def draw(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator, budget: int = BUDGET,
+         classes: Tensor | None = None) -> tuple[Tensor, Tensor | None, dict[str, float]]:
+    """n samples of G (on the CPU) kept by D's rejection test, the class input each was drawn with (None for
+    an unconditional G), and {accept_rate, filled}: the share of proposals kept, and how many samples came
+    from the fallback when 3 * n * budget proposals ran out. classes: for a conditional G, the class inputs
+    the proposals draw from (each picks one at random), so the kept samples come in their mix; without
+    them, every class in turn."""
     device = next(G.parameters()).device
     pack = D.m if isinstance(D, Packed) else 1  # PacGAN: one logit per pack of m samples, kept or dropped whole
     chunk = CHUNK - CHUNK % pack
@@ -71,10 +79,11 @@ def sample(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator,
 
     n_classes = G.n_classes
 
-    def propose(m: int) -> tuple[Tensor, Tensor]:
-        """m samples and the logit of the pack each belongs to (its own logit when pack = 1). A conditional
-        G's D saw fakes of the data's classes in training, so its logit estimates log p_data(x|y) / p_g(x|y)
-        and the kept samples of class y follow p_data(x|y), in the mix of classes the proposals have."""
+    def propose(m: int) -> tuple[Tensor, Tensor, Tensor]:
+        """m samples, the logit of the pack each belongs to (its own logit when pack = 1) and each one's class
+        input (-1 for an unconditional G). A conditional G's D saw fakes of the data's classes in training, so
+        its logit estimates log p_data(x|y) / p_g(x|y) and the kept samples of class y follow p_data(x|y), in
+        the mix of classes the proposals have."""
         z = noise(G, m, generator=generator).to(device)
         if n_classes:
             y = torch.arange(m) % n_classes if classes is None else \
@@ -82,34 +91,35 @@ def sample(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator,
             y = y.to(device)
             x = torch.cat([G(c, k) for c, k in zip(z.split(chunk), y.split(chunk))])
             logit = torch.cat([D(c, k) for c, k in zip(x.split(chunk), y.split(chunk))]).float()
-            return x.float().cpu(), logit.cpu()
+            return x.float().cpu(), logit.cpu(), y.cpu()
         x = torch.cat([G(c) for c in z.split(chunk)])
         logit = torch.cat([D(c).reshape(len(c) // pack, -1)[:, 0] for c in x.split(chunk)]).float()
-        return x.float().cpu(), logit.cpu().repeat_interleave(pack)
+        return x.float().cpu(), logit.cpu().repeat_interleave(pack), torch.full((m,), -1)
 
-    kept: list[Tensor] = []
+    kept: list[tuple[Tensor, Tensor]] = []
     n_kept = drawn = 0
-    reserve_x, reserve_logit = None, torch.empty(0)  # the best rejected proposals, for a short budget
+    reserve = (torch.empty(0), torch.empty(0, dtype=torch.long))  # the best rejected proposals and their classes
+    reserve_logit = torch.empty(0)
     with eval_mode(G), eval_mode(D):
         first = torch.cat([propose(min(chunk, first_pool - i))[1] for i in range(0, first_pool, chunk)])
         cap = bound_cap(first, budget)  # set on proposals that are not kept: M does not depend on them
         bound = min(float(first.max()), cap)
         while n_kept < n and drawn < 3 * n * budget:
-            x, logit = propose(chunk)
+            x, logit, y = propose(chunk)
             drawn += len(x)
             bound = min(max(bound, float(logit.max())), cap)
             u = torch.rand(len(x) // pack, generator=generator).repeat_interleave(pack)
             keep = u.log() < logit - bound  # u < exp(logit - M)
-            kept.append(x[keep])
+            kept.append((x[keep], y[keep]))
             n_kept += int(keep.sum())
-            pool_x = x[~keep] if reserve_x is None else torch.cat([reserve_x, x[~keep]])
+            pool = [torch.cat([r, new[~keep]]) if len(r) else new[~keep] for r, new in zip(reserve, (x, y))]
             pool_logit = torch.cat([reserve_logit, logit[~keep]])
             best = pool_logit.topk(min(n, len(pool_logit))).indices
-            reserve_x, reserve_logit = pool_x[best], pool_logit[best]
-    out = torch.cat(kept)[:n]
+            reserve, reserve_logit = (pool[0][best], pool[1][best]), pool_logit[best]
+    out, out_y = (torch.cat(part)[:n] for part in zip(*kept))
     filled = n - len(out)
     if filled:
         log.warning("DRS kept %d of %d samples from %d proposals; the other %d are the proposals D rated most "
                     "real", len(out), n, drawn, filled)
-        out = torch.cat([out, reserve_x[:filled]])
-    return out, {"accept_rate": n_kept / drawn, "filled": float(filled)}
+        out, out_y = torch.cat([out, reserve[0][:filled]]), torch.cat([out_y, reserve[1][:filled]])
+    return out, (out_y if n_classes else None), {"accept_rate": n_kept / drawn, "filled": float(filled)}
