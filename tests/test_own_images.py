@@ -15,6 +15,7 @@ from PIL import Image
 
 from ganrun import data
 from ganrun.commands.sweep import results_table
+from ganrun.config import ConfigError
 from ganrun.data.streamed import held_out_split
 from ganrun.metrics.evaluator import Evaluator
 
@@ -95,6 +96,29 @@ def test_the_table_never_puts_two_feature_spaces_in_one_column():
     assert body[0][a].startswith("1") and body[0][b] == "-" and body[1][b].startswith("2") and body[1][a] == "-"
     same = [dict(r, metric_settings={"feature_space": "digits"}) for r in runs]
     assert "fd" in results_table(same)[0]  # one space: one column, as before
+
+
+def test_seeds_are_pooled_and_compared_within_one_feature_space_only():
+    from ganrun.commands import report
+    from ganrun.metrics import seeds
+
+    def run(setting, seed, fd, space):
+        return {"run": f"{setting}-{seed}", "status": "completed", "overrides": [setting, f"train.seed={seed}"],
+                "metrics": {"fd": fd}, "metric_settings": {"feature_space": space}}
+
+    rows = [run(s, i, fd + i, space) for s, fd, space in (("loss=gan", 10, "emoji"), ("loss=hinge", 30, "emoji"),
+                                                          ("loss=lsgan", 50, "digits")) for i in range(3)]
+    rows += [run("loss=gan", 3, 90, "digits")]  # the same setting on other data: not pooled with the emoji's
+    header, body = seeds.grouped_table(rows)
+    assert [(r[0], r[1]) for r in body] == [("loss=gan features=emoji", "3"), ("loss=hinge features=emoji", "3"),
+                                            ("loss=lsgan features=digits", "3"),
+                                            ("loss=gan features=digits", "1")]
+    pairs = seeds.differences(rows)
+    assert len(pairs) == 1 and pairs[0].startswith("fd: [loss=gan features=emoji] - [loss=hinge features=emoji]")
+    same = [dict(r, metric_settings={"feature_space": "emoji"}) for r in rows[:6]]
+    assert seeds.grouped_table(same)[1][0][0] == "loss=gan"  # one space: named as before
+    with pytest.raises(ConfigError, match="by=loss: the runs here were scored in 2 feature spaces .digits; emoji."):
+        report.budget_choice(rows, {"by": "loss"})
 
 
 @pytest.mark.parametrize("labelled", [True, False])

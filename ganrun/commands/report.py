@@ -81,6 +81,11 @@ def budget_choice(runs: list[dict[str, Any]], options: dict[str, str]) -> tuple[
             raise ConfigError(f"{'metric' if 'metric' in options else 'ref'}= goes with by=KEY: the budget curves "
                               "of the runs grouped by KEY")
         return None
+    spaces = sorted({seeds.feature_space(r) for r in runs if r.get("status") == "completed" and r.get("metrics")})
+    if len(spaces) > 1:
+        raise ConfigError(f"by={options['by']}: the runs here were scored in {len(spaces)} feature spaces "
+                          f"({'; '.join(s or 'toy protocol' for s in spaces)}), whose numbers do not compare; "
+                          "report a folder of runs on one data set")
     groups = budget.group_by_key(runs, options["by"])
     if "ref" in options and options["ref"] not in groups:
         raise ConfigError(f"ref={options['ref']}: no completed run has {options['by']}={options['ref']}; "

@@ -44,9 +44,9 @@ def results_table(rows: list[dict[str, Any]], missing: str = "-") -> tuple[list[
     distance beside its real-data floor), wall time, and the error of any run that failed. The sweep's table
     and `ganrun report` both use it. Runs scored in different feature spaces never share a metric's column:
     each space gets its own, named `fd [SPACE]`."""
-    spaces = {feature_space(r) for r in rows if r.get("metrics")}
+    spaces = {seeds.feature_space(r) for r in rows if r.get("metrics")}
     split = len(spaces) > 1
-    columns = sorted({(k, feature_space(r) if split else "") for r in rows for k in r.get("metrics", {})})
+    columns = sorted({(k, seeds.feature_space(r) if split else "") for r in rows for k in r.get("metrics", {})})
     errors = any(r.get("error") for r in rows)  # a failed or interrupted run says why
     header = ["run", "overrides", "status", "step", "loss/D", "loss/G",
               *(f"{k} [{space}]" if space else k for k, space in columns), "time_s"] + ["error"] * errors
@@ -55,16 +55,11 @@ def results_table(rows: list[dict[str, Any]], missing: str = "-") -> tuple[list[
         losses = r.get("losses", {})
         body.append([r["run"], overrides or "(defaults)", r.get("status", "?"), str(r.get("step", missing)),
                      *(f"{losses[k]:.4f}" if k in losses else missing for k in ("loss/D", "loss/G")),
-                     *(metric_cell(r, k, missing) if not split or feature_space(r) == space else missing
+                     *(metric_cell(r, k, missing) if not split or seeds.feature_space(r) == space else missing
                        for k, space in columns),
                      f"{r['wall_time_s']:.1f}" if "wall_time_s" in r else missing]
                     + [one_line_text(r.get("error")) or missing] * errors)
     return header, body
-
-
-def feature_space(row: dict[str, Any]) -> str:
-    """The feature space a run's metrics were measured in ("" for the protocols of toy sets)."""
-    return str((row.get("metric_settings") or {}).get("feature_space", ""))
 
 
 def one_line_text(text: str | None) -> str:

@@ -31,12 +31,20 @@ def setting(overrides: Sequence[str]) -> tuple[str, ...]:
     return tuple(o for o in overrides if not is_seed(o))
 
 
+def feature_space(row: dict[str, Any]) -> str:
+    """The feature space a run's metrics were measured in ("" for the protocols of toy sets)."""
+    return str((row.get("metric_settings") or {}).get("feature_space", ""))
+
+
 def group_by_setting(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """Completed runs by setting, in the order each setting first appears."""
+    """Completed runs by setting and the feature space their metrics are in (`features=SPACE`, so runs scored
+    in different spaces are never pooled), in the order each group first appears."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in rows:
         if r.get("status") == "completed":
-            groups.setdefault(setting(r.get("overrides", [])), []).append(r)
+            space = feature_space(r)
+            key = setting(r.get("overrides", [])) + ((f"features={space}",) if space else ())
+            groups.setdefault(key, []).append(r)
     return groups
 
 
@@ -120,14 +128,16 @@ def grouped_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
 
 
 def differences(rows: list[dict[str, Any]], level: float = LEVEL) -> list[str]:
-    """For every metric and pair of settings with 2+ seeds each: the difference of their means with its
-    Welch interval, and whether it is beyond the seed noise (the interval excludes 0)."""
+    """For every metric and pair of settings with 2+ seeds each, scored in one feature space: the difference
+    of their means with its Welch interval, and whether it is beyond the seed noise (the interval excludes 0)."""
     groups = {k: v for k, v in group_by_setting(rows).items() if len(v) > 1}
     names = labels(group_by_setting(rows))
     metrics = sorted({k for r in rows for k in (r.get("metrics") or {})})
     lines = []
     for m in metrics:
         for ka, kb in combinations(groups, 2):
+            if feature_space(groups[ka][0]) != feature_space(groups[kb][0]):
+                continue  # numbers in different feature spaces are not comparable
             a, b = metric_values(groups[ka], m), metric_values(groups[kb], m)
             if len(a) < 2 or len(b) < 2 or not all(map(math.isfinite, a + b)):
                 continue  # an infinite score (a reverse KL with an empty mode) has no mean to compare
