@@ -177,3 +177,25 @@ def test_the_printed_resume_command_continues_the_default_run_to_the_same_weight
         for k in plain[part]:
             assert torch.equal(resumed[part][k], plain[part][k]), (part, k)
     assert {**resumed["config"], "resume": ""} == plain["config"]  # the same experiment; only resume= is new
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_docs_reaches_its_file_and_heading():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    anchors = {p.resolve(): {heading_anchor(h) for h in re.findall(r"^#+ (.*)$", p.read_text(), flags=re.M)}
+               for p in pages}
+    broken = []
+    for page in pages:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path = (page.parent / target).resolve() if target else page.resolve()
+            if not path.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and path in anchors and anchor not in anchors[path]:
+                broken.append(f"{page.name}: {target}#{anchor} (no such heading)")
+    assert not broken, "\n".join(broken)
