@@ -64,6 +64,7 @@ def sample(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator,
     return x, info
 
 
+@torch.no_grad()
 def draw(G: nn.Module, D: nn.Module, n: int, generator: torch.Generator, budget: int = BUDGET,
          classes: Tensor | None = None) -> tuple[Tensor, Tensor | None, dict[str, float]]:
     """n samples of G (on the CPU) kept by D's rejection test, the class input each was drawn with (None for

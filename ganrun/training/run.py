@@ -176,7 +176,8 @@ def log_start(cfg: DictConfig, exp: Any, run_dir: Path) -> None:
 
 def log_resumed(exp: Any, ckpt: dict[str, Any], steps: int) -> None:
     """A resumed run's one line: the steps it continues, and what the run's auto keys settled to when it
-    began (kept in its checkpoint; the start-up lines that said so are not repeated)."""
+    began (kept in its checkpoint, so model.conditional's, model.width's and mode seeking's own start-up
+    lines do not come again)."""
     settled = [f"model.{key}={str(exp.model[key]).lower()}" for key in ("conditional", "width") if key in exp.model]
     if getattr(exp.data, "pseudo", False):
         settled.append(f"train.clusters={exp.data.n_classes}")
