@@ -14,6 +14,7 @@ NCCL on CUDA (one GPU per rank, cuda:LOCAL_RANK), gloo on CPU.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from dataclasses import dataclass
@@ -60,7 +61,16 @@ def setup() -> World:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         _world = World(dist.get_rank(), dist.get_world_size(), local_rank)
+        atexit.register(leave)
     return _world
+
+
+def leave() -> None:
+    """Destroy the process group before the interpreter shuts down (at exit): left to the interpreter's
+    teardown, gloo's threads can abort a rank that already finished its work ("terminate called without an
+    active exception", exit -6) while rank 0 still writes the end-of-run metrics."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def average_gradients(module: nn.Module) -> None:
