@@ -94,18 +94,16 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return w0 * z0[:, None] + w1 * z1[:, None]
 
 
-def data_classes(data: dict, labels_only: bool = False) -> int:
-    """The classes a checkpoint's G is asked for (its labels when its clusters are within them; 0 for plain
-    clusters when labels_only)."""
-    if data.get("class_of") is not None:
-        return int(torch.as_tensor(data["class_of"]).max()) + 1
-    return 0 if labels_only and "clusters" in data else data.get("n_classes", 0)
+def plain_clusters(data: dict) -> bool:
+    """Whether a checkpoint's G was conditioned on k-means clusters of the images, not within the set's labels
+    (its classes are then no labels to score by)."""
+    return "clusters" in data and data.get("class_of") is None
 
 
 def class_mix(data: dict) -> list[int] | None:
     """The images per class a checkpoint's G is asked for in a sample set: the training set's labels (not
     for plain clusters, which are of one size); None where the checkpoint predates class_counts."""
-    return None if "clusters" in data and data.get("class_of") is None else data.get("class_counts")
+    return None if plain_clusters(data) else data.get("class_counts")
 
 
 def check_classes(n_classes: int, classes: list[int] | None) -> None:
@@ -268,7 +266,7 @@ def main(args: list[str]) -> int:
                                          seeds, every)
         write(samples, space, out, cfg.nrow or nrow, seed_names(seeds, labels) if seeds else None,
               None if cfg.nrow or drs else labels, game=lambda: game(ckpt, device, cfg.ema))
-        if labels is not None and every and data_classes(ckpt["data"], labels_only=True):  # for `ganrun eval`
+        if labels is not None and every and not plain_clusters(ckpt["data"]):  # for `ganrun eval`
             np.save(out.with_suffix(".labels.npy"), labels.numpy())
     print(f"wrote {len(samples)} samples to {cfg.out}" + (" (kept by D's rejection test)" if drs else ""))
     return 0

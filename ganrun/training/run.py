@@ -179,7 +179,7 @@ def log_resumed(exp: Any, ckpt: dict[str, Any], steps: int) -> None:
     began (kept in its checkpoint, so model.conditional's, model.width's and mode seeking's own start-up
     lines do not come again)."""
     settled = [f"model.{key}={str(exp.model[key]).lower()}" for key in ("conditional", "width") if key in exp.model]
-    if getattr(exp.data, "pseudo", False):
+    if exp.data.pseudo:
         settled.append(f"train.clusters={exp.data.n_classes}")
     weight, until = exp.mode_seeking
     if weight:
