@@ -16,7 +16,8 @@ from ganrun.training import losses
 from ganrun.training import regularizers as R
 from ganrun.models.build import build_models
 from ganrun.training.objectives import Adversarial
-from ganrun.training.precision import Precision
+from ganrun.training.precision import Precision, native_bf16_cpu, settle_precision
+from ganrun.training.build import build
 from ganrun.training.run import run
 
 # (loss, regularizers): every loss, and the penalties that take a double backward
@@ -50,8 +51,9 @@ def test_bf16_step_matches_fp32(loss):
     assert moved > 0 and diff < 0.3 * moved  # bf16 moves G the way fp32 does, within its 8-bit mantissa
 
 
-def test_fp16_penalties_run_in_float32_and_losses_match():
-    precision = Precision("fp16", "cpu")
+@pytest.mark.parametrize("mode", ["bf16", "fp16"])
+def test_penalties_run_in_float32_under_autocast_and_losses_match(mode):
+    precision = Precision(mode, "cpu")
     with precision.autocast():
         assert torch.is_autocast_enabled("cpu")
     with precision.autocast(penalty=True):
@@ -76,8 +78,39 @@ def test_mixed_precision_run_trains_and_resumes(tmp_path, precision):
     assert summary["resumed_from"] == 4 and summary["step"] == 6
 
 
+def cpuinfo(path, flags: str) -> str:
+    path.write_text(f"processor\t: 0\nmodel name\t: a CPU\nflags\t\t: fpu sse2 avx2 {flags}\n\n")
+    return str(path)
+
+
+def test_precision_auto_is_bf16_only_for_images_on_a_cpu_that_computes_it(tmp_path, caplog):
+    native, plain = cpuinfo(tmp_path / "native", "avx512f avx512_bf16"), cpuinfo(tmp_path / "plain", "avx512f")
+    assert native_bf16_cpu(native) == "avx512_bf16" and native_bf16_cpu(plain) == ""
+    assert native_bf16_cpu(str(tmp_path / "none")) == ""  # not Linux: no file, no guess
+    with caplog.at_level(logging.INFO, logger="ganrun"):
+        assert settle_precision("auto", "cpu", True, native) == "bf16"
+    assert "train.precision=auto: this CPU computes bfloat16 in hardware (avx512_bf16)" in caplog.text
+    with caplog.at_level(logging.INFO, logger="ganrun"):
+        assert settle_precision("auto", "cpu", True, plain) == "32"  # emulated bfloat16 is slower than float32
+    assert "train.precision=auto: float32 (this CPU has no bfloat16 in hardware)" in caplog.text
+    assert settle_precision("auto", "cpu", False, native) == "32"  # the 2-D point sets' MLPs
+    assert settle_precision("auto", "cuda", True, native) == "32"
+    assert [settle_precision(m, "cpu", True, plain) for m in ("32", "bf16", "fp16")] == ["32", "bf16", "fp16"]
+
+
+@pytest.mark.parametrize("flag", ["avx512_bf16", ""])
+def test_a_run_computes_in_what_precision_auto_settles_to(tmp_path, monkeypatch, flag):
+    import ganrun.training.precision as P
+    monkeypatch.setattr(P, "native_bf16_cpu", lambda cpuinfo="": flag)
+    overrides = [*TINY, *TINY_MODEL["dcgan"], "train.steps=2", "train.precision=auto"]
+    assert build(compose_train(*overrides)).precision.mode == ("bf16" if flag else "32")
+    assert build(compose_train(*overrides, "train.precision=32")).precision.mode == "32"
+    assert build(compose_train(*overrides[:-1])).precision.mode == "32"  # the default
+    assert run(compose_train(*overrides), tmp_path)["status"] == "completed"
+
+
 def test_unknown_precision_is_one_line():
-    with pytest.raises(ConfigError, match="train.precision='fp8': use 32, bf16, fp16"):
+    with pytest.raises(ConfigError, match="train.precision='fp8': use auto, 32, bf16, fp16"):
         config.validate(compose_train("train.precision=fp8", *TINY))
 
 

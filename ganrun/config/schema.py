@@ -13,7 +13,7 @@ from omegaconf import MISSING
 from ganrun.errors import ConfigError  # noqa: F401  (re-exported: the config checks raise it)
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
-PRECISIONS = ("32", "bf16", "fp16")
+PRECISIONS = ("auto", "32", "bf16", "fp16")
 ON_NAN = ("stop", "skip")
 DEVICES = ("auto", "cpu", "cuda")
 EXPORT_FORMATS = ("safetensors", "torchscript", "onnx")  # `ganrun export format=`
@@ -43,9 +43,9 @@ class TrainConfig:
     augment: Any = "auto"  # DiffAugment for D's inputs, a list of color, translation, cutout, flip ([]: none; auto: [translation, color] on colour image sets under 10,000 images)
     ada_target: float = 0.0  # adaptive augmentation: p follows E[sign D(real)] towards this (0.6 in the paper); 0: off
     ada_kimg: int = 100  # ADA: thousands of real images for p to move from 0 to 1
-    precision: str = "32"  # 32, bf16 (autocast) or fp16 (autocast + a gradient scaler per network)
+    precision: str = "32"  # 32, bf16 (autocast), fp16 (autocast + a gradient scaler per network); auto: bf16 on a CPU with native bfloat16
     compile: bool = False  # torch.compile G and D for the training step (falls back to eager if it fails)
-    channels_last: bool = True  # conv models on CUDA use the channels-last memory layout
+    channels_last: bool = True  # conv models use the channels-last memory layout
     sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over all ranks' batches (SyncBatchNorm)
     lr_schedule: str = "constant"  # constant, or linear / cosine decay of both learning rates to 0 at train.steps
     ema: float = 0.0  # decay of an exponential moving average of G's weights (0: off); samples use it
