@@ -12,6 +12,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+log = logging.getLogger("ganrun")
+
 
 def grad_norm(module: nn.Module) -> Tensor:
     """The total L2 norm of a module's current gradients."""
@@ -24,8 +26,8 @@ class Precision:
     (autocast to float16 with a gradient scaler per network, so small gradients do not underflow;
     the scaler skips a step whose gradients overflowed and lowers its scale). Losses are taken on
     float32 logits. Under either autocast, gradient penalties (WGAN-GP, R1, DRAGAN) run in float32: their
-    double backward would need its own scaling to be safe in float16, and in bfloat16 a penalty on a gradient
-    near norm 1 keeps only 8 bits of that norm's distance from 1."""
+    double backward would need its own scaling to be safe in float16, and bfloat16 resolves a gradient norm
+    near 1 only to about 0.004 (8 bits), coarse for a penalty on that norm's distance from 1."""
 
     def __init__(self, mode: str = "32", device_type: str = "cpu"):
         self.mode = mode
@@ -67,7 +69,6 @@ class Precision:
 
 
 FP32 = Precision()
-log = logging.getLogger("ganrun")
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 flags of a CPU that multiplies bfloat16 in hardware
 
@@ -85,8 +86,9 @@ def native_bf16_cpu(cpuinfo: str = "/proc/cpuinfo") -> str:
 
 def settle_precision(mode: str, device_type: str, images: bool, cpuinfo: str = "/proc/cpuinfo") -> str:
     """train.precision as "32", "bf16" or "fp16"; auto (said in one start-up line): bf16 for image models on a
-    CPU that computes bfloat16 in hardware (there a DCGAN step took 0.6-0.8 of float32's time, scores within
-    the seeds' spread, docs/results.md), else 32 (CUDA included: not measured here)."""
+    CPU that computes bfloat16 in hardware (there a DCGAN step took 0.5-0.8 of float32's time, for scores at
+    equal steps within the seeds' spread on three sets of four, 7% worse on the labelled digits;
+    docs/results.md), else 32 (CUDA included: not measured here)."""
     if mode != "auto":
         return mode
     flag = native_bf16_cpu(cpuinfo) if device_type == "cpu" and images else ""
