@@ -91,13 +91,16 @@ def settle_precision(mode: str, device_type: str, images: bool, cpuinfo: str = "
     docs/results.md), else 32 (CUDA included: not measured here)."""
     if mode != "auto":
         return mode
-    flag = native_bf16_cpu(cpuinfo) if device_type == "cpu" and images else ""
-    if flag:
+    if device_type != "cpu":
+        why = f"not measured on {device_type}; train.precision=bf16 there"
+    elif not images:
+        why = "a model of points"
+    elif not (flag := native_bf16_cpu(cpuinfo)):
+        why = "this CPU has no bfloat16 in hardware"
+    else:
         log.info("train.precision=auto: this CPU computes bfloat16 in hardware (%s), so the steps run in bfloat16 "
                  "autocast, losses and penalties in float32 (train.precision=32 for float32 throughout)", flag)
         return "bf16"
-    why = ("this CPU has no bfloat16 in hardware" if device_type == "cpu" and images else
-           "a model of points" if device_type == "cpu" else f"not measured on {device_type}; train.precision=bf16 there")
     log.info("train.precision=auto: float32 (%s)", why)
     return "32"
 
