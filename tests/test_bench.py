@@ -49,6 +49,27 @@ def test_textbook_loop_trains_on_any_image_set_at_its_size(tmp_path):
     assert '"steps": 2' in (tmp_path / "out" / "run.json").read_text()
 
 
+def test_class_ceiling_reads_a_labelled_folder_and_refuses_an_unlabelled_one(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, colour in enumerate(((255, 0, 0), (0, 0, 255))):  # two classes anyone can tell apart: red and blue
+        (tmp_path / "imgs" / f"c{c}").mkdir(parents=True)
+        for i in range(30):
+            img = np.clip(np.array(colour) + rng.integers(-30, 30, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path / "imgs" / f"c{c}" / f"{i}.png")
+    data = ["dataset=folder", f"dataset.root={tmp_path / 'imgs'}", "dataset.image_size=16"]
+    r = subprocess.run([sys.executable, "bench/class_ceiling.py", "--data", *data, "--epochs", "3", "--threads", "1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rates = [float(x) for x in re.findall(r"balanced hit rate ([0-9.]+)", r.stdout)]
+    assert len(rates) == 2 and all(0 <= x <= 1 for x in rates) and max(rates) > 0.9, r.stdout
+    r = subprocess.run([sys.executable, "bench/class_ceiling.py", "--data", *data, "dataset.labelled=false"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "needs a labelled image set" in r.stderr
+
+
 @pytest.mark.slow  # about a minute: the GPU script's every part on the CPU
 def test_device_script_runs_every_part_in_smoke_mode(tmp_path):
     r = subprocess.run(["bash", "bench/device.sh", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=1200,
