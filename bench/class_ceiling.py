@@ -90,7 +90,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = instantiate(compose(args.data).dataset, "dataset")
-    if data.labels is None or not data.pixels or data.make_split is None:
+    if getattr(data, "labels", None) is None or not data.pixels or data.make_split is None:
         raise SystemExit("class_ceiling.py: needs a labelled image set with a held-out split (folder, zip or hf)")
     train, test = data.make_split("train"), data.make_split("test")
     trainers = {"metrics' classifier (as shipped)": lambda: classifier.fit_classifier(
