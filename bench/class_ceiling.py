@@ -13,6 +13,7 @@ averages them), the plain accuracy, each class's accuracy and the training time.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -23,6 +24,7 @@ from ganrun.config import compose
 from ganrun.config.targets import instantiate
 from ganrun.data import to_unit_range as unit
 from ganrun.metrics import classifier
+from ganrun.metrics.evaluator import hit_rates
 
 
 class WideCNN(nn.Module):
@@ -77,8 +79,7 @@ def fit_wide(images: Tensor, labels: Tensor, epochs: int) -> WideCNN:
 def read(net: nn.Module, images: Tensor, labels: Tensor) -> tuple[float, float, list[float]]:
     """(balanced hit rate, accuracy, per-class accuracies) on held-out images."""
     pred = torch.cat([net(unit(images[i:i + 500])).argmax(1) for i in range(0, len(images), 500)])
-    k = int(labels.max()) + 1
-    per = [float((pred[labels == c] == c).float().mean()) for c in range(k) if (labels == c).any()]
+    per = [rate for rate in hit_rates(pred, labels, int(labels.max()) + 1) if not math.isnan(rate)]
     return sum(per) / len(per), float((pred == labels).float().mean()), per
 
 
