@@ -357,6 +357,27 @@ def test_clusters_auto_says_when_the_set_has_no_labels(caplog):
     assert "train.clusters=auto: mnist-sample has no labels, so G and D are conditioned on 50" in caplog.text
 
 
+@pytest.mark.parametrize("overrides, said", [
+    ([], "model.conditional=false ignores them and conditions G and D on 50 k-means clusters of the images"),
+    (["train.clusters=0"], "model.conditional=false trains an unconditional GAN"),
+    (["model.pack=2"], None),  # packing: auto leaves the labels unused, so no line
+])
+def test_the_labels_line_says_what_conditional_false_would_train(overrides, said, caplog):
+    """model.conditional=auto's start-up line names the alternative, and a run that takes it does just that."""
+    import logging
+
+    from ganrun.training.build import build, cluster_count
+
+    with caplog.at_level(logging.INFO):
+        build(compose_train(*overrides, "train.batch_size=16"))
+    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model.conditional=auto:")]
+    assert line == ([f"model.conditional=auto: G and D see the dataset's 10 class labels ({said})"] if said else [])
+    if said:
+        cfg = compose_train(*overrides, "model.conditional=false")
+        k = cluster_count(cfg, instantiate(cfg.dataset, "dataset"))[0]
+        assert k == (50 if "50 k-means" in said else 0)
+
+
 @pytest.mark.parametrize("overrides, on, colour, expected", [
     ([], "clusters", True, (0.2, 0)),  # clusters of unlabelled colour images: each cluster's samples spread
     ([], "labels", True, (0.2, 1000)),  # labelled colour images: for the first 1,000 steps only

@@ -51,10 +51,12 @@ def settle_width(node: dict[str, Any], data_shape: tuple[int, ...]) -> dict[str,
     return node
 
 
-def settle_conditional(model: DictConfig, data: Any, drs: bool, saved: dict[str, Any] | None = None) -> dict[str, Any]:
+def settle_conditional(model: DictConfig, data: Any, drs: bool, saved: dict[str, Any] | None = None,
+                       instead: str = "model.conditional=false trains an unconditional GAN") -> dict[str, Any]:
     """The `model` node as a run builds it (plain containers), with model.conditional=auto settled: true on
     train.clusters' clusters, what a resumed run's checkpoint (`saved`: its model node) settled on, else
-    auto_conditional's rule. The config itself is left as it was."""
+    auto_conditional's rule, said in one line that ends with `instead`: what the run would train without the
+    labels. The config itself is left as it was."""
     node = OmegaConf.to_container(model, resolve=True)
     if data.pseudo:  # the clusters replace the labels, also under model.conditional=false (no real labels)
         node["conditional"] = True
@@ -65,6 +67,5 @@ def settle_conditional(model: DictConfig, data: Any, drs: bool, saved: dict[str,
     else:
         node["conditional"] = auto_conditional(data.n_classes, node.get("pack", 1), drs, data.pixels)
         if node["conditional"]:
-            log.info("model.conditional=auto: G and D see the dataset's %d class labels (model.conditional=false "
-                     "trains an unconditional GAN)", data.n_classes)
+            log.info("model.conditional=auto: G and D see the dataset's %d class labels (%s)", data.n_classes, instead)
     return node

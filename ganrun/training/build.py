@@ -51,7 +51,8 @@ def networks(cfg: DictConfig, data: Dataset, device: torch.device,
     channels-last for images (on the CPU too: oneDNN's convolutions are faster in that layout, most of all
     in bfloat16)."""
     saved = resume["config"]["model"] if resume is not None else None
-    model = settle_width(settle_conditional(cfg.model, data, cfg.train.drs, saved), tuple(data.shape))
+    model = settle_width(settle_conditional(cfg.model, data, cfg.train.drs, saved, without_labels(cfg, data)),
+                         tuple(data.shape))
     G, D = build_models(model, data.shape, data.n_classes, data.pseudo, getattr(data, "class_of", None))
     augment = augment_policy(cfg, data)
     if augment:
@@ -171,6 +172,22 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
     return [c for c in built if not c.last] + [c for c in built if c.last]
 
 
+def takes_classes(cfg: DictConfig) -> bool:
+    """Whether train.clusters=auto may condition this model on clusters: a GAN whose G and D take classes,
+    neither packing samples nor filtering them by rejection sampling (those recipes are measured unconditional)."""
+    model = cfg.model
+    return "conditional" in model and model.get("pack", 1) == 1 and has_discriminator(model) and not cfg.train.drs
+
+
+def without_labels(cfg: DictConfig, data: Dataset) -> str:
+    """What model.conditional=false would train instead of a labelled run, for model.conditional=auto's
+    start-up line: on an image set train.clusters=auto fits, self-conditioning on its clusters."""
+    k = clusters.auto_count(len(data)) if cfg.train.clusters == "auto" and takes_classes(cfg) and data.pixels else 0
+    if not k:
+        return "model.conditional=false trains an unconditional GAN"
+    return f"model.conditional=false ignores them and conditions G and D on {k} k-means clusters of the images"
+
+
 def cluster_count(cfg: DictConfig, data: Dataset) -> tuple[int, bool]:
     """(K, within): train.clusters as a number, and whether the clusters are fitted within the set's labels
     (a number on a run that uses them: asking for a class then draws one of its clusters). auto:
@@ -182,9 +199,7 @@ def cluster_count(cfg: DictConfig, data: Dataset) -> tuple[int, bool]:
     k = cfg.train.clusters
     if k != "auto":
         return int(k), labels_used and bool(int(k))
-    takes_classes = ("conditional" in model and model.get("pack", 1) == 1 and has_discriminator(model)
-                     and not cfg.train.drs)  # the recipes with rejection sampling are measured unconditional
-    k = clusters.auto_count(len(data)) if takes_classes and not labels_used and data.pixels else 0
+    k = clusters.auto_count(len(data)) if takes_classes(cfg) and not labels_used and data.pixels else 0
     if k:
         why = f"{data.name} has no labels" if data.n_classes == 0 else f"{data.name}'s labels are not used"
         log.info("train.clusters=auto: %s, so G and D are conditioned on %d k-means clusters of its images "
