@@ -276,12 +276,14 @@ def test_models_from_a_checkpoint_config_round_trip():
 
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
-SHAPES = {"gauss1d": (1,), "ring": (2,), "grid": (2,), "cifar10": (3, 32, 32), "stacked-mnist": (3, 28, 28)}
+SHAPES = {"gauss1d": (1,), "ring": (2,), "grid": (2,), "cifar10": (3, 32, 32), "stacked-mnist": (3, 28, 28),
+          "colour32": (3, 32, 32)}
+ANY_DATASET = {"colour32"}  # recipes for a user's own images: the dataset is theirs to pick
 
 
 def test_the_documented_recipes_exist():
-    assert EXPERIMENTS == ["cifar10", "cifar10-resnet", "fashion-mnist", "gauss1d", "grid", "mnist", "mnist-sample",
-                           "ring", "stacked-mnist"]
+    assert EXPERIMENTS == ["cifar10", "cifar10-resnet", "colour32", "fashion-mnist", "gauss1d", "grid", "mnist",
+                           "mnist-sample", "ring", "stacked-mnist"]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -289,7 +291,10 @@ def test_every_recipe_composes_validates_and_builds(name):
     cfg = compose_train(f"experiment={name}")
     config.validate(cfg)
     dataset = name.removesuffix("-resnet")
-    assert cfg.dataset._target_.endswith(dataset.replace("-", "_"))  # each recipe is for its own dataset
+    if name in ANY_DATASET:
+        assert "dataset" not in OmegaConf.load(ROOT / "configs" / "experiment" / f"{name}.yaml")
+    else:
+        assert cfg.dataset._target_.endswith(dataset.replace("-", "_"))  # each recipe is for its own dataset
     G, D = build_models(cfg.model, SHAPES.get(dataset, (1, 28, 28)))
     z = torch.randn(cfg.train.batch_size, G.latent_dim)
     assert D(G(z)).shape == (cfg.train.batch_size // cfg.model.get("pack", 1),)
@@ -313,6 +318,32 @@ def test_the_fashion_recipe_reaches_the_networks_and_wins_over_the_loss_recipe()
     assert next(m for m in D.modules() if isinstance(m, torch.nn.Conv2d)).out_channels == 64
     mine = compose_train("experiment=fashion-mnist", "optimizer.lr_d=2e-4", "loss=hinge")
     assert (mine.optimizer.lr_g, mine.optimizer.lr_d) == (1e-3, 2e-4)
+
+
+def test_the_colour_recipe_ignores_the_labels_and_sizes_g_apart_from_d(tmp_path):
+    """experiment=colour32 on a user's labelled ZIP: G at width 32 beside D's auto 40, 1e-3 for both, the labels
+    replaced by clusters (model.conditional=false), and the user's own keys still win."""
+    import zipfile
+
+    from PIL import Image
+
+    from ganrun.training.build import build
+
+    with zipfile.ZipFile(tmp_path / "own.zip", "w") as z:
+        for i in range(12):
+            path = f"{i % 2}/{i}.png"
+            Image.new("RGB", (40, 40), (20 * i, 200 if i % 2 else 30, 90)).save(tmp_path / "x.png")
+            z.write(tmp_path / "x.png", path)
+    own = ["dataset=zip", f"dataset.path={tmp_path / 'own.zip'}", "dataset.image_size=32", "train.batch_size=4"]
+    cfg = compose_train("experiment=colour32", *own, "train.clusters=3")
+    config.validate(cfg)
+    assert (cfg.optimizer.lr_g, cfg.optimizer.lr_d, cfg.train.steps) == (1e-3, 1e-3, 7000)
+    exp = build(cfg)
+    assert exp.data.pseudo and exp.G.n_classes == 3  # clusters, not the two sub-folders' labels
+    assert [m.out_channels for m in exp.G.net if isinstance(m, torch.nn.ConvTranspose2d)][-2:] == [32, 3]
+    assert next(m for m in exp.D.modules() if isinstance(m, torch.nn.Conv2d)).out_channels == 40
+    mine = compose_train("experiment=colour32", *own, "optimizer.lr_g=2e-4", "model.conditional=auto")
+    assert (mine.optimizer.lr_g, mine.model.conditional) == (2e-4, "auto")
 
 
 # ---------------------------------------------------------------- plugins: targets from the user's own package
