@@ -51,8 +51,8 @@ def settle_width(node: dict[str, Any], data_shape: tuple[int, ...]) -> dict[str,
     return node
 
 
-def settle_conditional(model: DictConfig, data: Any, drs: bool, saved: dict[str, Any] | None = None,
-                       instead: str = "model.conditional=false trains an unconditional GAN") -> dict[str, Any]:
+def settle_conditional(model: DictConfig, data: Any, drs: bool, instead: str,
+                       saved: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `model` node as a run builds it (plain containers), with model.conditional=auto settled: true on
     train.clusters' clusters, what a resumed run's checkpoint (`saved`: its model node) settled on, else
     auto_conditional's rule, said in one line that ends with `instead`: what the run would train without the

@@ -51,7 +51,7 @@ def networks(cfg: DictConfig, data: Dataset, device: torch.device,
     channels-last for images (on the CPU too: oneDNN's convolutions are faster in that layout, most of all
     in bfloat16)."""
     saved = resume["config"]["model"] if resume is not None else None
-    model = settle_width(settle_conditional(cfg.model, data, cfg.train.drs, saved, without_labels(cfg, data)),
+    model = settle_width(settle_conditional(cfg.model, data, cfg.train.drs, without_labels(cfg, data), saved),
                          tuple(data.shape))
     G, D = build_models(model, data.shape, data.n_classes, data.pseudo, getattr(data, "class_of", None))
     augment = augment_policy(cfg, data)
@@ -179,10 +179,18 @@ def takes_classes(cfg: DictConfig) -> bool:
     return "conditional" in model and model.get("pack", 1) == 1 and has_discriminator(model) and not cfg.train.drs
 
 
+def auto_clusters(cfg: DictConfig, data: Dataset) -> int:
+    """How many clusters train.clusters=auto fits when the set's labels are not used: clusters.auto_count on an
+    image set for a model that takes classes, else 0."""
+    if cfg.train.clusters != "auto" or not takes_classes(cfg) or not data.pixels:
+        return 0
+    return clusters.auto_count(len(data))
+
+
 def without_labels(cfg: DictConfig, data: Dataset) -> str:
     """What model.conditional=false would train instead of a labelled run, for model.conditional=auto's
     start-up line: on an image set train.clusters=auto fits, self-conditioning on its clusters."""
-    k = clusters.auto_count(len(data)) if cfg.train.clusters == "auto" and takes_classes(cfg) and data.pixels else 0
+    k = auto_clusters(cfg, data)
     if not k:
         return "model.conditional=false trains an unconditional GAN"
     return f"model.conditional=false ignores them and conditions G and D on {k} k-means clusters of the images"
@@ -199,7 +207,7 @@ def cluster_count(cfg: DictConfig, data: Dataset) -> tuple[int, bool]:
     k = cfg.train.clusters
     if k != "auto":
         return int(k), labels_used and bool(int(k))
-    k = clusters.auto_count(len(data)) if takes_classes(cfg) and not labels_used and data.pixels else 0
+    k = 0 if labels_used else auto_clusters(cfg, data)
     if k:
         why = f"{data.name} has no labels" if data.n_classes == 0 else f"{data.name}'s labels are not used"
         log.info("train.clusters=auto: %s, so G and D are conditioned on %d k-means clusters of its images "
