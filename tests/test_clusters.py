@@ -508,7 +508,7 @@ def test_a_labelled_colour_run_spreads_each_class_for_its_first_steps_and_keeps_
     with caplog.at_level(logging.INFO):  # the run's own command to continue it says what it continues
         run(compose_train("train.steps=3", f"resume={tmp_path / 'run'}"), tmp_path / "run")
     assert re.search(r"resume: steps 3 to 3 of the run as it was built \(model.conditional=true, model.width=\d+, "
-                     r"train.mode_seeking=0.2 to step 1000\)", caplog.text)
+                     r"train.mode_seeking=0.2 to step 1000, train.aux_classifier=1\)", caplog.text)
     assert "for its first 1000 steps" not in caplog.text  # the start-up line is not repeated
     assert mode_seeking_terms(build(cfg, ckpt)) == [(0.2, 1000)]
     ckpt["mode_seeking"] = [0.0, 0]  # what auto settled to, whatever the rules say now

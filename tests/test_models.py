@@ -167,6 +167,31 @@ def test_input_conditioned_d_sees_one_hot_class_planes():
         dcgan.make((1, 28, 28), width=4, conditional=True, n_classes=10, d_condition="sideways")
 
 
+@pytest.mark.parametrize("d_condition", ["input", "projection"])
+def test_a_class_head_reads_the_class_beside_the_same_real_or_fake_logit(d_condition):
+    """D with an auxiliary class head: the same logit as D without it (same weights), and the head's logits
+    on its last features summed over positions, kept after each call with labels."""
+    torch.manual_seed(0)
+    _, D = dcgan.make((3, 32, 32), width=4, latent_dim=8, conditional=True, n_classes=5, d_condition=d_condition,
+                      class_head=True)
+    _, plain = dcgan.make((3, 32, 32), width=4, latent_dim=8, conditional=True, n_classes=5,
+                          d_condition=d_condition)
+    plain.load_state_dict({k: v for k, v in D.state_dict().items() if not k.startswith("class_head")})
+    D.eval(), plain.eval()
+    x, y = torch.rand(6, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3, 4, 0])
+    assert torch.allclose(D(x, y), plain(x, y), atol=1e-6) and plain.class_logits is None
+    first = D.first_layer(x, y) if d_condition == "input" else D.net[0](x)
+    h = D.net[1:-1](first).sum((2, 3))
+    assert D.class_logits.shape == (6, 5)
+    assert torch.allclose(D.class_logits, D.class_head(h), atol=1e-5)
+    D(x)  # without labels: no reading kept
+    assert D.class_logits is None
+    with pytest.raises(ValueError, match="needs a conditional model"):
+        dcgan.make((3, 32, 32), width=4, class_head=True)
+    with pytest.raises(ValueError, match="2-D toy sets' MLP pair has no class head"):
+        dcgan.make((2,), class_head=True)
+
+
 def test_conditional_needs_classes_and_no_packing():
     with pytest.raises(ValueError, match="model.conditional=true needs a labelled dataset"):
         mlp.make((2,), conditional=True, n_classes=0)

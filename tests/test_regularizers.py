@@ -226,6 +226,67 @@ def test_mode_seeking_pushes_g_apart():
     assert float((G(z)[0] - G(z)[1]).abs().mean().detach()) > before
 
 
+# ---------------------------------------------------------------- both sides
+
+
+def test_aux_classifier_by_hand():
+    # cross-entropy of logits [2, 0] for class 0 and [0, 1] for class 1: mean(log(1 + e^-2), log(1 + e^-1))
+    logits, y = t([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
+    expect = 3.0 * (math.log(1 + math.exp(-2.0)) + math.log(1 + math.exp(-1.0))) / 2
+    for side in ("D", "G"):
+        assert_close(R.AuxClassifier(3.0).class_penalty(logits, y, side), t(expect))
+    assert R.Regularizer().class_penalty(logits, y, "D").item() == 0.0  # every other regularizer: no term
+    with pytest.raises(ValueError, match="aux_classifier.weight=-1"):
+        R.AuxClassifier(-1.0)
+
+
+class Reading(R.Regularizer):
+    """Records the class logits it is given on each side, and adds a fixed term there."""
+
+    def __init__(self, d_term=0.0, g_term=0.0):
+        self.terms, self.seen = {"D": d_term, "G": g_term}, []
+
+    def class_penalty(self, class_logits, y, side):
+        self.seen.append((side, class_logits.detach().clone(), y.clone()))
+        return class_logits.new_tensor(self.terms[side])
+
+
+def test_the_objective_gives_the_class_head_s_logits_on_the_real_batch_to_d_and_on_the_fakes_to_g():
+    from ganrun.models import dcgan
+    from ganrun.training.augment import Augmented
+
+    def one_step(reading, seed=0):
+        torch.manual_seed(seed)
+        G, D = dcgan.make((3, 32, 32), width=4, latent_dim=8, conditional=True, n_classes=3, class_head=True)
+        D = Augmented(D, ["translation"])  # the head is read through the wrapper
+        x, y = torch.rand(8, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+        opt_G, opt_D = torch.optim.SGD(G.parameters(), lr=0.0), torch.optim.SGD(D.parameters(), lr=0.0)
+        out = Adversarial(losses.NonSaturating(), [reading]).step(G, D, opt_G, opt_D, iter([(x, y)]), False)
+        return out, y
+
+    reading = Reading(d_term=2.5)
+    out, y = one_step(reading)
+    assert [side for side, _, _ in reading.seen] == ["D", "G"]
+    for _, logits, labels in reading.seen:
+        assert logits.shape == (8, 3) and torch.equal(labels, y)
+    assert not torch.allclose(reading.seen[0][1], reading.seen[1][1])  # real images, then G's fakes
+    assert_close(out["loss/penalty"], t(2.5))  # D's side: in D's loss, nothing else there
+    plain_g = one_step(Reading())[0]["loss/G"]
+    assert_close(one_step(Reading(g_term=7.0))[0]["loss/G"], plain_g + 7.0)  # G's side: in G's loss
+
+
+def test_a_d_without_a_class_head_gives_no_class_term():
+    from ganrun.models import dcgan
+
+    torch.manual_seed(0)
+    G, D = dcgan.make((3, 32, 32), width=4, latent_dim=8, conditional=True, n_classes=3)
+    reading = Reading(d_term=2.5, g_term=7.0)
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    out = Adversarial(losses.NonSaturating(), [reading]).step(
+        G, D, torch.optim.SGD(G.parameters(), lr=0.0), torch.optim.SGD(D.parameters(), lr=0.0), iter([(x, y)]), False)
+    assert reading.seen == [] and out["loss/penalty"].item() == 0.0
+
+
 # ---------------------------------------------------------------- picked in config, run by the objective
 
 

@@ -113,13 +113,21 @@ def check_clusters(cfg: DictConfig) -> None:
         raise ConfigError(f"train.clusters={k} makes G and D conditional, which model.pack={model.pack} does not allow")
 
 
+def check_weight(cfg: DictConfig, key: str, example: float) -> bool:
+    """train.<key> is auto or a weight >= 0; whether it is a number."""
+    w = cfg.train[key]
+    if w == "auto":
+        return False
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+        raise ConfigError(f"train.{key}={w}: use auto, 0 (off) or a weight > 0, e.g. train.{key}={example:g}")
+    return True
+
+
 def check_mode_seeking(cfg: DictConfig) -> None:
     """train.mode_seeking is auto or a weight >= 0, and the term is set in one place only."""
     w = cfg.train.mode_seeking
-    if w == "auto":
+    if not check_weight(cfg, "mode_seeking", 0.2):
         return
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
-        raise ConfigError(f"train.mode_seeking={w}: use auto, 0 (off) or a weight > 0, e.g. train.mode_seeking=0.2")
     if "mode_seeking" in (cfg.get("regularizers") or {}):
         raise ConfigError(f"train.mode_seeking={w} and regularizers=[mode_seeking] set the same term twice; keep one "
                           f"(regularizers.mode_seeking.weight=W, or train.mode_seeking=W alone)")
@@ -165,6 +173,7 @@ def validate(cfg: DictConfig) -> None:
                           f"name them, e.g. train.augment=[flip,translation,color,cutout]")
     check_clusters(cfg)
     check_mode_seeking(cfg)
+    check_weight(cfg, "aux_classifier", 1.0)
     pack = cfg.model.get("pack", 1)
     if isinstance(pack, int) and pack > 1 and t.batch_size % pack:
         raise ConfigError(f"train.batch_size={t.batch_size} must be a multiple of model.pack={pack}")

@@ -208,3 +208,24 @@ class Projection:
         if y is None:
             return h.new_zeros(h.shape[0])
         return (self.embed(y) * h.flatten(1)).sum(1)
+
+
+class ClassHead:
+    """Mixin for a conditional D: an auxiliary classifier (AC-GAN, Odena et al. 2017), a linear layer that reads
+    the class from D's last features summed over positions, beside D's real-or-fake logit. Each forward with
+    labels keeps its logits (N, K) in `class_logits`, for the objective to read right after the call
+    (train.aux_classifier's term: regularizers.AuxClassifier); without labels, or without the head, None."""
+
+    class_head: nn.Module | None
+    class_logits: Tensor | None
+
+    def init_class_head(self, n_classes: int, features: int, on: bool) -> None:
+        if on and not n_classes:
+            raise ValueError("train.aux_classifier: D's class head reads the class, so it needs a conditional "
+                             "model (a labelled dataset, or train.clusters)")
+        self.class_head = nn.Linear(features, n_classes) if on else None
+        self.class_logits = None
+
+    def read_class(self, h: Tensor, y: Tensor | None) -> None:
+        """Keep the head's logits on D's last feature map h (N, F, H, W) for labels y."""
+        self.class_logits = None if self.class_head is None or y is None else self.class_head(h.float().sum((2, 3)))

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ganrun.models import mlp
 from ganrun.models.common import (
+    ClassHead,
     ClassInput,
     ClassPlanes,
     Conditional,
@@ -105,17 +106,18 @@ def plane_conv(x: Tensor, y: Tensor | None, weight: Tensor) -> Tensor:
     return h + maps.index_select(0, y)  # not maps[y]: its backward (index_put_ with accumulate) is not deterministic on a multi-threaded CPU
 
 
-class DCGANDiscriminator(Projection, nn.Module):
+class DCGANDiscriminator(Projection, ClassHead, nn.Module):
     """image (N, C, size, size) [and class labels y (N,) when conditional] -> logit (N,).
 
     Conditional: d_condition=input puts one-hot class planes beside the image (the default: with the
     projection head instead, the conditional DCGAN collapsed to one image per class on MNIST, see
     docs/results.md); d_condition=projection adds <embed(y), pooled features> to the logit (Miyato & Koyama).
+    class_head: an auxiliary classifier on the last features besides (ClassHead).
     """
 
     def __init__(self, channels: int, size: int, width: int, dropout: float = 0.0,
                  spectral_norm: bool = False, norm: Norm = "batch", minibatch_std: bool = False,
-                 n_classes: int = 0, d_condition: DCondition = "input"):
+                 n_classes: int = 0, d_condition: DCondition = "input", class_head: bool = False):
         super().__init__()
         self.planes = ClassPlanes(n_classes) if n_classes and d_condition == "input" else None
         channels += n_classes if self.planes else 0
@@ -135,37 +137,45 @@ class DCGANDiscriminator(Projection, nn.Module):
         layers.append(maybe_sn(nn.Conv2d(ch[-1] + minibatch_std, 1, SIZES[size], 1, 0, bias=False), spectral_norm))
         self.net = nn.Sequential(*layers)
         self.init_projection(n_classes if d_condition == "projection" else 0, ch[-1] + minibatch_std, spectral_norm)
+        self.init_class_head(n_classes, ch[-1] + minibatch_std, class_head)
 
     def first_layer(self, x: Tensor, y: Tensor | None) -> Tensor:
         """D's first conv on the image with its class planes (ClassPlanes), the planes never built."""
         return plane_conv(x, y, self.net[0].weight)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        if self.planes is not None:
+        if self.planes is not None and self.class_head is None:
             return self.net[1:](self.first_layer(x, y)).view(-1)
-        if self.embed is None:
+        if self.embed is None and self.class_head is None:
             return self.net(x).view(-1)
-        h = self.net[:-1](x)  # the last feature map, (N, F, base, base)
-        return self.net[-1](h).view(-1) + self.project(h.sum((2, 3)), y)
+        # the last feature map, (N, F, base, base)
+        h = self.net[1:-1](self.first_layer(x, y)) if self.planes is not None else self.net[:-1](x)
+        self.read_class(h, y)
+        logit = self.net[-1](h).view(-1)
+        return logit if self.embed is None else logit + self.project(h.sum((2, 3)), y)
 
 
 def make(data_shape: Sequence[int], latent_dim: int = 100, width: int | Literal["auto"] = 64, d_dropout: float = 0.0,
          spectral_norm: bool = False, d_norm: Norm = "batch", toy_hidden: Sequence[int] = (500, 500),
          pack: int = 1, minibatch_std: bool = False, conditional: Conditional = False,
          n_classes: int = 0, latent: Latent = "gaussian", d_condition: DCondition = "input",
-         g_width: int | None = None) -> tuple[nn.Module, nn.Module]:
+         g_width: int | None = None, class_head: bool = False) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for images of `data_shape` (C, H, W); toy points get MLPs with `toy_hidden` units.
 
     width: G's last and D's first feature maps (auto: auto_width's, from the image size and channels);
     g_width: G's own, when G should be narrower or wider than D (None: width for both).
     pack = m > 1: D sees m samples at once (PacGAN); minibatch_std: D gets the batch's spread as a feature.
     conditional: G gets a class embedding beside z; D one-hot class planes beside the image (d_condition=input)
-    or a projection term (d_condition=projection); n_classes comes from the dataset.
+    or a projection term (d_condition=projection); n_classes comes from the dataset. class_head: D also reads
+    the class (an auxiliary classifier, set by train.aux_classifier).
     """
     if len(data_shape) == 1:
         if g_width is not None:
             raise ValueError(f"model.g_width={g_width} sizes a DCGAN on images; the 2-D toy sets' MLP pair takes "
                              "model.toy_hidden instead")
+        if class_head:
+            raise ValueError("train.aux_classifier reads the class of images; the 2-D toy sets' MLP pair has no "
+                             "class head (set train.aux_classifier=0)")
         return mlp.make(data_shape, latent_dim, toy_hidden, d_dropout, spectral_norm, "none", pack, minibatch_std,
                         conditional, n_classes, latent)
     n_classes = check_conditional(conditional, n_classes, pack)
@@ -189,7 +199,7 @@ def make(data_shape: Sequence[int], latent_dim: int = 100, width: int | Literal[
         raise ValueError(f"model.d_dropout={d_dropout}: must be in [0, 1)")
     G = DCGANGenerator(channels, height, latent_dim, g_width, n_classes, latent)
     D = DCGANDiscriminator(channels * pack, height, width, d_dropout, spectral_norm, d_norm, minibatch_std, n_classes,
-                           d_condition)
+                           d_condition, class_head)
     dcgan_init(G)
     dcgan_init(D)
     return G, (Packed(D, pack) if pack > 1 else D)

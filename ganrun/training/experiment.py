@@ -30,6 +30,7 @@ class Experiment:
     compile: bool  # torch.compile G and D for the training step
     model: dict[str, Any]  # the model node as built (model.conditional settled): what checkpoints keep
     mode_seeking: tuple[float, int] = (0.0, 0)  # train.mode_seeking as settled (weight, until): checkpoints keep it
+    aux_classifier: float = 0.0  # train.aux_classifier as settled (the weight): checkpoints keep it
 
     def batches(self, first: int, rank: int = 0, world: int = 1) -> Iterator[Any]:
         """The batch stream from G step `first` on: a function of (seed, batch number), so a resumed run

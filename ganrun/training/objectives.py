@@ -20,7 +20,7 @@ from ganrun.models.vae import ELBO
 from ganrun.training.losses import Loss
 from ganrun.training.precision import FP32, Precision, apply_update, grad_norm
 from ganrun.errors import ConfigError
-from ganrun.training.regularizers import Regularizer, total_penalty
+from ganrun.training.regularizers import Regularizer, class_logits, class_terms, total_penalty
 
 Sync = Callable[[nn.Module], None] | None
 
@@ -97,11 +97,14 @@ class Adversarial:
             else:
                 with torch.no_grad():
                     fake = G(z, *cond)
-            real_logits, fake_logits = D(real, *cond).float(), D(fake.detach(), *cond).float()
+            real_logits = D(real, *cond).float()
+            heads = class_logits(D)  # the class head's reading of the real batch (a D with one)
+            fake_logits = D(fake.detach(), *cond).float()
             loss_D = self.loss.d_loss(real_logits, fake_logits)
         with precision.autocast(penalty=True):
             critic = D_plain if y is None else (lambda x: D_plain(x, y))
             penalty = total_penalty(self.regularizers, critic, real, fake.detach(), (real_logits, fake_logits))
+            penalty = penalty + class_terms(self.regularizers, heads, y, "D", penalty)
         opt_D.zero_grad(set_to_none=True)
 
         def look() -> None:
@@ -131,6 +134,7 @@ class Adversarial:
             for reg in self.regularizers:
                 critic = reg.critic(critic, getattr(D, "_orig_mod", D), self.loss, real, fake, cond, lr)
             fake_logits = critic(fake, *cond).float()
+            heads = class_logits(D)  # the class head's reading of G's fakes
             for reg in self.regularizers:
                 fake_logits = reg.select(fake_logits)
             if self.loss.paired:  # a relativistic loss compares each fake with a real sample
@@ -139,6 +143,7 @@ class Adversarial:
                 loss_G = self.loss.g_loss(fake_logits)
             for reg in self.regularizers:
                 loss_G = loss_G + reg.g_penalty(z, fake, y)
+            loss_G = loss_G + class_terms(self.regularizers, heads, y, "G", loss_G)
         opt_G.zero_grad(set_to_none=True)
 
         def look() -> None:

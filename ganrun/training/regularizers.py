@@ -8,6 +8,9 @@ Each is a small object with hooks on either side of the game; a hook it does not
   `after_step(D)` (a constraint after each D update: weight clipping).
 - G's side: `g_penalty(z, fake, y)` (a term on G's batch and its classes: mode seeking), `critic(...)` (what G's loss is
   taken against: D unrolled k steps) and `select(fake_logits)` (which fakes G learns from: top-k).
+- Both sides, for a D with a class head (models.common.ClassHead): `class_penalty(class_logits, y, side)`, a term
+  on the head's logits for the real batch (side "D") or G's fakes (side "G") and their classes (the auxiliary
+  classifier).
 - `at_step(step, steps)` for schedules, `state_dict` / `load_state_dict` for running state (resume).
 
 The objective (ganrun.training.objectives) calls the hooks in list order; adding a regularizer is a
@@ -20,6 +23,7 @@ import math
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -56,6 +60,11 @@ class Regularizer:
         """A term for G's loss from its latent batch z, what G made of it and the classes asked for (None when
         G is unconditional)."""
         return fake.new_zeros(())
+
+    def class_penalty(self, class_logits: Tensor, y: Tensor, side: str) -> Tensor:
+        """A term for D's loss (side "D": the head's logits on the real batch) or G's (side "G": on G's fakes),
+        given the classes y of the batch; called only when D has a class head."""
+        return class_logits.new_zeros(())
 
     def critic(self, critic: Callable[..., Tensor], D: nn.Module, loss: Any, real: Tensor, fake: Tensor,
                cond: tuple[Tensor, ...], lr: float) -> Callable[..., Tensor]:
@@ -269,6 +278,46 @@ class ModeSeeking(Regularizer):
         dx = ((fake[first] - fake[second]).abs().flatten(1).float().mean(1) * weights).sum() / n
         dz = ((z[first] - z[second]).abs().flatten(1).float().mean(1) * weights).sum() / n
         return self.weight * dz / (dx + self.eps)
+
+
+# ---------------------------------------------------------------- both sides
+
+
+class AuxClassifier(Regularizer):
+    """The auxiliary classifier of AC-GAN (Odena et al. 2017), on a conditional D with a class head: D also
+    learns to read the class of real images (weight * cross-entropy of the head on the real batch, in D's loss)
+    and G is pushed to make the class it was asked for readable (weight * cross-entropy on its fakes, in G's
+    loss). Unlike the paper, D's head is not also trained on fakes: it learns the classes from real images only,
+    so G cannot meet it by teaching it G's own mistakes. Set by train.aux_classifier, which builds D's head."""
+
+    def __init__(self, weight: float = 1.0):
+        _check(weight, "aux_classifier.weight")
+        self.weight = weight
+
+    def class_penalty(self, class_logits: Tensor, y: Tensor, side: str) -> Tensor:
+        return self.weight * F.cross_entropy(class_logits.float(), y)
+
+
+def class_logits(D: nn.Module) -> Tensor | None:
+    """The class head's logits from D's last forward (ClassHead), seen through the wrappers around D
+    (torch.compile's, DiffAugment's, PacGAN's, DistributedDataParallel's); None when D has no head."""
+    while not hasattr(D, "class_logits"):
+        inner = next((getattr(D, name) for name in ("_orig_mod", "D", "module") if hasattr(D, name)), None)
+        if inner is None:
+            return None
+        D = inner
+    return D.class_logits
+
+
+def class_terms(regularizers: list[Regularizer], logits: Tensor | None, y: Tensor | None, side: str,
+                like: Tensor) -> Tensor:
+    """The sum of the regularizers' class_penalty terms on one side (zero without a head's logits or classes)."""
+    total = like.new_zeros(())
+    if logits is None or y is None:
+        return total
+    for reg in regularizers:
+        total = total + reg.class_penalty(logits, y, side)
+    return total
 
 
 def total_penalty(regularizers: list[Regularizer], D: nn.Module, real: Tensor, fake: Tensor,

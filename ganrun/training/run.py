@@ -184,6 +184,8 @@ def log_resumed(exp: Any, ckpt: dict[str, Any], steps: int) -> None:
     weight, until = exp.mode_seeking
     if weight:
         settled.append(f"train.mode_seeking={weight:g}" + (f" to step {until}" if until else ""))
+    if exp.aux_classifier:
+        settled.append(f"train.aux_classifier={exp.aux_classifier:g}")
     log.info("resume: steps %d to %d of the run as it was built%s", ckpt["step"] + 1, steps,
              f" ({', '.join(settled)})" if settled else "")
 

@@ -55,6 +55,7 @@ class Checkpoints(Callback):
                 "opt_G": exp.opt_G.state_dict(), "opt_D": exp.opt_D.state_dict(), "rng": checkpoint.rng_state(),
                 "config": run.config, "data": exp.data.describe(), "grad_scalers": exp.precision.state_dict(),
                 "objective": exp.objective.state_dict(), "mode_seeking": list(exp.mode_seeking),
+                "aux_classifier": exp.aux_classifier,
                 "overrides": list(run.overrides)}
         for callback in run.callbacks:
             if callback is not self:
