@@ -34,10 +34,15 @@ def build_models(model_cfg: DictConfig | dict[str, Any], data_shape: tuple[int, 
     return G, D
 
 
+def is_dcgan(node: dict[str, Any]) -> bool:
+    """Whether a model node builds the DCGAN (ganrun.models.dcgan.make)."""
+    return str(node.get("_target_", "")).endswith("dcgan.make")
+
+
 def settle_width(node: dict[str, Any], data_shape: tuple[int, ...]) -> dict[str, Any]:
     """model.width=auto of the DCGAN settled from the image shape (dcgan.auto_width) and said in one line, so
     the run's record and checkpoint hold the number it trained with."""
-    if (node.get("width") != "auto" or not str(node.get("_target_", "")).endswith("dcgan.make")
+    if (node.get("width") != "auto" or not is_dcgan(node)
             or len(data_shape) != 3 or data_shape[-1] not in dcgan.SIZES):  # other sizes: make() says which it takes
         return node
     node["width"] = dcgan.auto_width(data_shape)

@@ -16,7 +16,7 @@ from ganrun.config import ConfigError
 from ganrun.config.validate import has_discriminator
 from ganrun.config.targets import instantiate, optimizer_kwargs, resolve_target
 from ganrun.data import Dataset, clusters
-from ganrun.models.build import build_models, settle_conditional, settle_width
+from ganrun.models.build import build_models, is_dcgan, settle_conditional, settle_width
 from ganrun.models.vae import Encoder
 from ganrun.training.augment import Augmented
 from ganrun.training.callbacks import Callback
@@ -147,22 +147,18 @@ def aux_classifier(cfg: DictConfig, model: dict[str, Any], conditioned_on: str, 
         model["class_head"] = True
         return float(resume.get("aux_classifier", AUTO_AUX_CLASSIFIER if w == "auto" else w))
     if w == "auto":
-        w = AUTO_AUX_CLASSIFIER if colour and conditioned_on == "labels" and _dcgan(model) else 0.0
+        w = AUTO_AUX_CLASSIFIER if colour and conditioned_on == "labels" and is_dcgan(model) else 0.0
         if w:
             log.info("train.aux_classifier=auto: G and D are conditioned on the labels of colour images, so D also "
                      "reads each image's class and G is pushed to make its class readable (AC-GAN's auxiliary "
                      "classifier, weight %g; train.aux_classifier=0 turns it off)", w)
     w = float(w)
-    if w > 0 and not (_dcgan(model) and model.get("conditional")):
+    if w > 0 and not (is_dcgan(model) and model.get("conditional")):
         raise ConfigError(f"train.aux_classifier={w:g}: D reads the class only in a conditional model=dcgan (a "
                           f"labelled dataset, or train.clusters); set train.aux_classifier=0")
     if w > 0:
         model["class_head"] = True
     return w
-
-
-def _dcgan(model: dict[str, Any]) -> bool:
-    return str(model.get("_target_", "")).endswith("dcgan.make")
 
 
 def conditioned_on(data: Dataset, model: dict[str, Any], k: int, within: bool,
