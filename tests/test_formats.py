@@ -374,6 +374,7 @@ def test_hf_class_label_names_and_missing_paths(hf, tmp_path):
     ds.save_to_disk(str(tmp_path / "saved"))
     loaded = data.HFImages(str(tmp_path / "saved"), image_size=8, workers=0)
     assert loaded.classes == ["cat", "dog", "owl", "yak"] and loaded.n_classes == 4  # from the feature, not max+1
+    assert loaded.describe()["class_names"] == ["cat", "dog", "owl", "yak"]  # kept for `ganrun sample classes=[owl]`
     save_grey(tmp_path / "grey.png")
     with pytest.raises(data.DataError, match="neither a folder written by save_to_disk nor parquet.*dataset=folder"):
         data.HFImages(str(tmp_path))
@@ -438,3 +439,44 @@ def test_channels_auto_is_rgb_when_any_image_is_in_colour(tmp_path):
     assert ImageFolder(str(tmp_path), image_size=8).shape == (3, 8, 8)
     (tmp_path / "b_red.jpg").unlink()
     assert ImageFolder(str(tmp_path), image_size=8).shape == (1, 8, 8)
+
+
+# ---------------------------------------------------------------- class names: sub-folders a user can ask for
+
+def test_a_checkpoint_keeps_the_class_names_and_sample_takes_them(tmp_path):
+    for cls, level in (("apple", 0), ("plum", 240)):
+        (tmp_path / "pics" / cls).mkdir(parents=True)
+        for i in range(8):
+            (tmp_path / "pics" / cls / f"{i}.png").write_bytes(png_bytes(level))
+    run_dir = tmp_path / "run"
+    r, _ = run_train(run_dir, "dataset=folder", f"dataset.root={tmp_path / 'pics'}", "model.conditional=auto")
+    assert "G and D see the dataset's 2 class labels, 0 apple, 1 plum (" in r.stdout + r.stderr
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["data"]["class_names"] == ["apple", "plum"]
+
+    def sample(classes, name):
+        out = tmp_path / f"{name}.npy"
+        r = run_cli("sample", f"ckpt={run_dir}", f"classes={classes}", "n=4", f"out={out}")
+        return r, (np.load(out) if r.returncode == 0 else None)
+
+    by_name, by_number, other = sample("[plum]", "name")[1], sample("[1]", "number")[1], sample("[apple]", "other")[1]
+    assert np.array_equal(by_name, by_number) and not np.array_equal(by_name, other)  # the name is its class
+    r, _ = sample("[pear]", "typo")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "ganrun sample: error: classes=[pear]: no class named 'pear'; this checkpoint's classes: 0 apple, 1 plum"]
+    r, _ = sample("[2]", "range")
+    assert r.returncode == 2 and "give class numbers from 0 to 1 (0 apple, 1 plum)" in r.stderr
+
+
+def test_class_names_are_the_labels_not_the_clusters(tmp_path):
+    from ganrun.data import clusters
+
+    for cls, level in (("apple", 0), ("plum", 240)):
+        (tmp_path / cls).mkdir()
+        for i in range(4):
+            (tmp_path / cls / f"{i}.png").write_bytes(png_bytes(level if i % 2 else level // 2))
+    folder = data.ImageFolder(str(tmp_path), image_size=8, workers=0)
+    assert folder.describe()["class_names"] == ["apple", "plum"]
+    assert "class_names" not in clusters.wrap(folder, 2, 0).describe()  # G's classes are the clusters: no names
+    assert clusters.wrap(folder, 2, 0, within=True).describe()["class_names"] == ["apple", "plum"]
+    flat = data.ImageFolder(str(tmp_path / "apple"), image_size=8, workers=0)
+    assert "class_names" not in flat.describe()

@@ -16,6 +16,7 @@ from ganrun.config import SAMPLE_MODES, ConfigError, SampleConfig, parse_key_val
 from ganrun.config.targets import instantiate
 from ganrun.data import pictures as images
 from ganrun.data.base import SampleSpace
+from ganrun.data.base import named_classes
 from ganrun.data.base import space as data_space
 from ganrun.metrics import rejection
 from ganrun.metrics.evaluator import class_draws
@@ -106,13 +107,33 @@ def class_mix(data: dict) -> list[int] | None:
     return None if plain_clusters(data) else data.get("class_counts")
 
 
-def check_classes(n_classes: int, classes: list[int] | None) -> None:
+def class_numbers(classes: list[Any] | None, names: list[str]) -> list[int] | None:
+    """classes= as class numbers: each given as its number or, where the checkpoint kept its set's class names
+    (sub-folders, a Hugging Face label column), as its name (a number is always a class number)."""
+    if classes is None:
+        return None
+    numbers = []
+    for c in classes:
+        text = str(c)
+        if text.lstrip("-").isdigit():
+            numbers.append(int(text))
+        elif text in names:
+            numbers.append(names.index(text))
+        else:
+            known = f"this checkpoint's classes: {named_classes(names, most=len(names))}" if names else \
+                "this checkpoint's classes have no names, only numbers"
+            raise ConfigError(f"classes=[{','.join(map(str, classes))}]: no class named {text!r}; {known}")
+    return numbers
+
+
+def check_classes(n_classes: int, classes: list[int] | None, names: list[str] | None = None) -> None:
     if classes is None:
         return
     if not n_classes:
         raise ConfigError("classes=...: this checkpoint's model is not conditional (train with model.conditional=true)")
     if not classes or any(not 0 <= c < n_classes for c in classes):
-        raise ConfigError(f"classes={list(classes)}: give class numbers from 0 to {n_classes - 1}")
+        named = f" ({named_classes(names, most=len(names))})" if names else ""
+        raise ConfigError(f"classes={list(classes)}: give class numbers from 0 to {n_classes - 1}{named}")
 
 
 def sample_labels(n_classes: int, n: int, classes: list[int] | None, seeds: list[int] | None = None,
@@ -147,7 +168,7 @@ def generate(ckpt: dict, n: int, seed: int, device: torch.device, classes: list[
     were kept in. seeds: one z per seed (the same image for a seed whatever the others), drawn in each class
     of `classes` when given."""
     G = load_generator(ckpt, device, ema)
-    check_classes(asked_classes(G), classes)
+    check_classes(asked_classes(G), classes, ckpt["data"].get("class_names"))
     labels, nrow = sample_labels(asked_classes(G), n, classes, seeds, every, class_mix(ckpt["data"]))
     if drs:  # proposals in the classes asked for: classes=, else every class in the data's mix
         wanted = sample_labels(asked_classes(G), n, classes, every=True, counts=class_mix(ckpt["data"]))[0]
@@ -172,7 +193,7 @@ def interpolate(ckpt: dict, rows: int, frames: int, seed: int, device: torch.dev
     (a conditional G keeps one class per row: `classes` in turn, default 0, 1, ...)."""
     G = load_generator(ckpt, device, ema)
     n_classes = asked_classes(G)
-    check_classes(n_classes, classes)
+    check_classes(n_classes, classes, ckpt["data"].get("class_names"))
     ends = latents(2 * rows, G.latent_dim, seed, truncation, G.latent)
     path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, frames)).reshape(rows * frames, -1)
     if n_classes:
@@ -250,9 +271,11 @@ def main(args: list[str]) -> int:
     if not space.pixels and (cfg.mode == "interp" or not out.suffix):
         raise ConfigError("mode=interp and out=DIR/ are for image models; for points use .png (a scatter plot) "
                           "or .npy")
+    names = ckpt["data"].get("class_names", [])
+    classes = class_numbers(cfg.classes, names)
     drs = False
     if cfg.mode == "interp":
-        path = interpolate(ckpt, cfg.n, cfg.frames, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema)
+        path = interpolate(ckpt, cfg.n, cfg.frames, cfg.seed, device, classes, cfg.truncation, cfg.ema)
         if out.suffix.lower() == ".gif":
             write_gif(path, out)
         else:  # one row per interpolation
@@ -262,7 +285,7 @@ def main(args: list[str]) -> int:
         drs = use_drs(ckpt, cfg.drs) and not cfg.truncation > 0
         seeds = parse_seeds(cfg.seeds) if cfg.seeds else None
         every = out.suffix.lower() == ".npy"  # a sample set for metrics: every class, not a picture's rows
-        samples, nrow, labels = generate(ckpt, cfg.n, cfg.seed, device, cfg.classes, cfg.truncation, cfg.ema, drs,
+        samples, nrow, labels = generate(ckpt, cfg.n, cfg.seed, device, classes, cfg.truncation, cfg.ema, drs,
                                          seeds, every)
         write(samples, space, out, cfg.nrow or nrow, seed_names(seeds, labels) if seeds else None,
               None if cfg.nrow or drs else labels, game=lambda: game(ckpt, device, cfg.ema))

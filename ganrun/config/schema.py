@@ -125,7 +125,7 @@ class SampleConfig:
     seed: int = 0  # fixes z
     seeds: str = ""  # one sample per seed, as StyleGAN does: 0-35, 1,5,9 or 0-3,10 (instead of n and seed)
     nrow: int = 0  # images per grid row; 0: near-square (conditional models: one class per row)
-    classes: Optional[List[int]] = None  # conditional models: these classes, one per row (default: all, up to 10)
+    classes: Optional[List[Any]] = None  # conditional models: these classes (numbers, or the names of a set's sub-folders / label column), one per row (default: all, up to 10)
     mode: str = "sample"  # sample, or interp: spherical interpolation between pairs of latent points
     frames: int = 8  # mode=interp: images per interpolation row (GIF frames: twice that, there and back)
     truncation: float = 0.0  # > 0: redraw every z entry beyond +-truncation (the truncation trick); 0: off

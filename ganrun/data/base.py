@@ -108,14 +108,29 @@ class ImageShape(ImageSamples):
         self.shape = tuple(shape)
 
 
+def class_names(data: Any) -> list[str]:
+    """A labelled set's class names in class order, where its labels came with names (sub-folders, a Hugging
+    Face label column); [] where the classes are bare numbers (MNIST, a ZIP's dataset.json)."""
+    names = getattr(data, "classes", None)
+    return [str(n) for n in names] if isinstance(names, list) and data.n_classes and len(names) == data.n_classes else []
+
+
+def named_classes(names: list[str], most: int = 12) -> str:
+    """"0 cat, 1 dog, ...": each class's number beside its name, the first `most` of them."""
+    listed = ", ".join(f"{i} {n}" for i, n in enumerate(names[:most]))
+    return listed + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
 def describe(data: Any, **extra: Any) -> dict[str, Any]:
     """A dataset's checkpoint entry: {"kind": "image" | "points", "shape", "n_classes", ...}; a labelled set's
-    also has "class_counts" (images per class: a sample set for metrics draws its classes in that mix)."""
+    also has "class_counts" (images per class: a sample set for metrics draws its classes in that mix) and,
+    where its classes have names, "class_names" (`ganrun sample classes=[NAME]` takes them)."""
     labels = getattr(data, "labels", None)
     counts = {"class_counts": torch.bincount(labels.long(), minlength=data.n_classes).tolist()} \
         if labels is not None and data.n_classes else {}
+    names = {"class_names": class_names(data)} if class_names(data) else {}
     return {"kind": "image" if data.pixels else "points", "shape": list(data.shape), "n_classes": data.n_classes,
-            **counts, **extra}
+            **counts, **names, **extra}
 
 
 def space(description: dict[str, Any], node: Any) -> SampleSpace:

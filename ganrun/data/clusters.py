@@ -179,7 +179,10 @@ class Clustered:
         """The wrapped set's entry with the cluster count and the clusters (a resumed run keeps them), and
         for clusters within the labels each one's class."""
         extra = {"class_of": self.class_of} if self.class_of is not None else {}
-        return {**self.inner.describe(), "n_classes": self.n_classes, "clusters": self.classes, **extra}
+        entry = {**self.inner.describe(), "n_classes": self.n_classes, "clusters": self.classes, **extra}
+        if self.class_of is None:  # G's classes are the clusters: the labels' names are not theirs
+            entry.pop("class_names", None)
+        return entry
 
     def __getattr__(self, name: str) -> Any:  # only for what the instance lacks: the wrapped set's attributes
         if name == "inner":  # not set yet (copy, pickle): no recursion

@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from ganrun.data.base import class_names, named_classes
 from ganrun.config.targets import instantiate
 from ganrun.models import dcgan
 from ganrun.models.common import auto_conditional
@@ -72,5 +73,7 @@ def settle_conditional(model: DictConfig, data: Any, drs: bool, instead: str,
     else:
         node["conditional"] = auto_conditional(data.n_classes, node.get("pack", 1), drs, data.pixels)
         if node["conditional"]:
-            log.info("model.conditional=auto: G and D see the dataset's %d class labels (%s)", data.n_classes, instead)
+            names = class_names(data)
+            log.info("model.conditional=auto: G and D see the dataset's %d class labels%s (%s)", data.n_classes,
+                     f", {named_classes(names)}" if names else "", instead)
     return node
