@@ -480,3 +480,18 @@ def test_class_names_are_the_labels_not_the_clusters(tmp_path):
     assert clusters.wrap(folder, 2, 0, within=True).describe()["class_names"] == ["apple", "plum"]
     flat = data.ImageFolder(str(tmp_path / "apple"), image_size=8, workers=0)
     assert "class_names" not in flat.describe()
+
+
+def test_workers_auto_decodes_in_process_on_one_cpu(tmp_path, monkeypatch):
+    from ganrun.data.streamed import settle_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    assert settle_workers("auto") == 0  # a second process would only share the one CPU (and torch warns)
+    assert settle_workers(3) == 3  # a number given is kept
+    save_grey(tmp_path / "a.png")
+    assert data.ImageFolder(str(tmp_path), image_size=8).workers == 0
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert data.ImageFolder(str(tmp_path), image_size=8).workers == 2
+    for bad in (-1, "two", 1.5):
+        with pytest.raises(data.DataError, match=rf"dataset.workers={bad}: give a number of decoding processes"):
+            settle_workers(bad)

@@ -38,7 +38,7 @@ GLOSSARY = {
     "dataset.path": "the file or folder to read (a .zip; a save_to_disk folder, parquet files or a Hub name)",
     "dataset.image_column": "the column holding the images",
     "dataset.label_column": "the column holding class labels (null: unlabelled; auto: `label`, else the one ClassLabel column, else none)",
-    "dataset.workers": "DataLoader processes decoding images",
+    "dataset.workers": "DataLoader processes decoding images (auto: 2, or 0 where the run may use one CPU only)",
     "dataset.n": "how many samples the set holds",
     "dataset.seed": "seeds how the set is drawn",
     "dataset.side": "modes per side of the grid",

@@ -108,7 +108,7 @@ class ImageZip(StreamedImages):
     """
 
     def __init__(self, path: str = "", image_size: int = 64, channels: int = 0,
-                 background: imagefile.Background = "white", workers: int = 2, labelled: bool = True):
+                 background: imagefile.Background = "white", workers: Any = "auto", labelled: bool = True):
         where = f"dataset.path={path}"
         file = _zip_file(path)
         check_channels(channels)

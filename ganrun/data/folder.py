@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import ganrun.data.decoded as decoded
 import ganrun.data.imagefile as imagefile
@@ -22,7 +23,7 @@ class ImageFolder(StreamedImages):
     """
 
     def __init__(self, root: str = "", image_size: int = 64, channels: int = 0,
-                 background: imagefile.Background = "white", workers: int = 2, labelled: bool = True):
+                 background: imagefile.Background = "white", workers: Any = "auto", labelled: bool = True):
         if not root:
             raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
         base = Path(os.path.expanduser(root))

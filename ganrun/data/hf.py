@@ -136,7 +136,7 @@ class HFImages(StreamedImages):
 
     def __init__(self, path: str = "", split: str = "train", image_column: str = "image",
                  label_column: Optional[str] = "auto", image_size: int = 64, channels: int = 0,
-                 background: imagefile.Background = "white", workers: int = 2):
+                 background: imagefile.Background = "white", workers: Any = "auto"):
         if not path:
             raise DataError("dataset=hf needs dataset.path=..., a folder written by save_to_disk, a parquet file "
                             "or folder of them, or a Hub name")

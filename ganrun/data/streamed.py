@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -31,6 +32,18 @@ def held_out_split(n: int) -> tuple[list[int], list[int]]:
     k = min(max(1, round(n * HELD_OUT)), HELD_OUT_MAX, n - 1)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
     return sorted(perm[k:]), sorted(perm[:k])
+
+
+def settle_workers(workers: Any) -> int:
+    """dataset.workers as DataLoader processes: auto is 2, or none (decoding in the training process) where this
+    process may run on one CPU only (taskset, a one-CPU container), where a second process would only share it."""
+    if workers == "auto":
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS: no affinity
+        return 2 if usable > 1 else 0
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise DataError(f"dataset.workers={workers}: give a number of decoding processes >= 0 (0: decode in the "
+                        f"training process), or auto")
+    return workers
 
 
 def check_channels(channels: int) -> None:
@@ -116,7 +129,7 @@ class StreamedImages(ImageSamples):
         log.info("%s: held in memory (%.1f MB, %s)", self.name, nbytes / 1e6, how)
 
     def _serve(self, name: str, found: imagefile.Scan, read: Callable[[Any], imagefile.Source],
-               labels: list[int] | None, classes: list[str], image_size: int, background: Any, workers: int,
+               labels: list[int] | None, classes: list[str], image_size: int, background: Any, workers: Any,
                where: str, n_classes: int = 0) -> None:
         self.skipped = found.skipped
         if found.skipped:
@@ -134,7 +147,7 @@ class StreamedImages(ImageSamples):
         self.make_split = self.split if n > 1 else None
         self.held_out = (f"{len(held_out_split(n)[1]):,} of {n:,} images held out as the reference "
                          f"(seed {SPLIT_SEED}); training uses all of them") if n > 1 else None
-        self.workers = workers
+        self.workers = settle_workers(workers)
         mode = "L" if found.channels == 1 else "RGB"
         self._ds = _Decoded(found.items, read, image_size, mode, imagefile.parse_background(background), labels)
         log.info("%s: %d images: %s", name.replace(":", " ", 1), len(found.items),
