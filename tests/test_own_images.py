@@ -214,3 +214,4 @@ def test_the_floor_reads_classes_from_held_out_images_not_the_ones_the_classifie
     assert learnt["hit_rate"] > floor["hit_rate"]  # the training images read better: not the floor
     assert floor["fd"] == pytest.approx(learnt["fd"], rel=1e-5)  # the distances still compare training images with the reference
     assert "hit_rate" in ev.settings["real"] and "12 held-out images" in ev.settings["real"]
+    assert ev.per_class["class_names"] == ["a", "b"] and len(ev.per_class["hit_rate"]) == 2  # which entry is which

@@ -15,8 +15,7 @@ from ganrun.artifacts.networks import load_discriminator, load_generator, pick_d
 from ganrun.config import SAMPLE_MODES, ConfigError, SampleConfig, parse_key_values
 from ganrun.config.targets import instantiate
 from ganrun.data import pictures as images
-from ganrun.data.base import SampleSpace
-from ganrun.data.base import named_classes
+from ganrun.data.base import SampleSpace, named_classes
 from ganrun.data.base import space as data_space
 from ganrun.metrics import rejection
 from ganrun.metrics.evaluator import class_draws

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ganrun.data import pictures as images
 from ganrun.data import Dataset, to_unit_range
+from ganrun.data.base import class_names
 from ganrun.metrics import classifier, features, rejection
 from ganrun.metrics import scores as metrics
 from ganrun.models.common import asked_classes, class_inputs, eval_mode, noise
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 STACKED_SAMPLES = 26000  # the PacGAN / VEEGAN Stacked MNIST sample count
 NEIGHBOURS = 3  # k of the k-NN balls in precision / recall / density / coverage
 MIN_REFERENCE = 8  # held-out images below which a user's set gets no metrics (k-NN balls need k + 1)
-PerClass = dict[str, list[float]]
+PerClass = dict[str, list[Any]]  # per class: floats, and class_names where the set has them
 
 
 def real_draw(data: Any, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
@@ -273,6 +274,7 @@ class Evaluator:
         self.n = self.suite.n if self.suite else n_images
         self.settings: dict[str, Any] = {**(self.suite.settings if self.suite else {"samples": self.n}), **about}
         self.per_class: PerClass = {}  # of the last scored set
+        self.class_names = class_names(data)
         self._floors: dict[tuple[int, bool], dict[str, float]] = {}
 
     @torch.no_grad()
@@ -319,6 +321,8 @@ class Evaluator:
         if self.suite is None:
             return {}, {}
         scores, self.per_class = self.suite.score(samples, labels)
+        if self.per_class and self.class_names:  # which class each entry is, where the set's classes have names
+            self.per_class = {"class_names": self.class_names, **self.per_class}
         return scores, self.floor(len(samples), labels is not None)
 
     @torch.no_grad()

@@ -11,7 +11,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ganrun.data.base import class_names, named_classes
 from ganrun.config.targets import instantiate
 from ganrun.models import dcgan
 from ganrun.models.common import auto_conditional
@@ -58,11 +57,12 @@ def settle_width(node: dict[str, Any], data_shape: tuple[int, ...]) -> dict[str,
 
 
 def settle_conditional(model: DictConfig, data: Any, drs: bool, instead: str,
-                       saved: dict[str, Any] | None = None) -> dict[str, Any]:
+                       saved: dict[str, Any] | None = None, named: str = "") -> dict[str, Any]:
     """The `model` node as a run builds it (plain containers), with model.conditional=auto settled: true on
     train.clusters' clusters, what a resumed run's checkpoint (`saved`: its model node) settled on, else
-    auto_conditional's rule, said in one line that ends with `instead`: what the run would train without the
-    labels. The config itself is left as it was."""
+    auto_conditional's rule, said in one line that names the classes (`named`: "0 cats, 1 dogs", where they have
+    names) and ends with `instead`: what the run would train without the labels. The config itself is left as
+    it was."""
     node = OmegaConf.to_container(model, resolve=True)
     if data.pseudo:  # the clusters replace the labels, also under model.conditional=false (no real labels)
         node["conditional"] = True
@@ -73,7 +73,6 @@ def settle_conditional(model: DictConfig, data: Any, drs: bool, instead: str,
     else:
         node["conditional"] = auto_conditional(data.n_classes, node.get("pack", 1), drs, data.pixels)
         if node["conditional"]:
-            names = class_names(data)
             log.info("model.conditional=auto: G and D see the dataset's %d class labels%s (%s)", data.n_classes,
-                     f", {named_classes(names)}" if names else "", instead)
+                     f", {named}" if named else "", instead)
     return node

@@ -16,6 +16,7 @@ from ganrun.config import ConfigError
 from ganrun.config.validate import has_discriminator
 from ganrun.config.targets import instantiate, optimizer_kwargs, resolve_target
 from ganrun.data import Dataset, clusters
+from ganrun.data.base import class_names, named_classes
 from ganrun.models.build import build_models, is_dcgan, settle_conditional, settle_width
 from ganrun.models.vae import Encoder
 from ganrun.training.augment import Augmented
@@ -68,7 +69,8 @@ def settled_model(cfg: DictConfig, data: Dataset, resume: dict[str, Any] | None)
     """The model node as the run builds it: model.conditional and model.width settled (for a resumed run as its
     checkpoint's were)."""
     saved = resume["config"]["model"] if resume is not None else None
-    return settle_width(settle_conditional(cfg.model, data, cfg.train.drs, without_labels(cfg, data), saved),
+    named = named_classes(class_names(data))
+    return settle_width(settle_conditional(cfg.model, data, cfg.train.drs, without_labels(cfg, data), saved, named),
                         tuple(data.shape))
 
 
