@@ -477,6 +477,9 @@ def test_class_names_are_the_labels_not_the_clusters(tmp_path):
     folder = data.ImageFolder(str(tmp_path), image_size=8, workers=0)
     assert folder.describe()["class_names"] == ["apple", "plum"]
     assert "class_names" not in clusters.wrap(folder, 2, 0).describe()  # G's classes are the clusters: no names
+    from ganrun.metrics.evaluator import Evaluator
+
+    assert Evaluator(clusters.wrap(folder, 2, 0)).class_names == ["apple", "plum"]  # the metrics' classes: the labels
     assert clusters.wrap(folder, 2, 0, within=True).describe()["class_names"] == ["apple", "plum"]
     flat = data.ImageFolder(str(tmp_path / "apple"), image_size=8, workers=0)
     assert "class_names" not in flat.describe()

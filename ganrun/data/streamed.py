@@ -38,7 +38,8 @@ def settle_workers(workers: Any) -> int:
     """dataset.workers as DataLoader processes: auto is 2, or none (decoding in the training process) where this
     process may run on one CPU only (taskset, a one-CPU container), where a second process would only share it."""
     if workers == "auto":
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS: no affinity
+        affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
+        usable = len(affinity(0)) if affinity else os.cpu_count() or 1
         return 2 if usable > 1 else 0
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise DataError(f"dataset.workers={workers}: give a number of decoding processes >= 0 (0: decode in the "

@@ -274,7 +274,7 @@ class Evaluator:
         self.n = self.suite.n if self.suite else n_images
         self.settings: dict[str, Any] = {**(self.suite.settings if self.suite else {"samples": self.n}), **about}
         self.per_class: PerClass = {}  # of the last scored set
-        self.class_names = class_names(data)
+        self.class_names = class_names(getattr(data, "inner", data))  # the labels' names (clusters have none)
         self._floors: dict[tuple[int, bool], dict[str, float]] = {}
 
     @torch.no_grad()
