@@ -215,3 +215,21 @@ def test_the_floor_reads_classes_from_held_out_images_not_the_ones_the_classifie
     assert floor["fd"] == pytest.approx(learnt["fd"], rel=1e-5)  # the distances still compare training images with the reference
     assert "hit_rate" in ev.settings["real"] and "12 held-out images" in ev.settings["real"]
     assert ev.per_class["class_names"] == ["a", "b"] and len(ev.per_class["hit_rate"]) == 2  # which entry is which
+
+
+def test_the_feature_network_is_the_same_whatever_threads_the_run_has():
+    from ganrun.metrics import classifier
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (256, 3, 32, 32), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 4, (256,), generator=g)
+    before = torch.get_num_threads()
+    digests = []
+    try:
+        for threads in (1, 2):  # two threads split the sums differently: trained in them, the weights drift apart
+            torch.set_num_threads(threads)
+            digests.append(classifier.weights_digest(classifier.fit_classifier(images, labels, epochs=1)))
+            assert torch.get_num_threads() == threads  # the run's own setting comes back
+    finally:
+        torch.set_num_threads(before)
+    assert digests[0] == digests[1]

@@ -33,6 +33,7 @@ MAX_SIZE = 32  # larger images are average-pooled to this size before the networ
 TASKS = ("classes", "rotation")
 VERSION = 2  # in the cache file name: a change of the network's shape never loads old weights
 BATCH = 128
+FIT_THREADS = 2  # fixed, not the run's: the same weights under taskset, OMP_NUM_THREADS or on one CPU
 MIN_EPOCHS = {"classes": 3, "rotation": 4}
 MIN_UPDATES = {"classes": 480, "rotation": 0}  # a small labelled set (a user's) trains more epochs than 3...
 MAX_EPOCHS = 20  # ...up to this many: 72 updates left four of the Twitter emoji's 9 categories unread
@@ -125,7 +126,18 @@ def epochs_for(n_images: int, task: str) -> int:
 
 def fit_classifier(images: Tensor, labels: Tensor | None, epochs: int = 3, seed: int = 0,
                    task: str = "classes") -> SmallCNN:
-    """Train a SmallCNN on uint8 images (N, C, H, W) for the task (labels for "classes"), on the CPU."""
+    """Train a SmallCNN on uint8 images (N, C, H, W) for the task (labels for "classes"), on the CPU, in
+    FIT_THREADS threads: the same data and seed give the same weights (and feature space) however many threads
+    the run that trains it first has (trained in 1 and in 2 threads, the weights differ from the first steps on)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(FIT_THREADS)
+    try:
+        return _fit(images, labels, epochs, seed, task)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(images: Tensor, labels: Tensor | None, epochs: int, seed: int, task: str) -> SmallCNN:
     g = torch.Generator().manual_seed(seed)
     torch_state = torch.get_rng_state()
     torch.manual_seed(seed)  # init; restored below so training runs keep their own RNG stream
