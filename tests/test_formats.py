@@ -443,11 +443,18 @@ def test_channels_auto_is_rgb_when_any_image_is_in_colour(tmp_path):
 
 # ---------------------------------------------------------------- class names: sub-folders a user can ask for
 
-def test_a_checkpoint_keeps_the_class_names_and_sample_takes_them(tmp_path):
+def fruit_folder(root, n, halved=False):
+    """Sub-folders apple (grey level 0) and plum (240) of n PNGs each; halved: every other image at half the
+    level, so k-means has two clusters to find that cut across the classes."""
     for cls, level in (("apple", 0), ("plum", 240)):
-        (tmp_path / "pics" / cls).mkdir(parents=True)
-        for i in range(8):
-            (tmp_path / "pics" / cls / f"{i}.png").write_bytes(png_bytes(level))
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            (root / cls / f"{i}.png").write_bytes(png_bytes(level // 2 if halved and i % 2 == 0 else level))
+    return root
+
+
+def test_a_checkpoint_keeps_the_class_names_and_sample_takes_them(tmp_path):
+    fruit_folder(tmp_path / "pics", 8)
     run_dir = tmp_path / "run"
     r, _ = run_train(run_dir, "dataset=folder", f"dataset.root={tmp_path / 'pics'}", "model.conditional=auto")
     assert "G and D see the dataset's 2 class labels, 0 apple, 1 plum (" in r.stdout + r.stderr
@@ -470,10 +477,7 @@ def test_a_checkpoint_keeps_the_class_names_and_sample_takes_them(tmp_path):
 def test_class_names_are_the_labels_not_the_clusters(tmp_path):
     from ganrun.data import clusters
 
-    for cls, level in (("apple", 0), ("plum", 240)):
-        (tmp_path / cls).mkdir()
-        for i in range(4):
-            (tmp_path / cls / f"{i}.png").write_bytes(png_bytes(level if i % 2 else level // 2))
+    fruit_folder(tmp_path, 4, halved=True)
     folder = data.ImageFolder(str(tmp_path), image_size=8, workers=0)
     assert folder.describe()["class_names"] == ["apple", "plum"]
     assert "class_names" not in clusters.wrap(folder, 2, 0).describe()  # G's classes are the clusters: no names

@@ -128,9 +128,9 @@ def describe(data: Any, **extra: Any) -> dict[str, Any]:
     labels = getattr(data, "labels", None)
     counts = {"class_counts": torch.bincount(labels.long(), minlength=data.n_classes).tolist()} \
         if labels is not None and data.n_classes else {}
-    names = {"class_names": class_names(data)} if class_names(data) else {}
+    names = class_names(data)
     return {"kind": "image" if data.pixels else "points", "shape": list(data.shape), "n_classes": data.n_classes,
-            **counts, **names, **extra}
+            **counts, **({"class_names": names} if names else {}), **extra}
 
 
 def space(description: dict[str, Any], node: Any) -> SampleSpace:
