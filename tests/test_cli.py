@@ -239,6 +239,7 @@ def test_eval_scores_an_npy_and_a_folder_of_pngs_alike(tmp_path):
 @pytest.mark.parametrize("array, message", [
     (np.zeros((10, 3, 28, 28), np.float32), "images of shape (3, 28, 28), the dataset's are (1, 28, 28)"),
     (np.full((10, 1, 28, 28), -1.0, np.float32), "values from -1 to -1; images must be in [0, 1]"),
+    (np.zeros((10, 1, 32, 32), np.float32), "32 px images, the dataset's are 28 px; add dataset.image_size=32"),
 ])
 def test_eval_refuses_samples_that_do_not_fit_the_dataset(tmp_path, array, message):
     np.save(tmp_path / "bad.npy", array)

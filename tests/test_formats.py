@@ -207,6 +207,11 @@ def test_zip_labels_from_dataset_json(tmp_path):
     x, y = next(ds.batches(6, CPU, labels=True))
     images = ((x + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
     assert [labels[level] for level in levels_of(images)] == y.tolist()  # each image with its own label
+    assert data.base.class_names(ds) == []  # bare numbers
+    named = data.ImageZip(str(make_zip(tmp_path / "named.zip", members, {**meta, "classes": ["ant", "bee", "cat", "dog"]})),
+                          image_size=8, workers=0)  # a name past the highest label: not a class of this set
+    assert data.base.class_names(named) == ["ant", "bee", "cat"] and named.n_classes == 3
+    assert named.describe()["class_names"] == ["ant", "bee", "cat"]  # what the checkpoint keeps for classes=[bee]
 
 
 def test_zip_null_labels_and_subfolder_classes(tmp_path):
@@ -242,6 +247,11 @@ ZIP_ERRORS = [
      "1 image\\(s\\) have no label in dataset.json \\(e.g. 'b.png'\\); label every image"),
     ("badjson.zip", ({"a.png": png_bytes(0)}, "{labels"), "dataset.json is not valid JSON"),
     ("badlabel.zip", ({"a.png": png_bytes(0)}, {"labels": [["a.png", "cat"]]}), "classes: integers >= 0"),
+    ("fewnames.zip", ({"a.png": png_bytes(0), "b.png": png_bytes(9)}, {"labels": [["a.png", 0], ["b.png", 1]],
+                                                                      "classes": ["cats"]}),
+     "dataset.json's \"classes\" must list a distinct name for each class number, from 0 to at least 1"),
+    ("twinnames.zip", ({"a.png": png_bytes(0)}, {"labels": [["a.png", 0]], "classes": ["cats", "cats"]}),
+     "must list a distinct name"),
 ]
 
 
@@ -472,6 +482,15 @@ def test_a_checkpoint_keeps_the_class_names_and_sample_takes_them(tmp_path):
         "ganrun sample: error: classes=[pear]: no class named 'pear'; this checkpoint's classes: 0 apple, 1 plum"]
     r, _ = sample("[2]", "range")
     assert r.returncode == 2 and "give class numbers from 0 to 1 (0 apple, 1 plum)" in r.stderr
+
+
+def test_a_class_name_may_differ_in_case_where_it_matches_one_class():
+    from ganrun.commands.sample import class_numbers
+
+    assert class_numbers(["PLUM", "apple", 0], ["apple", "plum"]) == [1, 0, 0]
+    assert class_numbers(["Cat"], ["cat", "Cat"]) == [1]  # an exact match first
+    with pytest.raises(config.ConfigError, match="no class named .CAT'; this checkpoint's classes: 0 cat, 1 Cat"):
+        class_numbers(["CAT"], ["cat", "Cat"])  # two names it could be: neither
 
 
 def test_class_names_are_the_labels_not_the_clusters(tmp_path):

@@ -116,6 +116,35 @@ def test_a_run_stopped_by_a_signal_continues_with_the_printed_command(tmp_path):
     assert ckpt["step"] == step + 5 and ckpt["config"]["model"]["hidden"] == [64, 64]
 
 
+def test_resume_and_eval_from_another_folder_read_the_runs_own_relative_zip(tmp_path, monkeypatch, capsys):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    _images(project / "imgs", 12)
+    with zipfile.ZipFile(project / "pics.zip", "w") as zf:
+        for p in sorted((project / "imgs").iterdir()):
+            zf.write(p, p.name)
+    elsewhere.mkdir()
+    (elsewhere / "pics.zip").write_bytes(b"not this one")  # a same-named file here must not be read instead
+    monkeypatch.chdir(project)
+    with _no_exit():
+        cli.main(["train", "dataset=zip", "dataset.path=pics.zip", *SMALL_IMAGES])
+    run = only_run(project / "outputs")
+    monkeypatch.chdir(elsewhere)
+    # the command as printed from the project folder, typed in another one
+    with _no_exit():
+        cli.main(["train", f"resume={run}", "train.steps=6"])
+    ckpt = checkpoint.load(run)
+    assert ckpt["step"] == 6 and ckpt["config"]["dataset"]["path"] == str(project / "pics.zip")
+    assert f"dataset.path=pics.zip is read from {project}" in (run / "train.log").read_text()
+    code, out, err = run_main(["eval", f"ckpt={run}"], capsys)
+    assert code in (0, None), err
+    # a folder name that is not there, or a Hub name, stays as given
+    from omegaconf import OmegaConf
+
+    from ganrun.config import rebase
+    cfg = OmegaConf.create({"dataset": {"path": "user/set", "root": "~/data"}})
+    assert rebase(cfg, str(project)) == [] and cfg.dataset.path == "user/set" and cfg.dataset.root == "~/data"
+
+
 def _read(tmp_path: Path) -> str:
     return "".join(p.read_text() for p in tmp_path.glob("outputs/*/*/train.log"))
 

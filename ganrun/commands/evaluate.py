@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from ganrun.metrics.floor import versus_real
-from ganrun.config import EvalConfig, parse_key_values
+from ganrun.config import EvalConfig, parse_key_values, rebase
 from ganrun.config.targets import instantiate
 from ganrun.metrics import scores as metrics
 from ganrun.metrics.evaluator import Evaluator
@@ -46,6 +46,9 @@ def load_samples(path: str, shape: tuple[int, ...]) -> Tensor:
         x = x.unsqueeze(1) if x.dim() == 3 else x
     else:
         raise ConfigError(f"samples={path}: give an .npy file or a folder of PNG/JPG images that exists")
+    if x.dim() == 4 and x.shape[1] == shape[0] and x.shape[2] == x.shape[3] != shape[-1]:
+        raise ConfigError(f"samples={path}: {x.shape[-1]} px images, the dataset's are {shape[-1]} px; add "
+                          f"dataset.image_size={x.shape[-1]} to score them against the dataset at their size")
     if x.dim() != 4 or tuple(x.shape[1:]) != tuple(shape):
         raise ConfigError(f"samples={path}: images of shape {tuple(x.shape[1:])}, the dataset's are {tuple(shape)}; "
                           f"write (n, C, H, W) in [0, 1], as `ganrun sample out=FILE.npy` does")
@@ -117,8 +120,9 @@ def score_checkpoint(cfg: EvalConfig) -> tuple[Evaluator, dict[str, Any]]:
     device = pick_device(cfg.device.value)
     G = load_generator(ckpt, device)
     D = load_discriminator(ckpt, device) if use_drs(ckpt, cfg.drs) else None  # refused before any work
-    dataset_cfg = OmegaConf.create(ckpt["config"]["dataset"])
-    evaluator = Evaluator(instantiate(dataset_cfg, "dataset"), cfg.n)
+    dataset_cfg = OmegaConf.create({"dataset": ckpt["config"]["dataset"]})
+    rebase(dataset_cfg, ckpt.get("cwd"))  # relative paths: from the folder the run began in
+    evaluator = Evaluator(instantiate(dataset_cfg.dataset, "dataset"), cfg.n)
     scores, floor = evaluator(G, seed=cfg.seed, D=D)
     if scores and len(ckpt["data"]["shape"]) == 3:  # images
         add_inception(cfg, evaluator, lambda: evaluator.samples(G, None, cfg.seed)[0], scores)

@@ -108,16 +108,20 @@ def class_mix(data: dict) -> list[int] | None:
 
 def class_numbers(classes: list[Any] | None, names: list[str]) -> list[int] | None:
     """classes= as class numbers: each given as its number or, where the checkpoint kept its set's class names
-    (sub-folders, a Hugging Face label column), as its name (a number is always a class number)."""
+    (sub-folders, a Hugging Face label column, a ZIP's dataset.json), as its name, or as the one name it matches
+    ignoring case (a number is always a class number)."""
     if classes is None:
         return None
     numbers = []
+    folded = [n.casefold() for n in names]
     for c in classes:
         text = str(c)
         if text.lstrip("-").isdigit():
             numbers.append(int(text))
         elif text in names:
             numbers.append(names.index(text))
+        elif folded.count(text.casefold()) == 1:
+            numbers.append(folded.index(text.casefold()))
         else:
             known = f"this checkpoint's classes: {named_classes(names, most=len(names))}" if names else \
                 "this checkpoint's classes have no names, only numbers"

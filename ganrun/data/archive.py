@@ -59,11 +59,12 @@ def _zip_images(zf: zipfile.ZipFile) -> list[str]:
                   if not i.is_dir() and Path(i.filename).suffix.lower() in IMAGE_SUFFIXES and not junk(i.filename))
 
 
-def _zip_labels(zf: zipfile.ZipFile, names: list[str], where: str) -> dict[str, int] | None:
+def _zip_labels(zf: zipfile.ZipFile, names: list[str], where: str) -> tuple[dict[str, int] | None, list[str]]:
     """The class of each image from dataset.json at the zip's root (StyleGAN's convention,
-    {"labels": [["dir/img.png", 3], ...]}); None when there is no such file or it says "labels": null."""
+    {"labels": [["dir/img.png", 3], ...]}; None when there is no such file or it says "labels": null) and the
+    classes' names where it also has {"classes": ["name of class 0", ...]} (else [])."""
     if "dataset.json" not in zf.namelist():
-        return None
+        return None, []
     fix = ('dataset.json must read {"labels": [["path/in/zip.png", 0], ...]} (classes: integers >= 0) '
            'or {"labels": null}')
     try:
@@ -72,7 +73,7 @@ def _zip_labels(zf: zipfile.ZipFile, names: list[str], where: str) -> dict[str, 
         raise DataError(f"{where}: dataset.json is not valid JSON; {fix}") from None
     pairs = meta.get("labels") if isinstance(meta, dict) else "not an object"
     if pairs is None:
-        return None
+        return None, []
     if not isinstance(pairs, list) or not all(
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and type(p[1]) is int and p[1] >= 0
             for p in pairs):
@@ -88,7 +89,19 @@ def _zip_labels(zf: zipfile.ZipFile, names: list[str], where: str) -> dict[str, 
     if unlabelled:
         raise DataError(f"{where}: {len(unlabelled)} image(s) have no label in dataset.json (e.g. {unlabelled[0]!r}); "
                         f"label every image, or write \"labels\": null to train without labels")
-    return table
+    return table, _class_names(meta.get("classes"), max(table.values(), default=-1) + 1, where)
+
+
+def _class_names(names: Any, n_classes: int, where: str) -> list[str]:
+    """dataset.json's "classes": a distinct name for each class number from 0 (names past the labels' highest
+    class are not classes of this set); [] where it has none."""
+    if names is None:
+        return []
+    if not (isinstance(names, list) and all(isinstance(n, str) and n for n in names)
+            and len(set(names)) == len(names) >= n_classes):
+        raise DataError(f"{where}: dataset.json's \"classes\" must list a distinct name for each class number, "
+                        f"from 0 to at least {n_classes - 1} (\"classes\": [\"cats\", \"dogs\", ...]), or be left out")
+    return names[:n_classes]
 
 
 def _below_common_folder(paths: list[list[str]]) -> list[list[str]]:
@@ -116,14 +129,14 @@ class ImageZip(StreamedImages):
         try:
             with zipfile.ZipFile(file) as zf:
                 names = _zip_images(zf)
-                table = _zip_labels(zf, names, where)
+                table, named = _zip_labels(zf, names, where)
                 found = self._scan(f"zip:{file.stem}", decoded.file_fingerprint([file.resolve()]),
                                    lambda: imagefile.scan(((n, zf.open(n)) for n in names), channels),
                                    image_size=image_size, channels=channels, background=background)
         except zipfile.BadZipFile as e:
             raise DataError(f"{where} is a damaged ZIP archive ({e}); zip the images again") from None
         if table is not None:
-            classes, labels = [], [table[n] for n in found.items]
+            classes, labels = named, [table[n] for n in found.items]
         else:
             classes, labels = subfolder_classes(_below_common_folder([n.split("/") for n in found.items]))
         if not labelled:

@@ -110,7 +110,7 @@ class ImageShape(ImageSamples):
 
 def class_names(data: Any) -> list[str]:
     """A labelled set's class names in class order, where its labels came with names (sub-folders, a Hugging
-    Face label column); [] where the classes are bare numbers (MNIST, a ZIP's dataset.json)."""
+    Face label column, a ZIP's dataset.json with "classes"); [] where the classes are bare numbers (MNIST)."""
     names = getattr(data, "classes", None)
     return [str(n) for n in names] if isinstance(names, list) and data.n_classes and len(names) == data.n_classes else []
 

@@ -52,6 +52,8 @@ def continue_config(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig:
     if changed:  # the config files or ganrun's defaults changed since the run began: the run keeps its own
         log.warning("resume: the configs now compose other values of %s; the run keeps its own",
                     ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
+    for change in config.rebase(resumed, ckpt.get("cwd")):
+        log.info("resume: %s", change)
     return resumed
 
 

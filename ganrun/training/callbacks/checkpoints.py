@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import torch
@@ -56,7 +57,7 @@ class Checkpoints(Callback):
                 "config": run.config, "data": exp.data.describe(), "grad_scalers": exp.precision.state_dict(),
                 "objective": exp.objective.state_dict(), "mode_seeking": list(exp.mode_seeking),
                 "aux_classifier": exp.aux_classifier,
-                "overrides": list(run.overrides)}
+                "overrides": list(run.overrides), "cwd": os.getcwd()}  # relative data paths start there
         for callback in run.callbacks:
             if callback is not self:
                 callback.save(ckpt)
