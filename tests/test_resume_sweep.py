@@ -78,3 +78,32 @@ def test_resume_of_a_folder_that_is_no_sweep_or_another_sweep_is_one_line(tmp_pa
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
     assert f"resume={sweep}: that sweep ran `loss=gan,wgan`, not `loss=gan,hinge train.seed=range(2)`" in r.stderr
     assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]  # nothing started, nothing lost
+
+
+def test_a_sweep_resumed_from_another_folder_reads_its_own_relative_data(tmp_path):
+    import shutil
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    with zipfile.ZipFile(project / "pics.zip", "w") as zf:
+        for i in range(12):
+            Image.fromarray(np.full((8, 8, 3), 20 * i, np.uint8)).save(tmp_path / "x.png")
+            zf.write(tmp_path / "x.png", f"{i}.png")
+    small = ["dataset=zip", "dataset.path=pics.zip", "dataset.image_size=8", "dataset.workers=0", "model=mlp",
+             "model.hidden=[16,16]", "model.latent_dim=8", "train.steps=4", "train.batch_size=4",
+             "train.eval_n=200", "train.progress=false"]
+    r = run_cli("train", "-m", "loss=gan,hinge", *small, cwd=project)
+    assert r.returncode == 0, r.stderr
+    sweep = (project / "outputs" / "multirun" / "latest").resolve()
+    shutil.rmtree(sweep / "1")  # job 1 never started (a lost machine)
+    r = run_cli("train", "-m", f"resume={sweep}", cwd=elsewhere)  # typed in another folder
+    assert r.returncode == 0, r.stderr
+    ckpt = torch.load(sweep / "1" / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["step"] == 4 and ckpt["config"]["dataset"]["path"] == str(project / "pics.zip")
+    assert f"dataset.path=pics.zip is read from {project}" in r.stderr + r.stdout
+    assert len(re.findall(r"^\d\s+loss=\w+\s+completed", r.stdout, re.M)) == 2  # the table: both runs
+    assert not (elsewhere / "outputs").exists()

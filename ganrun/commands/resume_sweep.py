@@ -18,11 +18,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ganrun.config.paths import rebase
 from ganrun.errors import ConfigError
 
 log = logging.getLogger("ganrun")
 
 ENV = "GANRUN_RESUME_SWEEP"  # set for the jobs of a resumed sweep (inherited by launcher processes)
+CWD_ENV = "GANRUN_SWEEP_CWD"  # ... and the folder the sweep was launched from (its relative data paths start there)
 MANIFEST = "multirun.yaml"  # what Hydra writes in a sweep folder when it starts
 
 
@@ -53,8 +55,20 @@ def sweep_args(args: list[str], stamp: str | None = None) -> list[str]:
     hydra_given = [a for a in args if a.startswith(("hydra.", "hydra/"))]
     stamp = stamp or datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     os.environ[ENV] = str(folder.resolve())
+    os.environ[CWD_ENV] = launched_in(folder)
     return ["-m", *task, *hydra_saved, *hydra_given, f"hydra.sweep.dir={folder.resolve()}",
             f"hydra.output_subdir=.hydra/resume-{stamp}"]
+
+
+def launched_in(folder: Path) -> str:
+    """The folder a sweep was first launched from, as its first job's own record has it ("" if none: its
+    multirun.yaml is rewritten by each resume, so it names the last one's)."""
+    jobs = sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    for job in jobs:
+        record = job / ".hydra" / "hydra.yaml"
+        if record.is_file():
+            return str(OmegaConf.select(OmegaConf.load(record), "hydra.runtime.cwd", default="") or "")
+    return ""
 
 
 def resuming() -> bool:
@@ -86,4 +100,8 @@ def prepare_job(cfg: DictConfig, run_dir: Path, output_subdir: str | None,
         log.info("resumed sweep: %s continues from its last checkpoint", run_dir)
         with open_dict(cfg):
             cfg.resume = str(run_dir)
+        return None
+    with open_dict(cfg):  # a job that starts now reads the data the sweep's other jobs read
+        for change in rebase(cfg, os.environ.get(CWD_ENV)):
+            log.info("resumed sweep: %s", change)
     return None
