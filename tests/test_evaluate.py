@@ -28,7 +28,9 @@ def test_classifier_is_trained_once_then_loaded(monkeypatch):
     again, info2 = classifier.load_or_train("mnist-sample-28px", train, test)
     assert info2 == info
     assert classifier.weights_digest(again) == info["weights_sha256"]
-    # another data set never reuses it
+    # the same images under another name (a renamed file) reuse it; another data set never does
+    renamed, info3 = classifier.load_or_train("zip:digits-28px", train, test)
+    assert info3 == info and classifier.weights_digest(renamed) == info["weights_sha256"]
     with pytest.raises(AssertionError, match="cached classifier"):
         classifier.load_or_train("mnist-sample-28px", test, test)
 

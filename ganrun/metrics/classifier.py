@@ -187,12 +187,18 @@ def load_or_train(name: str, train: Any, test: Any, task: str = "classes") -> tu
     labels = train.labels if task == "classes" else None
     key = data_digest(train.images, labels if labels is not None else torch.zeros(0))
     epochs = epochs_for(len(train.images), task)
-    path = cache_dir() / f"{name}-{task}-v{VERSION}-e{epochs}-{key[:16]}.pt"
+    tail = f"-{task}-v{VERSION}-e{epochs}-{key[:16]}.pt"
+    path = cache_dir() / f"{name}{tail}"
     if path.is_file():
         cached = read_cached(path)
         if cached is not None:
             return cached
         log.warning("the cached feature network %s is unreadable or altered: training it again", path)
+    for other in sorted(cache_dir().glob(f"*{tail}")) if cache_dir().is_dir() else []:
+        cached = read_cached(other) if other != path else None  # the same images under another name (a renamed file)
+        if cached is not None:
+            log.info("the %s feature network: the one trained on the same images as %s", name, cached[1]["dataset"])
+            return cached
     log.info("training the %s feature network on %s (once, %d images; cached in %s)", name,
              "its classes" if task == "classes" else "which way each image is turned", len(train.images), path.parent)
     net = fit_classifier(train.images, labels, epochs, task=task)

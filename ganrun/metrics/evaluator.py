@@ -232,6 +232,7 @@ def trained_reference(data: Dataset) -> tuple[nn.Module, features.Reference] | N
     with torch.no_grad():
         feats = torch.cat([net.features(to_unit_range(x)) for x in test.images.split(1000)])
     mean, cov = metrics.gaussian_stats(feats)
+    name = info.get("dataset", name)  # the set's name when the network was trained (renamed files share a space)
     return net, features.Reference(name, feats, test.labels if task == "classes" else None, mean, cov, info)
 
 
