@@ -374,12 +374,25 @@ def test_report_keeps_its_markdown_table_whole_when_an_error_has_several_lines(t
     (["dataset=zip", "dataset.root=x"], "dataset.root: unknown key; did you mean dataset.path? (dataset keys: background, channels, image_size, labelled, path"),
     (["dataset=folder", "dataset.path=x"], "dataset.path: unknown key; did you mean dataset.root? (dataset keys:"),
     (["train.steps=abc"], "train.steps=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["dataset=folder", "dataset.root=a~b"], "dataset.root=a~b: Hydra cannot read this override "
+                                             "(LexerNoViableAltException); quote a value that holds"),
+    (["-m", "dataset=folder", "dataset.root=a#b"], "dataset.root=a#b: Hydra cannot read this override"),
 ])
 def test_config_errors_name_the_key_and_suggest_the_closest(tmp_path, capsys, args, message):
     code, out, err = run_main(["train", *args, f"hydra.run.dir={tmp_path / 'r'}"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and ".;" not in err
     assert err.startswith(f"ganrun train: error: {message}"), err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_path_from_the_home_folder_reads_as_the_shell_would_expand_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _images(tmp_path / "pics", 12)
+    with _no_exit():  # `dataset.root=~/pics`: the shell leaves ~ after key= as it is, and Hydra cannot read it
+        cli.main(["train", "dataset=folder", "dataset.root=~/pics", *SMALL_IMAGES, f"hydra.run.dir={tmp_path / 'r'}"])
+    assert checkpoint.load(tmp_path / "r")["config"]["dataset"]["root"] == str(tmp_path / "pics")
+    code, out, err = run_main(["sample", "ckpt=~/r", "n=2", f"out={tmp_path / 'g.png'}"], capsys)
+    assert code in (0, None) and (tmp_path / "g.png").is_file(), err
 
 
 def test_a_zip_given_as_a_folder_says_which_dataset_reads_it(tmp_path, capsys):

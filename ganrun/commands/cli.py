@@ -147,11 +147,25 @@ def check_composes(args: list[str]) -> None:
              f"pick another with hydra.run.dir=DIR")
     from ganrun import config
 
+    from hydra.errors import OverrideParseException
+
     try:
         for overrides in single_runs(args):
             config.validate(config.compose(overrides))
     except ValueError as e:  # ConfigError, DataError: one line that names the key
         fail(str(e))
+    except OverrideParseException as e:  # a sweep's overrides, parsed before composing
+        fail(config.explain(e, args))
+
+
+def home_paths(args: list[str]) -> list[str]:
+    """key=~/path as key=/home/me/path: the shell expands ~ only at a word's start or after a variable's =,
+    and Hydra's grammar cannot read it."""
+    out = []
+    for a in args:
+        key, eq, value = a.partition("=")
+        out.append(f"{key}={os.path.expanduser(value)}" if eq and key and value.startswith("~/") else a)
+    return out
 
 
 def fail(message: str) -> None:
@@ -220,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
 
         print(version())
         sys.exit(0)
-    command, rest = argv[0], argv[1:]
+    command, rest = argv[0], home_paths(argv[1:])
     from ganrun.commands.help import ABOUT, COMMANDS
 
     if command in ("train", "report", *ABOUT) and any(a in HELP_FLAGS for a in rest):

@@ -61,6 +61,10 @@ def explain(error: BaseException, overrides: list[str]) -> str:
     from ganrun.errors import one_line
 
     message = one_line(error)
+    unread = re.match(r"(\w+Exception): (.+?); \^", message)  # Hydra's grammar: key=a#b, key=a~b
+    if unread:
+        return (f"{unread[2]}: Hydra cannot read this override ({unread[1]}); quote a value that holds "
+                f"characters such as ~ # = ( ), e.g. 'dataset.root=\"my pictures/\"'")
     option = re.search(r"Could not (?:find|load) '(\w+)/([^']*)'", message)  # loss=hingee, logger=[wandbb]
     if option:
         group, name = option[1], option[2]
