@@ -395,6 +395,23 @@ def test_a_path_from_the_home_folder_reads_as_the_shell_would_expand_it(tmp_path
     assert code in (0, None) and (tmp_path / "g.png").is_file(), err
 
 
+def test_a_bad_data_path_keeps_outputs_latest_on_the_last_run_that_trained(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with _no_exit():
+        cli.main(["train", *RING])
+    good = only_run(tmp_path / "outputs")
+    # a typo in the path: one line, exit 2, before any run folder
+    code, out, err = run_main(["train", "dataset=zip", "dataset.path=pics.zpi", *SMALL_IMAGES], capsys)
+    assert code == 2 and err.strip() == "ganrun train: error: dataset.path=pics.zpi: no such file; give the path of a .zip archive of images"
+    assert only_run(tmp_path / "outputs") == good
+    # a folder with no images is found only when it is read: the run fails, latest stays where it was
+    (tmp_path / "empty").mkdir()
+    code, out, err = run_main(["train", "dataset=folder", "dataset.root=empty", *SMALL_IMAGES], capsys)
+    assert code == 2 and "dataset.root=empty holds no readable images" in err
+    assert (tmp_path / "outputs" / "latest").resolve() == good.resolve()
+    assert checkpoint.load(tmp_path / "outputs" / "latest")["step"] == 4  # what `sample ckpt=outputs/latest` reads
+
+
 def test_a_zip_given_as_a_folder_says_which_dataset_reads_it(tmp_path, capsys):
     _images(tmp_path / "imgs", 2)
     with zipfile.ZipFile(tmp_path / "x.zip", "w") as zf:

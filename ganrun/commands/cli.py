@@ -149,9 +149,17 @@ def check_composes(args: list[str]) -> None:
 
     from hydra.errors import OverrideParseException
 
+    from ganrun.commands.resume_sweep import resuming
+
+    located = not any(a.startswith("resume=") for a in args) and not resuming()
     try:
         for overrides in single_runs(args):
-            config.validate(config.compose(overrides))
+            cfg = config.compose(overrides)
+            config.validate(cfg)
+            if located:  # a resumed run's relative paths are its launch folder's: checked when it is built
+                from ganrun.data import check_location
+
+                check_location(cfg.dataset)
     except ValueError as e:  # ConfigError, DataError: one line that names the key
         fail(str(e))
     except OverrideParseException as e:  # a sweep's overrides, parsed before composing

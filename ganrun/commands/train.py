@@ -54,8 +54,9 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    before = None
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun: rank 0's folder is the run's
-        point_latest(run_dir.parent if sweeping else run_dir, Path("outputs/multirun" if sweeping else "outputs"))
+        before = point_latest(run_dir.parent if sweeping else run_dir, Path("outputs/multirun" if sweeping else "outputs"))
     try:
         if sweeping and resume_sweep.resuming():
             done = resume_sweep.prepare_job(cfg, run_dir, hydra_cfg.output_subdir, task_overrides())
@@ -71,6 +72,8 @@ def main(cfg: DictConfig) -> float | None:
         _mark_failed(run_dir, e)
         if sweeping:
             return None
+        if before is not None and not cfg.get("resume") and not (run_dir / "checkpoints").is_dir():
+            point_latest(Path("outputs") / before, Path("outputs"))  # latest: still the last run that trained
         sys.exit(2)
     except Exception as e:
         _mark_failed(run_dir, e)  # the report and the sweep table show the error, not "running"
@@ -80,20 +83,23 @@ def main(cfg: DictConfig) -> float | None:
         return None
 
 
-def point_latest(target: Path, root: Path) -> None:
+def point_latest(target: Path, root: Path) -> str | None:
     """ROOT/latest -> target (a relative symlink, replaced atomically) when target is a folder below ROOT: so
     `outputs/latest` is the newest run and `outputs/multirun/latest` the newest sweep, for the commands that
-    follow (`ganrun sample ckpt=outputs/latest`). Where links cannot be made, nothing happens."""
+    follow (`ganrun sample ckpt=outputs/latest`). Where links cannot be made, nothing happens. Returns where
+    the link pointed before (relative to ROOT), if anywhere."""
     root, target = root.absolute(), target.absolute()
     if root not in target.parents:
-        return
+        return None
     link, temp = root / "latest", root / f".latest.{os.getpid()}"
+    before = os.readlink(link) if link.is_symlink() else None
     try:
         temp.unlink(missing_ok=True)
         temp.symlink_to(os.path.relpath(target, root), target_is_directory=True)
         os.replace(temp, link)
     except OSError as e:  # a file system without symbolic links
         log.debug("could not point %s at %s (%s)", link, target, e)
+    return before
 
 
 def objective(cfg: DictConfig, summary: dict[str, Any]) -> float:

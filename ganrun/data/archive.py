@@ -35,7 +35,7 @@ class _ZipReader:
         return io.BytesIO(self._zip.read(name))
 
 
-def _zip_file(path: str) -> Path:
+def zip_file(path: str) -> Path:
     """The archive `path` names, or a DataError that says what it is instead."""
     if not path:
         raise DataError("dataset=zip needs dataset.path=FILE.zip, a ZIP archive of images")
@@ -123,7 +123,7 @@ class ImageZip(StreamedImages):
     def __init__(self, path: str = "", image_size: int = 64, channels: int = 0,
                  background: imagefile.Background = "white", workers: Any = "auto", labelled: bool = True):
         where = f"dataset.path={path}"
-        file = _zip_file(path)
+        file = zip_file(path)
         check_channels(channels)
         imagefile.parse_background(background)
         try:

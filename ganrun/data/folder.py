@@ -13,6 +13,20 @@ from ganrun.data.streamed import IMAGE_SUFFIXES, StreamedImages, as_is, check_ch
 from ganrun.errors import DataError  # noqa: F401  (re-exported)
 
 
+def folder_root(root: str) -> Path:
+    """The folder `root` names, or a DataError that says what it is instead."""
+    if not root:
+        raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
+    base = Path(os.path.expanduser(root))
+    if base.is_file() and zipfile.is_zipfile(base):
+        raise DataError(f"dataset.root={root} is a ZIP archive: use dataset=zip dataset.path={root}")
+    if base.is_file():
+        raise DataError(f"dataset.root={root} is a file; give the folder that holds the images")
+    if not base.is_dir():
+        raise DataError(f"dataset.root={root}: no such folder")
+    return base
+
+
 class ImageFolder(StreamedImages):
     """Every image under `root` (recursively), decoded as imagefile.decode says to image_size.
 
@@ -24,15 +38,7 @@ class ImageFolder(StreamedImages):
 
     def __init__(self, root: str = "", image_size: int = 64, channels: int = 0,
                  background: imagefile.Background = "white", workers: Any = "auto", labelled: bool = True):
-        if not root:
-            raise DataError("dataset=folder needs dataset.root=DIR, a folder of images")
-        base = Path(os.path.expanduser(root))
-        if base.is_file() and zipfile.is_zipfile(base):
-            raise DataError(f"dataset.root={root} is a ZIP archive: use dataset=zip dataset.path={root}")
-        if base.is_file():
-            raise DataError(f"dataset.root={root} is a file; give the folder that holds the images")
-        if not base.is_dir():
-            raise DataError(f"dataset.root={root}: no such folder")
+        base = folder_root(root)
         check_channels(channels)
         imagefile.parse_background(background)  # refuse a bad colour before reading any file
         candidates = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
