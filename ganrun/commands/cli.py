@@ -145,10 +145,9 @@ def check_composes(args: list[str]) -> None:
     if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
         fail(f"cannot write the run folder {out} ({existing} is not a writable folder); "
              f"pick another with hydra.run.dir=DIR")
-    from ganrun import config
-
     from hydra.errors import OverrideParseException
 
+    from ganrun import config
     from ganrun.commands.resume_sweep import resuming
 
     located = not any(a.startswith("resume=") for a in args) and not resuming()

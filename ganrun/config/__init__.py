@@ -1,6 +1,7 @@
 """Configs: the typed schemas (schema), composing `ganrun train`'s config with Hydra (compose), the checks
-of a composed config (validate), the one checked way a config node becomes an object (targets), and the
-helpers on keys (keys), a run's relative data paths (paths). Nothing here imports torch. The names below are the package's interface."""
+of a composed config (validate), the one checked way a config node becomes an object (targets), the
+helpers on keys (keys) and a run's relative data paths (paths). Nothing here imports torch. The names
+below are the package's interface."""
 
 from ganrun.config.compose import compose, explain, option_files, register, run_folder
 from ganrun.config.keys import closest, flat_items, may_change_on_resume, override_key, unknown_keys
