@@ -119,7 +119,9 @@ def check_conditional(conditional: Conditional, n_classes: int, pack: int) -> in
         return 0
     if n_classes < 2:
         raise ValueError("model.conditional=true needs a labelled dataset (mnist, mnist-sample, fashion-mnist, "
-                         "cifar10, stacked-mnist, or folder with one sub-folder per class)")
+                         "cifar10, stacked-mnist; a folder or zip with one sub-folder per class, a zip with a "
+                         "dataset.json of labels, an hf set with a label column), or train.clusters=K to "
+                         "condition on K k-means clusters of the images")
     if pack > 1:
         raise ValueError("model.conditional=true does not combine with model.pack > 1; drop one of them")
     return n_classes
