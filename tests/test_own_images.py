@@ -98,6 +98,26 @@ def test_the_table_never_puts_two_feature_spaces_in_one_column():
     assert "fd" in results_table(same)[0]  # one space: one column, as before
 
 
+def test_a_report_of_runs_on_several_sets_has_a_table_per_feature_space():
+    from ganrun.commands.report import space_tables
+
+    def run(name, fd, space):
+        return {"run": name, "overrides": [f"dataset.path={name}.zip"], "status": "completed", "metrics": {"fd": fd},
+                "metric_settings": {"feature_space": space}}
+
+    runs = [run("a", 1.0, "zip:a SmallCNN rotation 1"), run("b", 2.0, "zip:b SmallCNN rotation 2"),
+            run("c", 3.0, "zip:a SmallCNN rotation 1"),
+            {"run": "d", "overrides": ["dataset.path=gone.zip"], "status": "failed", "error": "no such file"}]
+    text = space_tables(runs)
+    sections = text.split("## ")[1:]
+    assert [s.splitlines()[0] for s in sections] == ["Feature space: zip:a SmallCNN rotation 1",
+                                                    "Feature space: zip:b SmallCNN rotation 2", "Without metrics"]
+    assert "2 runs" in sections[0] and "| a |" in sections[0] and "| c |" in sections[0] and "| b |" not in sections[0]
+    assert "| fd |" in sections[0] and "[" not in sections[0].splitlines()[4]  # its own column, unsuffixed
+    assert "no such file" in sections[2] and "fd" not in sections[2]
+    assert "## " not in space_tables(runs[:1] + runs[2:3])  # one space: the one table, as before
+
+
 def test_seeds_are_pooled_and_compared_within_one_feature_space_only():
     from ganrun.commands import report
     from ganrun.metrics import seeds

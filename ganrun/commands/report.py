@@ -60,6 +60,22 @@ def markdown(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def space_tables(runs: list[dict[str, Any]]) -> str:
+    """The runs' Markdown table; where they were scored in several feature spaces (runs on different data),
+    one table per space, each with only its own metrics' columns, then the runs without metrics (failed,
+    running). The CSV keeps every run in one table."""
+    spaces = sorted({seeds.feature_space(r) for r in runs if r.get("metrics")})
+    if len(spaces) < 2:
+        return markdown(*results_table(runs, missing=""))
+    groups = [(f"Feature space: {space or 'the toy protocols'}", [r for r in runs if r.get("metrics")
+                                                                   and seeds.feature_space(r) == space])
+              for space in spaces]
+    groups.append(("Without metrics", [r for r in runs if not r.get("metrics")]))
+    return "\n".join(f"## {title}\n\n{len(group)} run{'s' * (len(group) > 1)}\n\n"
+                     + markdown(*results_table(group, missing=""))
+                     for title, group in groups if group)
+
+
 def seed_section(runs: list[dict[str, Any]]) -> str:
     """Where some setting ran with several seeds: the settings over their seeds and the pairs that differ
     beyond the seed noise, as Markdown ("" otherwise)."""
@@ -247,8 +263,8 @@ def main(args: list[str]) -> int:
     prefix = Path(options.get("out", root / "report"))
     prefix.parent.mkdir(parents=True, exist_ok=True)
     budget_of = budget_choice(runs, options)
-    md = markdown(header, body) + seed_section(runs) + budget_section(runs, budget_of, options.get("ref"))
-    prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} runs\n\n" + md)
+    md = space_tables(runs) + seed_section(runs) + budget_section(runs, budget_of, options.get("ref"))
+    prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} run{'s' * (len(runs) > 1)}\n\n" + md)
     with prefix.with_suffix(".csv").open("w", newline="") as f:
         csv.writer(f).writerows([header, *body])
     plotted = plot(runs, prefix.with_suffix(".png"), budget_of)
