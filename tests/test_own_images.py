@@ -100,6 +100,7 @@ def test_the_table_never_puts_two_feature_spaces_in_one_column():
 
 def test_a_report_of_runs_on_several_sets_has_a_table_per_feature_space():
     from ganrun.commands.report import space_tables
+    from ganrun.commands.sweep import format_table
 
     def run(name, fd, space):
         return {"run": name, "overrides": [f"dataset.path={name}.zip"], "status": "completed", "metrics": {"fd": fd},
@@ -116,6 +117,10 @@ def test_a_report_of_runs_on_several_sets_has_a_table_per_feature_space():
     assert "| fd |" in sections[0] and "[" not in sections[0].splitlines()[4]  # its own column, unsuffixed
     assert "no such file" in sections[2] and "fd" not in sections[2]
     assert "## " not in space_tables(runs[:1] + runs[2:3])  # one space: the one table, as before
+    printed = format_table(runs)  # the table a sweep prints at its end: the same grouping
+    assert [line for line in printed.splitlines() if line.startswith(("Feature space", "Without"))] == [
+        "Feature space: zip:a SmallCNN rotation 1", "Feature space: zip:b SmallCNN rotation 2", "Without metrics"]
+    assert "[" not in printed.splitlines()[1]  # the first table's header: its own fd column
 
 
 def test_seeds_are_pooled_and_compared_within_one_feature_space_only():

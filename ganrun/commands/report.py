@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from ganrun.commands.sweep import read_run, results_table, varying
+from ganrun.commands.sweep import by_space, read_run, results_table, varying
 from ganrun.errors import ConfigError
 from ganrun.metrics import budget, seeds
 
@@ -64,16 +64,11 @@ def space_tables(runs: list[dict[str, Any]]) -> str:
     """The runs' Markdown table; where they were scored in several feature spaces (runs on different data),
     one table per space, each with only its own metrics' columns, then the runs without metrics (failed,
     running). The CSV keeps every run in one table."""
-    spaces = sorted({seeds.feature_space(r) for r in runs if r.get("metrics")})
-    if len(spaces) < 2:
+    groups = by_space(runs)
+    if len(groups) == 1:
         return markdown(*results_table(runs, missing=""))
-    groups = [(f"Feature space: {space or 'the toy protocols'}", [r for r in runs if r.get("metrics")
-                                                                   and seeds.feature_space(r) == space])
-              for space in spaces]
-    groups.append(("Without metrics", [r for r in runs if not r.get("metrics")]))
     return "\n".join(f"## {title}\n\n{len(group)} run{'s' * (len(group) > 1)}\n\n"
-                     + markdown(*results_table(group, missing=""))
-                     for title, group in groups if group)
+                     + markdown(*results_table(group, missing="")) for title, group in groups)
 
 
 def seed_section(runs: list[dict[str, Any]]) -> str:

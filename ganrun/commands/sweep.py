@@ -67,10 +67,23 @@ def one_line_text(text: str | None) -> str:
     return " / ".join(line.strip() for line in str(text or "").splitlines() if line.strip())
 
 
+def by_space(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(title, runs) for each feature space the runs' metrics are in, then the runs without metrics (failed,
+    running), where there are several spaces (runs on different data); else [("", rows)]: one table."""
+    spaces = sorted({seeds.feature_space(r) for r in rows if r.get("metrics")})
+    if len(spaces) < 2:
+        return [("", rows)]
+    groups = [(f"Feature space: {space or 'the toy protocols'}",
+               [r for r in rows if r.get("metrics") and seeds.feature_space(r) == space]) for space in spaces]
+    rest = [r for r in rows if not r.get("metrics")]
+    return groups + ([("Without metrics", rest)] if rest else [])
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The results table as aligned plain text; where a setting ran with several seeds, the settings
-    over their seeds below it (ganrun.metrics.seeds)."""
-    text = aligned(*results_table(rows))
+    """The results table as aligned plain text (one per feature space: by_space); where a setting ran with
+    several seeds, the settings over their seeds below it (ganrun.metrics.seeds)."""
+    text = "\n\n".join((f"{title}\n" if title else "") + aligned(*results_table(group))
+                         for title, group in by_space(rows))
     if seeds.has_seeds(rows):
         text += (f"\n\nover seeds: mean ± 95% interval ({seeds.METHOD}), n seeds\n"
                  + aligned(*seeds.grouped_table(rows)))

@@ -20,7 +20,8 @@ __all__ = ["ImageZip", "Dataset", "to_unit_range", "cifar10", "fashion_mnist", "
            "stacked_mnist", "ImageFolder", "HFImages", "IMAGE_SUFFIXES", "StreamedImages", "TensorImages", "Mixture",
            "gauss1d", "grid", "ring", "DataError", "check_location"]
 
-LOCATIONS = {"ganrun.data.folder.ImageFolder": ("root", folder_root), "ganrun.data.archive.ImageZip": ("path", zip_file)}
+LOCATIONS = {"ganrun.data.folder.ImageFolder": ("root", folder_root),  # a dataset's target: its path key, check
+             "ganrun.data.archive.ImageZip": ("path", zip_file)}
 
 
 def check_location(node: Any) -> None:
