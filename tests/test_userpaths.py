@@ -119,9 +119,7 @@ def test_a_run_stopped_by_a_signal_continues_with_the_printed_command(tmp_path):
 def test_resume_and_eval_from_another_folder_read_the_runs_own_relative_zip(tmp_path, monkeypatch, capsys):
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     _images(project / "imgs", 12)
-    with zipfile.ZipFile(project / "pics.zip", "w") as zf:
-        for p in sorted((project / "imgs").iterdir()):
-            zf.write(p, p.name)
+    _zipped(project / "imgs", project / "pics.zip")
     elsewhere.mkdir()
     (elsewhere / "pics.zip").write_bytes(b"not this one")  # a same-named file here must not be read instead
     monkeypatch.chdir(project)
@@ -229,6 +227,13 @@ def _images(folder: Path, n: int = 12) -> None:
         Image.fromarray(arr).save(folder / f"img{i:02d}.png")
 
 
+def _zipped(folder: Path, path: Path) -> None:
+    """A ZIP at path of the folder's files, at its top level."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for p in sorted(folder.iterdir()):
+            zf.write(p, p.name)
+
+
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
@@ -257,9 +262,7 @@ def test_a_truncated_png_in_a_zip_is_skipped_and_named(tmp_path):
 
     _images(tmp_path / "imgs", 6)
     _truncate(tmp_path / "imgs" / "img01.png")
-    with zipfile.ZipFile(tmp_path / "a.zip", "w") as zf:
-        for p in sorted((tmp_path / "imgs").iterdir()):
-            zf.write(p, p.name)
+    _zipped(tmp_path / "imgs", tmp_path / "a.zip")
     data = ImageZip(str(tmp_path / "a.zip"), image_size=8, workers=0)
     assert len(data) == 5 and len(data.skipped) == 1 and data.skipped[0].startswith("img01.png (")
     batch = next(data.batches(5, torch.device("cpu")))

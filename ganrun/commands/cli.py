@@ -149,6 +149,7 @@ def check_composes(args: list[str]) -> None:
 
     from ganrun import config
     from ganrun.commands.resume_sweep import resuming
+    from ganrun.data import check_location
 
     located = not any(a.startswith("resume=") for a in args) and not resuming()
     try:
@@ -156,8 +157,6 @@ def check_composes(args: list[str]) -> None:
             cfg = config.compose(overrides)
             config.validate(cfg)
             if located:  # a resumed run's relative paths are its launch folder's: checked when it is built
-                from ganrun.data import check_location
-
                 check_location(cfg.dataset)
     except ValueError as e:  # ConfigError, DataError: one line that names the key
         fail(str(e))

@@ -64,11 +64,12 @@ def space_tables(runs: list[dict[str, Any]]) -> str:
     """The runs' Markdown table; where they were scored in several feature spaces (runs on different data),
     one table per space, each with only its own metrics' columns, then the runs without metrics (failed,
     running). The CSV keeps every run in one table."""
-    groups = by_space(runs)
-    if len(groups) == 1:
-        return markdown(*results_table(runs, missing=""))
-    return "\n".join(f"## {title}\n\n{len(group)} run{'s' * (len(group) > 1)}\n\n"
-                     + markdown(*results_table(group, missing="")) for title, group in groups)
+    return "\n".join((f"## {title}\n\n{counted(group)}\n\n" if title else "")
+                     + markdown(*results_table(group, missing="")) for title, group in by_space(runs))
+
+
+def counted(runs: list[Any]) -> str:
+    return f"{len(runs)} run{'s' * (len(runs) > 1)}"
 
 
 def seed_section(runs: list[dict[str, Any]]) -> str:
@@ -259,7 +260,7 @@ def main(args: list[str]) -> int:
     prefix.parent.mkdir(parents=True, exist_ok=True)
     budget_of = budget_choice(runs, options)
     md = space_tables(runs) + seed_section(runs) + budget_section(runs, budget_of, options.get("ref"))
-    prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{len(runs)} run{'s' * (len(runs) > 1)}\n\n" + md)
+    prefix.with_suffix(".md").write_text(f"# ganrun report: {root}\n\n{counted(runs)}\n\n" + md)
     with prefix.with_suffix(".csv").open("w", newline="") as f:
         csv.writer(f).writerows([header, *body])
     plotted = plot(runs, prefix.with_suffix(".png"), budget_of)
