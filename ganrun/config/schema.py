@@ -54,7 +54,6 @@ class TrainConfig:
     clusters: Any = "auto"  # self-conditioning: G and D conditioned on K equal-size k-means clusters of the images, a number fitted within the classes when the labels are used (auto: when no labels are used and the set has 500+ images, K = images / 100 within 10-50; 0: off)
     mode_seeking: Any = "auto"  # weight of mode seeking (MSGAN) on G within each cluster: auto: 0.2 when G is conditioned on clusters of colour images without labels (train.clusters), 0.2 to step 1000 on the labels of colour images, else 0; a number sets it (regularizers=[mode_seeking] is the same term with the paper's weight)
     aux_classifier: Any = "auto"  # weight of an auxiliary classifier in a conditional DCGAN's D (AC-GAN: D also reads each image's class, G is pushed to make the class asked for readable): auto: 1 when G and D are conditioned on the labels of colour images, else 0; a number sets it
-    recipe: str = "auto"  # auto: the colour recipe (experiment=colour32) for the keys not given, on colour images at 32 px conditioned on clusters with bfloat16 in a CPU's hardware (ganrun.training.recipes); off
     on_nan: str = "stop"  # stop: end the run naming the step and loss; skip: drop that update and go on
     progress: bool = True  # progress bar on a terminal (never when output is not a TTY)
 

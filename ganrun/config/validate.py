@@ -150,8 +150,6 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"train.precision={t.precision!r}: use {', '.join(PRECISIONS)}")
     if t.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
-    if t.recipe not in ("auto", "off"):
-        raise ConfigError(f"train.recipe={t.recipe!r}: use auto or off")
     if t.on_nan not in ON_NAN:
         raise ConfigError(f"train.on_nan={t.on_nan!r}: use stop or skip")
     if t.eval_every < 0:

@@ -5,7 +5,7 @@ config: every object holds its own settings."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -26,7 +26,6 @@ from ganrun.training.experiment import Experiment
 from ganrun.training.losses import Loss
 from ganrun.training.objectives import Adversarial, VAEObjective
 from ganrun.training.precision import Precision, settle_precision
-from ganrun.training.recipes import settle_recipe
 from ganrun.training.regularizers import AuxClassifier, ModeSeeking, Regularizer
 
 log = logging.getLogger(__name__)
@@ -263,10 +262,9 @@ def cluster_count(cfg: DictConfig, data: Dataset) -> tuple[int, bool]:
     return k, False
 
 
-def build(cfg: DictConfig, resume: dict[str, Any] | None = None, given: Sequence[str] | None = None) -> Experiment:
+def build(cfg: DictConfig, resume: dict[str, Any] | None = None) -> Experiment:
     """The experiment from a validated config (for a run that continues the checkpoint `resume`, which only
-    settles model.conditional=auto as that run did); build_callbacks gives what runs around its steps. A fresh
-    run settles train.recipe=auto into cfg itself (the keys its command line, `given`, left unset)."""
+    settles model.conditional=auto as that run did); build_callbacks gives what runs around its steps."""
     t = cfg.train
     device = pick_device(t.device)
     saved = resume["data"].get("clusters") if resume is not None else None
@@ -275,8 +273,6 @@ def build(cfg: DictConfig, resume: dict[str, Any] | None = None, given: Sequence
     if resume is not None:  # the checkpoint's model is conditional either way: its data entry says which clusters
         within = resume["data"].get("class_of") is not None
     data = clusters.wrap(data, k, t.seed, saved, within)
-    if resume is None:
-        settle_recipe(cfg, data, bool(k) and not within, device.type, given)
     model = settled_model(cfg, data, resume)
     on, colour = conditioned_on(data, model, k, within, resume), in_colour(data)
     aux = aux_classifier(cfg, model, on, colour, resume)

@@ -94,8 +94,7 @@ class NullWriter:
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Validate, build and train one run into run_dir (continuing cfg.resume when set, with the checkpoint's
     own config but for the keys a run may change midway); returns its summary. `overrides`: what the run
-    was composed from, kept in its checkpoints for resume= (and the keys train.recipe=auto leaves as they are;
-    without them it takes no recipe)."""
+    was composed from, kept in its checkpoints for resume=."""
     config.validate(cfg)
     ckpt = checkpoint.load(cfg.resume) if cfg.get("resume") else None
     if ckpt is not None:
@@ -110,7 +109,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> d
         raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir} "
                           f"or pick a new folder with hydra.run.dir=DIR")
     seed_everything(cfg.train.seed)
-    exp, callbacks = build(cfg, ckpt, overrides), build_callbacks(cfg)
+    exp, callbacks = build(cfg, ckpt), build_callbacks(cfg)
     if ckpt is not None:
         check_resumable(cfg, ckpt, exp.data.shape)
         log_resumed(exp, ckpt, cfg.train.steps)
