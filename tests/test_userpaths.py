@@ -475,6 +475,23 @@ def test_class_rows_spread_n_over_the_classes():
     assert len(labels) == 64 and per_row == 7 and torch.bincount(labels).tolist() == [7, 6, 7, 6, 6, 7, 6, 7, 6, 6]
 
 
+def test_a_grid_of_one_or_two_classes_is_near_square(conditional_run, tmp_path):
+    from ganrun.commands import sample
+    from ganrun.data.pictures import class_rows
+
+    labels, per_row = class_rows(10, 64, [3])
+    assert per_row == 8 and labels.tolist() == [3] * 64
+    labels, per_row = class_rows(10, 64, [3, 7])
+    assert per_row == 8 and torch.bincount(labels).tolist()[3:8:4] == [32, 32]
+    # as asked: `ganrun sample ckpt=RUN classes=[3]` was one row of 64 images
+    assert sample.main([f"ckpt={conditional_run}", "classes=[3]", f"out={tmp_path / 'three.png'}"]) == 0
+    width, height = Image.open(tmp_path / "three.png").size
+    assert 0.8 < width / height < 1.25
+    assert sample.main([f"ckpt={conditional_run}", "classes=[3,7]", "n=20", f"out={tmp_path / 'two.png'}"]) == 0
+    width, height = Image.open(tmp_path / "two.png").size  # 5 per row: each class 2 rows, the second padded
+    assert width / height == pytest.approx(5 / 4, rel=0.1)
+
+
 def test_onnx_export_is_one_file(conditional_run, tmp_path):
     pytest.importorskip("onnxscript")
     from ganrun.commands import export

@@ -82,15 +82,17 @@ def scatter(points: Tensor, reference: Tensor | None = None, centers: Tensor | N
 def class_rows(n_classes: int, n: int, classes: list[int] | None = None) -> tuple[Tensor | None, int]:
     """Labels of n samples for a grid with one class per row, and the row length: `classes` (default: all,
     or 10 spread over them when there are more than 10) in equal blocks (sizes differ by at most one, so
-    exactly n samples), each block one row of ceil(n / rows) cells (class_grid leaves the rest blank).
-    (None, 0) for an unconditional G."""
+    exactly n samples), each block one row of ceil(n / rows) cells (class_grid leaves the rest blank), or,
+    for fewer classes than a near-square grid has rows, rows as long as that grid's, each class's block on
+    rows of its own (64 samples of one class: 8 rows of 8, not one row of 64). (None, 0) for an
+    unconditional G."""
     if not n_classes:
         return None, 0
     if classes is None:
         classes = (list(range(n_classes)) if n_classes <= 10
                    else torch.linspace(0, n_classes - 1, 10).round().long().tolist())
     rows = min(len(classes), n)
-    return torch.tensor(classes[:rows])[torch.arange(n) * rows // n], math.ceil(n / rows)
+    return torch.tensor(classes[:rows])[torch.arange(n) * rows // n], min(math.ceil(n / rows), math.ceil(math.sqrt(n)))
 
 
 def class_grid(images: Tensor, labels: Tensor, per_row: int) -> Tensor:
