@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import torch
@@ -65,6 +66,23 @@ def test_torchscript_export_needs_no_ganrun(trained, tmp_path, capsys):
     z, y = inputs(trained)
     out = G(z) if y is None else G(z, y)
     assert torch.allclose(out, reference(trained, z, y), atol=1e-6)
+
+
+def test_torchscript_export_says_torchs_deprecation_in_one_line(trained, tmp_path, capfd, caplog, recwarn):
+    from ganrun.commands.export import main
+
+    assert main([f"ckpt={trained}", "format=torchscript", f"out={tmp_path / 'g.pt'}"]) == 0
+    assert not [w for w in recwarn if issubclass(w.category, FutureWarning)] and "_trace.py" not in capfd.readouterr().err
+    deprecated = any(issubclass(w.category, FutureWarning) for w in _trace_warnings())
+    assert ("marks TorchScript deprecated" in caplog.text) == deprecated
+
+
+def _trace_warnings() -> list:
+    """What torch.jit.trace warns of in this torch, traced here on a tiny module."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2))
+    return list(said)
 
 
 def test_onnx_export_runs_in_onnxruntime(trained, tmp_path, capfd):

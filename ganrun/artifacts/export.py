@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from torch import nn
 
 from ganrun.artifacts.networks import load_generator, networks
 from ganrun.config import EXPORT_FORMATS, ConfigError
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}  # config.EXPORT_FORMATS
 
@@ -54,9 +57,13 @@ def export(ckpt: dict, fmt: str, out: Path, ema: bool | None = None) -> Path:
         # written by Python, so with a new file's usual permissions (safetensors' save_file gives its owner's alone)
         out.write_bytes(save({k: v.contiguous() for k, v in G.state_dict().items()}, metadata=meta))
     elif fmt == "torchscript":
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", FutureWarning)
             traced = torch.jit.trace(module, inputs)
         traced.save(str(out))
+        if any(issubclass(w.category, FutureWarning) for w in said):  # torch's two, with its own file paths
+            log.warning("format=torchscript: this torch marks TorchScript deprecated; the file loads with "
+                        "torch.jit.load today, and format=onnx or format=safetensors are the formats to keep")
     elif fmt == "onnx":
         try:
             import onnx  # noqa: F401
