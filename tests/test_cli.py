@@ -282,17 +282,24 @@ def test_resume_args_compose_the_runs_own_overrides_in_its_folder(tmp_path):
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "last.pt").write_bytes(b"")  # unreadable: its folder's record is used
+    from ganrun.artifacts import checkpoint
+
+    # a checkpoint from before they were kept in it: its folder's record gives the overrides
+    torch.save({"format": checkpoint.FORMAT}, run / "checkpoints" / "last.pt")
     (run / ".hydra").mkdir()
     (run / ".hydra" / "overrides.yaml").write_text("- dataset=ring\n- train.steps=8\n")
-    (tmp_path / "loose.pt").write_bytes(b"")
+    torch.save({"format": checkpoint.FORMAT}, tmp_path / "loose.pt")
     args = resume_args([f"resume={run}", "train.steps=12"])
     assert args[:3] == ["dataset=ring", "train.steps=12", f"resume={run}"]  # the change replaces the run's own
     assert args[3] == f"hydra.run.dir={run}" and args[4].startswith("hydra.output_subdir=.hydra/resume-")
     args = resume_args([f"resume={run / 'checkpoints' / 'last.pt'}"])
     assert f"hydra.run.dir={run}" in args and "dataset=ring" in args
-    for untouched in ([f"resume={tmp_path / 'loose.pt'}"], [f"resume={tmp_path / 'missing'}"]):
-        assert resume_args(untouched) == untouched  # a new folder (a missing one is refused by the run)
+    assert resume_args([f"resume={tmp_path / 'loose.pt'}"]) == [f"resume={tmp_path / 'loose.pt'}"]  # a new folder
+    for unreadable in (tmp_path / "missing", tmp_path / "empty.pt"):  # refused before Hydra writes anything
+        (tmp_path / "empty.pt").write_bytes(b"")
+        with pytest.raises(SystemExit) as stop:
+            resume_args([f"resume={unreadable}"])
+        assert stop.value.code == 2
     assert "hydra.run.dir=elsewhere" in resume_args([f"resume={run}", "hydra.run.dir=elsewhere"])
     assert not any(a.startswith("hydra.output_subdir") for a in resume_args([f"resume={run}", "hydra.run.dir=x"]))
     assert resume_args(["train.steps=3"]) == ["train.steps=3"]

@@ -143,6 +143,26 @@ def test_resume_and_eval_from_another_folder_read_the_runs_own_relative_zip(tmp_
     assert rebase(cfg, str(project)) == [] and cfg.dataset.path == "user/set" and cfg.dataset.root == "~/data"
 
 
+def test_a_named_runs_folder_given_as_the_run_says_which_run_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """`name=try` puts the run in outputs/try/DATE_TIME: `ckpt=outputs/try` and `resume=outputs/try` name the run
+    to give, and a resume of a folder or file that is no checkpoint leaves no summary or log behind."""
+    monkeypatch.chdir(tmp_path)
+    with _no_exit():
+        cli.main(["train", "name=try", *RING])
+    (run,) = [p for p in (tmp_path / "outputs" / "try").iterdir() if p.is_dir()]
+    code, _, err = run_main(["sample", "ckpt=outputs/try", "out=x.png"], capsys)
+    said = f"ckpt=outputs/try is a folder of 1 run(s), not a run: pass one, e.g. the newest, outputs/try/{run.name}"
+    assert code == 2 and err.strip().endswith(said)
+    before = sorted(p.name for p in (tmp_path / "outputs" / "try").iterdir())
+    for target in ("outputs/try", "outputs/nothere", "outputs/try/latest"):
+        code, _, err = run_main(["train", f"resume={target}", "train.steps=8"], capsys)
+        assert code == 2 and f"resume={target}" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in (tmp_path / "outputs" / "try").iterdir()) == before  # no summary.json, no train.log
+    assert not (tmp_path / "outputs" / "nothere").exists()
+    code, _, _ = run_main(["sample", f"ckpt={run}", "out=x.png"], capsys)  # the run named: it samples
+    assert code == 0 and (tmp_path / "x.png").is_file()
+
+
 def _read(tmp_path: Path) -> str:
     return "".join(p.read_text() for p in tmp_path.glob("outputs/*/*/train.log"))
 

@@ -73,6 +73,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     """Read a ganrun checkpoint safely (no pickled code runs); CheckpointError says what is wrong."""
     path = Path(path)
     if path.is_dir():  # a run folder: take its last checkpoint
+        if not (path / "checkpoints" / "last.pt").is_file() and (runs := runs_below(path)):
+            raise CheckpointError(f"ckpt={path} is a folder of {len(runs)} run(s), not a run: pass one, e.g. the "
+                                  f"newest, {runs[-1]}")
         path = path / "checkpoints" / "last.pt"
     if not path.is_file():
         raise CheckpointError(f"ckpt={path}: no such file; pass a .pt file or a run folder with checkpoints/last.pt")
@@ -83,6 +86,15 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"ckpt={path} is not a ganrun checkpoint (no format={FORMAT!r} entry)")
     return ckpt
+
+
+def runs_below(folder: Path) -> list[Path]:
+    """The run folders (with checkpoints/last.pt) one or two levels below `folder`, oldest checkpoint first: a
+    named run's outputs/NAME/DATE_TIME, or outputs/DATE/TIME."""
+    found = {p.parent.parent for pattern in ("*/checkpoints/last.pt", "*/*/checkpoints/last.pt")
+             for p in folder.glob(pattern)}
+    runs = [run for run in found if not run.is_symlink()]  # outputs/latest: a link to one of them
+    return sorted(runs, key=lambda run: (run / "checkpoints" / "last.pt").stat().st_mtime)
 
 
 def why_unreadable(error: Exception) -> str:

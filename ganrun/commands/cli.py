@@ -40,14 +40,16 @@ def run_folder_of(target: Path) -> Path | None:
 
 def saved_overrides(target: Path, run_dir: Path | None) -> list[str]:
     """The overrides the run being resumed was composed from: those its checkpoint saved, or for an older
-    checkpoint its folder's .hydra/overrides.yaml; [] when neither can be read (run() then says why)."""
+    checkpoint its folder's .hydra/overrides.yaml. A checkpoint that cannot be read is one line and exit 2,
+    before Hydra writes anything into the folder named."""
     from ganrun.artifacts import checkpoint
     from ganrun.errors import UserError
 
     try:
         saved = checkpoint.load(target).get("overrides")
-    except UserError:
-        saved = None
+    except UserError as e:
+        fail(str(e).replace("ckpt=", "resume=", 1))
+        raise
     if saved is None and run_dir is not None and (run_dir / ".hydra" / "overrides.yaml").is_file():
         from omegaconf import OmegaConf
 
