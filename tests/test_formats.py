@@ -340,6 +340,12 @@ def test_hf_save_to_disk_and_parquet_load_with_labels(hf, tmp_path):
     assert len(data.HFImages(str(tmp_path / "pq"), split="test", image_size=8, workers=0)) == 3
     with pytest.raises(data.DataError, match="has no split 'validation'; pick one: dataset.split=train / test"):
         data.HFImages(str(tmp_path / "dict"), split="validation")
+    # a split other than train is in the set's name (the runs and feature spaces of the two tell apart) ...
+    names = [data.HFImages(str(tmp_path / "dict"), split=s, image_size=8, workers=0).name for s in ("train", "test")]
+    assert names == ["hf:dict", "hf:dict[test]"]
+    # ... and a split asked of one saved Dataset, which has none, is not ignored
+    with pytest.raises(data.DataError, match="dataset.split=test: .* holds one set, not named splits"):
+        data.HFImages(str(tmp_path / "saved"), split="test", image_size=8, workers=0)
 
 
 def test_hf_columns(hf, tmp_path):

@@ -56,6 +56,9 @@ def _load_hf(path: str, split: str) -> Any:
         if split not in loaded:
             raise DataError(f"{where} has no split {split!r}; pick one: dataset.split={' / '.join(loaded)}")
         loaded = loaded[split]
+    elif split != "train" and local.exists():  # one Dataset saved: it has no splits to pick from
+        raise DataError(f"dataset.split={split}: {where} holds one set, not named splits (a Dataset saved, not a "
+                        f"DatasetDict); leave dataset.split out")
     return loaded
 
 
@@ -152,7 +155,7 @@ class HFImages(StreamedImages):
         cells = (cell for batch in images.iter(batch_size=1000) for cell in batch[image_column])
         found = imagefile.scan(((i, _hf_source(cell)) for i, cell in enumerate(cells)), channels)
         labels, classes, n_classes = _hf_labels(ds, label_column, found.items) if label_column else (None, [], 0)
-        name = f"hf:{Path(path.rstrip('/')).stem or path}"
+        name = f"hf:{Path(path.rstrip('/')).stem or path}" + (f"[{split}]" if split != "train" else "")
         self._serve(name, found, _HFRows(images, image_column), labels, classes, image_size, background, workers,
                     where, n_classes)
 
