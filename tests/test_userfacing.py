@@ -4,6 +4,7 @@ command, quiet short runs, and a report that says why a run failed."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,21 @@ def test_a_typo_anywhere_in_a_sweep_is_one_line(args, message, tmp_path, capsys)
     code, out, err = run_main(["train", "-m", *args, f"hydra.sweep.dir={tmp_path / 's'}"], capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and out == ""
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["dataset=folder", "dataset.root=.", "dataset.image_size=48"],
+     "model=dcgan needs square 28, 32 or 64 px images, got 48x48; set dataset.image_size to one of [28, 32, 64]"),
+    (["model=resnet"], "model=resnet needs square 32 or 64 px images, got 28x28; set dataset.image_size=32"),
+    (["-m", "dataset=zip", "dataset.path=x.zip", "dataset.image_size=32,128"], "got 128x128"),
+])
+def test_an_image_size_the_model_cannot_take_is_refused_before_the_data_is_read(args, message, tmp_path, capsys,
+                                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    zipfile.ZipFile(tmp_path / "x.zip", "w").close()  # there, but its images never read: the size is refused first
+    code, out, err = run_main(["train", *args], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_single_runs_checks_each_swept_value_once():

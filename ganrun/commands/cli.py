@@ -152,6 +152,7 @@ def check_composes(args: list[str]) -> None:
     from ganrun import config
     from ganrun.commands.resume_sweep import resuming
     from ganrun.data import check_location
+    from ganrun.models.build import check_image_size
 
     located = not any(a.startswith("resume=") for a in args) and not resuming()
     try:
@@ -160,6 +161,7 @@ def check_composes(args: list[str]) -> None:
             config.validate(cfg)
             if located:  # a resumed run's relative paths are its launch folder's: checked when it is built
                 check_location(cfg.dataset)
+            check_image_size(cfg.model, cfg.dataset.get("image_size"))
     except ValueError as e:  # ConfigError, DataError: one line that names the key
         fail(str(e))
     except OverrideParseException as e:  # a sweep's overrides, parsed before composing

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ganrun.config.targets import instantiate
-from ganrun.models import dcgan
+from ganrun.models import dcgan, resnet
 from ganrun.models.common import auto_conditional
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,17 @@ def build_models(model_cfg: DictConfig | dict[str, Any], data_shape: tuple[int, 
 def is_dcgan(node: dict[str, Any]) -> bool:
     """Whether a model node builds the DCGAN (ganrun.models.dcgan.make)."""
     return str(node.get("_target_", "")).endswith("dcgan.make")
+
+
+def check_image_size(node: Any, image_size: Any) -> None:
+    """The size check model=dcgan or model=resnet makes when built, made on dataset.image_size (a set resized to
+    it) before any data is read, so a size the model cannot take leaves no run folder."""
+    if not isinstance(image_size, int) or isinstance(image_size, bool):
+        return
+    if is_dcgan(node):
+        dcgan.check_size(image_size, image_size)
+    elif str(node.get("_target_", "")).endswith("resnet.make"):
+        resnet.check_size(image_size, image_size)
 
 
 def settle_width(node: dict[str, Any], data_shape: tuple[int, ...]) -> dict[str, Any]:

@@ -38,6 +38,13 @@ from ganrun.models.common import (
 SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of G's first feature map
 
 
+def check_size(height: int, width_px: int) -> None:
+    """The image sizes the DCGAN is built for (SIZES), or one line saying which to set."""
+    if height != width_px or height not in SIZES:
+        raise ValueError(f"model=dcgan needs square 28, 32 or 64 px images, got {height}x{width_px}; "
+                         f"set dataset.image_size to one of {sorted(SIZES)} or use model=mlp")
+
+
 def _channels(size: int, width: int) -> list[int]:
     """Feature-map channels from G's first map down to its last hidden one, e.g. 64 px: [8w, 4w, 2w, w]."""
     n_up = (size // SIZES[size]).bit_length() - 1  # number of stride-2 doublings
@@ -184,9 +191,7 @@ def make(data_shape: Sequence[int], latent_dim: int = 100, width: int | Literal[
     if pack < 1:
         raise ValueError(f"model.pack={pack}: must be >= 1 (1: no packing)")
     channels, height, width_px = data_shape
-    if height != width_px or height not in SIZES:
-        raise ValueError(f"model=dcgan needs square 28, 32 or 64 px images, got {height}x{width_px}; "
-                         f"set dataset.image_size to one of {sorted(SIZES)} or use model=mlp")
+    check_size(height, width_px)
     if width == "auto":
         width = auto_width(data_shape)
     if not isinstance(width, int):

@@ -21,6 +21,13 @@ BOTTOM = 4  # G's first feature map is BOTTOM x BOTTOM
 SIZES = (32, 64)
 
 
+def check_size(height: int, width_px: int) -> None:
+    """The image sizes the ResNet is built for (SIZES), or one line saying which to set."""
+    if height != width_px or height not in SIZES:
+        raise ValueError(f"model=resnet needs square 32 or 64 px images, got {height}x{width_px}; "
+                         f"set dataset.image_size=32 (MNIST-style sets too) or use model=dcgan")
+
+
 class UpBlock(nn.Module):
     """x -> BN, ReLU, up x2, conv3 -> BN, ReLU, conv3; plus up x2 then conv1 of x."""
 
@@ -97,9 +104,7 @@ def make(data_shape: Sequence[int], latent_dim: int = 128, g_width: int = 256, d
     if len(data_shape) != 3:
         raise ValueError("model=resnet is for images; use model=mlp for 2-D point sets")
     channels, height, width_px = data_shape
-    if height != width_px or height not in SIZES:
-        raise ValueError(f"model=resnet needs square 32 or 64 px images, got {height}x{width_px}; "
-                         f"set dataset.image_size=32 (MNIST-style sets too) or use model=dcgan")
+    check_size(height, width_px)
     if latent_dim < 1 or g_width < 1 or d_width < 1:
         raise ValueError(f"model: latent_dim={latent_dim}, g_width={g_width}, d_width={d_width} must be >= 1")
     return (ResNetGenerator(channels, height, latent_dim, g_width, latent),
