@@ -73,10 +73,11 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     """Read a ganrun checkpoint safely (no pickled code runs); CheckpointError says what is wrong."""
     path = Path(path)
     if path.is_dir():  # a run folder: take its last checkpoint
-        if not (path / "checkpoints" / "last.pt").is_file() and (runs := runs_below(path)):
+        last = path / "checkpoints" / "last.pt"
+        if not last.is_file() and (runs := runs_below(path)):
             raise CheckpointError(f"ckpt={path} is a folder of {len(runs)} run(s), not a run: pass one, e.g. the "
                                   f"newest, {runs[-1]}")
-        path = path / "checkpoints" / "last.pt"
+        path = last
     if not path.is_file():
         raise CheckpointError(f"ckpt={path}: no such file; pass a .pt file or a run folder with checkpoints/last.pt")
     try:
